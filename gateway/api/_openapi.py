@@ -1,0 +1,76 @@
+"""OpenAPI documentation pieces: contract request bodies and the problem responses."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, RequestBody
+
+from gateway.api._problems import PROBLEM_JSON, Problem
+from gateway.registry import Contract, component_name
+
+class ReturnDocument(msgspec.Struct, kw_only=True):
+    """A return as the API shows it (documentation twin of ``ReturnResource``)."""
+
+    object: str
+    id: str
+    partner: str
+    external_id: str
+    status: str
+    contract: str
+    contract_version: str
+    accepted_at: dt.datetime
+    updated_at: dt.datetime
+    request: dict[str, Any]
+
+
+PROBLEM_STATUSES = {
+    400: "Malformed JSON, or a missing or invalid Idempotency-Key",
+    401: "Missing, unknown or revoked API key",
+    403: "The API key lacks the scope this call needs",
+    404: "No such resource for this partner",
+    409: "Same idempotency key still in flight, or the external id was already submitted",
+    413: "Body larger than the configured limit",
+    415: "Body is not application/json",
+    422: "Payload violates its contract (every violation listed), or the key was reused with another payload",
+    429: "Partner over its rate limit (see Retry-After and RateLimit-*)",
+    503: "Broker or Redis unavailable; retry later with the same Idempotency-Key",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """Documented problem+json answers for the given status codes."""
+    return {
+        status: ResponseSpec(
+            data_container=Problem, media_type=PROBLEM_JSON, description=PROBLEM_STATUSES[status]
+        )
+        for status in statuses
+    }
+
+
+def contract_body(contract: Contract) -> type[Operation]:
+    """An Operation class whose request body is ``contract``, with its valid examples."""
+    reference = {"$ref": f"#/components/schemas/{component_name(contract.name, contract.version)}"}
+    examples = {e.name: Example(summary=e.name, value=e.payload) for e in contract.valid_examples}
+
+    @dataclass
+    class ContractBodyOperation(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = RequestBody(
+                required=True,
+                description=f"A `{contract.name}` {contract.version} document.",
+                content={
+                    "application/json": OpenAPIMediaType(
+                        # Litestar serialises a plain dict as it is, keeping the JSON Schema ref.
+                        schema=reference,  # type: ignore[arg-type]
+                        examples=examples or None,
+                    )
+                },
+            )
+
+    return ContractBodyOperation
+

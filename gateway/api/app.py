@@ -1,0 +1,62 @@
+"""The litestar application: routes, problem rendering, OpenAPI, and one lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from gateway.api._problems import EXCEPTION_HANDLERS
+from gateway.api._security import BEARER_SCHEME
+from gateway.api.contracts import contracts_router
+from gateway.api.health import live, ready
+from gateway.api.returns import returns_router
+from gateway.registry import ContractRegistry
+from gateway.services import Services
+from gateway.settings import Settings
+
+API_TITLE = "Returns gateway"
+API_VERSION = "1.0.0"
+
+
+def create_app(settings: Settings | None = None, registry: ContractRegistry | None = None) -> Litestar:
+    """Build the gateway; contracts load now, so a broken contract stops start-up here."""
+    settings = settings or Settings.from_env()
+    registry = registry or ContractRegistry.from_folder(settings.contracts_dir)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            app.state.services = await Services.start(settings, registry, stack)
+            yield
+
+    openapi = OpenAPIConfig(
+        title=API_TITLE,
+        version=API_VERSION,
+        description="Governed API for returns (RMAs) and credits. Errors are application/problem+json.",
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin()],
+        components=Components(
+            schemas=registry.openapi_components,  # type: ignore[arg-type]
+            security_schemes={
+                BEARER_SCHEME: SecurityScheme(
+                    type="http", scheme="bearer", description="API key issued by `returns-gateway keys create`"
+                )
+            },
+        ),
+    )
+    app = Litestar(
+        route_handlers=[returns_router(registry), contracts_router, live, ready],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi,
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    return app

@@ -1,0 +1,101 @@
+"""``/v1/returns``: submit a return request and follow it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, Router, get, post
+from litestar.di import Provide
+from litestar.openapi.datastructures import ResponseSpec
+
+from gateway.api._deprecation import deprecation_headers
+from gateway.api._openapi import ReturnDocument, contract_body, problem_responses
+from gateway.api._problems import extra_headers
+from gateway.api._security import SCOPE_OPT, SECURITY, add_response_headers, provide_principal
+from gateway.auth import Principal, Scope
+from gateway.envelope import trace_context
+from gateway.errors import NotFound, UnsupportedMediaType
+from gateway.idempotency import HEADER, REPLAYED_HEADER, parse_key
+from gateway.intake import RETURN_REQUEST
+from gateway.registry import ContractRegistry
+from gateway.returns_store import render_return
+from gateway.services import Services
+
+JSON = "application/json"
+_MAX_ID_LENGTH = 64
+
+
+def _require_json(request: Request[Any, Any, Any]) -> None:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != JSON and not (media_type.startswith("application/") and media_type.endswith("+json")):
+        raise UnsupportedMediaType(f"send the body as {JSON}, not {media_type or 'no content type'}")
+
+
+def returns_router(registry: ContractRegistry) -> Router:
+    """Routes for returns, documented with the ``return-request`` contract installed."""
+    contract = registry.require(*RETURN_REQUEST)
+
+    @post(
+        "/",
+        status_code=202,
+        summary="Submit a return request",
+        description=(
+            "Validates the body against `return-request` v1 and answers 202 only once the return is "
+            f"durably in the broker. `{HEADER}` is required; a retry with the same key and payload "
+            f"replays the first answer with `{REPLAYED_HEADER}: true`."
+        ),
+        opt={SCOPE_OPT: Scope.RETURNS_WRITE},
+        operation_class=contract_body(contract),
+        security=SECURITY,
+        responses={
+            202: ResponseSpec(data_container=ReturnDocument, description="Accepted and durably queued"),
+            **problem_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
+        },
+    )
+    async def submit_return(request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
+        services: Services = request.app.state.services
+        add_response_headers(request, deprecation_headers(contract))
+        _require_json(request)
+        key = parse_key(request.headers.get(HEADER))
+        body = await request.body()
+        accepted = await services.intake.submit(
+            principal,
+            key,
+            body,
+            trace_context(request.headers.get("traceparent"), request.headers.get("tracestate")),
+        )
+        headers = {**extra_headers(request), **accepted.response.headers}
+        if accepted.replayed:
+            headers[REPLAYED_HEADER] = "true"
+        return Response(
+            accepted.response.body, status_code=accepted.response.status_code, media_type=JSON, headers=headers
+        )
+
+    @get(
+        "/{return_id:str}",
+        summary="Get a return",
+        description="The return as accepted and where it stands. Another partner's return answers 404.",
+        opt={SCOPE_OPT: Scope.RETURNS_READ},
+        security=SECURITY,
+        responses={
+            200: ResponseSpec(data_container=ReturnDocument, description="The return"),
+            **problem_responses(401, 403, 404, 429, 503),
+        },
+    )
+    async def get_return(
+        request: Request[Any, Any, Any], principal: Principal, return_id: str
+    ) -> Response[bytes]:
+        services: Services = request.app.state.services
+        record = await services.returns.get(return_id) if len(return_id) <= _MAX_ID_LENGTH else None
+        if record is None or (record.partner != principal.partner and not principal.is_admin):
+            raise NotFound(f"no return '{return_id}' for this partner")
+        return Response(
+            render_return(record), status_code=200, media_type=JSON, headers=extra_headers(request)
+        )
+
+    return Router(
+        "/v1/returns",
+        route_handlers=[submit_return, get_return],
+        dependencies={"principal": Provide(provide_principal)},
+        tags=["returns"],
+    )

@@ -1,0 +1,109 @@
+"""``returns-gateway``: run the gateway and administer it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gateway.auth import KeyStore, Scope
+from gateway.errors import GatewayError
+from gateway.settings import Settings
+from gateway.storage import connect_redis
+
+app = typer.Typer(help="Governed integration gateway for returns and credits.", no_args_is_help=True)
+keys_app = typer.Typer(help="Issue, list and revoke partner API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+T = TypeVar("T")
+err = Console(stderr=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP gateway (settings come from RGW_* environment variables)."""
+    import uvicorn
+
+    uvicorn.run(
+        "gateway.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )
+
+
+def _with_keys(action: Callable[[KeyStore], Awaitable[T]]) -> T:
+    async def run() -> T:
+        settings = Settings.from_env()
+        redis = connect_redis(settings.redis_url)
+        try:
+            return await action(KeyStore(redis, settings))
+        finally:
+            await redis.aclose()
+
+    try:
+        return asyncio.run(run())
+    except (GatewayError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+
+
+@keys_app.command("create")
+def keys_create(
+    partner: Annotated[str, typer.Option(help="Partner (tenant) the key belongs to.")],
+    scope: Annotated[list[Scope], typer.Option(help="Scope to grant; repeat for several.")],
+    rate_limit: Annotated[
+        int | None, typer.Option(help="Set the partner's requests-per-second limit.", min=1)
+    ] = None,
+    label: Annotated[str, typer.Option(help="Free text to recognise the key by.")] = "",
+) -> None:
+    """Create a key; it is printed once, alone on the last line, and never stored."""
+    issued = _with_keys(lambda ks: ks.create(partner, [s.value for s in scope], rate_limit=rate_limit, label=label))
+    err.print(
+        f"key {issued.record.key_id} for partner {issued.record.partner} "
+        f"scopes {' '.join(issued.record.scopes)} — store it now, it cannot be shown again"
+    )
+    typer.echo(issued.secret)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List every key (never the secret), revoked ones marked."""
+    records = _with_keys(lambda ks: ks.list())
+    table = Table("key id", "partner", "scopes", "created", "revoked", "label")
+    for r in records:
+        table.add_row(
+            r.key_id,
+            r.partner,
+            " ".join(r.scopes),
+            r.created_at.isoformat(timespec="seconds"),
+            r.revoked_at.isoformat(timespec="seconds") if r.revoked_at else "",
+            r.label,
+        )
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id shown by 'keys list'.")]) -> None:
+    """Revoke a key; running gateways stop accepting it within RGW_AUTH_CACHE_SECONDS."""
+    record = _with_keys(lambda ks: ks.revoke(key_id))
+    if record is None:
+        err.print(f"[red]error:[/red] no key {key_id}")
+        raise typer.Exit(code=1)
+    typer.echo(f"revoked {record.key_id} ({record.partner})")
+
+
+if __name__ == "__main__":
+    app()

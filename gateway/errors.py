@@ -1,0 +1,165 @@
+"""The gateway's exception tree.
+
+Every error the gateway raises descends from :class:`GatewayError`::
+
+    GatewayError
+    ├── ContractRegistryError          a contract folder is invalid; the gateway refuses to start
+    ├── DependencyUnavailable          retryable: a server we depend on did not answer
+    │   ├── BrokerUnavailable          RabbitMQ down, refused, or did not confirm in time
+    │   └── StoreUnavailable           Redis down or timed out
+    └── ProblemError                   answered to the client as application/problem+json
+        ├── MalformedRequest               400
+        ├── AuthenticationRequired         401
+        ├── PermissionDenied               403
+        ├── NotFound                       404
+        ├── IdempotencyKeyInFlight         409
+        ├── DuplicateReturn                409
+        ├── PayloadTooLarge                413
+        ├── UnsupportedMediaType           415
+        ├── ContractViolation              422  (every violation, with its JSON pointer)
+        ├── IdempotencyKeyReused           422
+        ├── RateLimited                    429  (Retry-After)
+        └── ServiceUnavailable             503  (Retry-After)
+
+Lower layers (redis, aio-pika) are translated into these at their boundary with
+``raise ... from exc``; the HTTP edge renders only :class:`ProblemError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import msgspec
+
+
+class GatewayError(Exception):
+    """Root of every error the gateway raises on purpose."""
+
+
+class ContractRegistryError(GatewayError):
+    """A contract could not be loaded, compiled or resolved."""
+
+
+class DependencyUnavailable(GatewayError):
+    """A server the gateway depends on is unavailable; the same request may succeed later."""
+
+
+class BrokerUnavailable(DependencyUnavailable):
+    """RabbitMQ is unreachable, refused the message, or did not confirm it in time."""
+
+
+class StoreUnavailable(DependencyUnavailable):
+    """Redis is unreachable or timed out."""
+
+
+class Violation(msgspec.Struct, frozen=True):
+    """One reason a payload was refused, located by an RFC 6901 JSON pointer."""
+
+    pointer: str
+    detail: str
+    keyword: str | None = None
+
+
+class ProblemError(GatewayError):
+    """An error answered to the client as an RFC 9457 problem document."""
+
+    status_code: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        extensions: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extensions = dict(extensions or {})
+
+    @property
+    def type_uri(self) -> str:
+        """A stable identifier clients can branch on."""
+        return f"urn:returns-gateway:problem:{self.slug}"
+
+
+class MalformedRequest(ProblemError):
+    status_code = 400
+    slug = "malformed-request"
+    title = "Malformed request"
+
+
+class AuthenticationRequired(ProblemError):
+    status_code = 401
+    slug = "authentication-required"
+    title = "Authentication required"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="returns-gateway"'})
+
+
+class PermissionDenied(ProblemError):
+    status_code = 403
+    slug = "permission-denied"
+    title = "Permission denied"
+
+
+class NotFound(ProblemError):
+    status_code = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class IdempotencyKeyInFlight(ProblemError):
+    status_code = 409
+    slug = "idempotency-key-in-flight"
+    title = "A request with this idempotency key is still being processed"
+
+
+class DuplicateReturn(ProblemError):
+    status_code = 409
+    slug = "duplicate-return"
+    title = "A return with this external id already exists"
+
+
+class PayloadTooLarge(ProblemError):
+    status_code = 413
+    slug = "payload-too-large"
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(ProblemError):
+    status_code = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class ContractViolation(ProblemError):
+    status_code = 422
+    slug = "contract-violation"
+    title = "The payload violates its contract"
+
+    def __init__(self, detail: str, violations: Sequence[Violation]) -> None:
+        super().__init__(detail, extensions={"errors": [msgspec.to_builtins(v) for v in violations]})
+        self.violations = tuple(violations)
+
+
+class IdempotencyKeyReused(ProblemError):
+    status_code = 422
+    slug = "idempotency-key-reused"
+    title = "The idempotency key was used with a different payload"
+
+
+class RateLimited(ProblemError):
+    status_code = 429
+    slug = "rate-limited"
+    title = "Too many requests"
+
+
+class ServiceUnavailable(ProblemError):
+    status_code = 503
+    slug = "service-unavailable"
+    title = "Service temporarily unavailable"

@@ -1,0 +1,87 @@
+"""Accepted returns as the gateway knows them: who sent what, and where it stands."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+import redis.asyncio as aioredis
+
+from gateway.settings import Settings
+from gateway.storage import redis_errors
+
+INITIAL_STATUS = "requested"
+
+
+class ReturnRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One accepted return; written only after the broker confirmed its message."""
+
+    id: str
+    partner: str
+    external_id: str
+    status: str
+    contract: str
+    contract_version: str
+    accepted_at: dt.datetime
+    updated_at: dt.datetime
+    message_id: str
+    request: msgspec.Raw
+
+
+class ReturnResource(msgspec.Struct, frozen=True, kw_only=True):
+    """A return as the API shows it."""
+
+    object: str = "return"
+    id: str
+    partner: str
+    external_id: str
+    status: str
+    contract: str
+    contract_version: str
+    accepted_at: dt.datetime
+    updated_at: dt.datetime
+    request: msgspec.Raw
+
+    @classmethod
+    def of(cls, record: ReturnRecord) -> ReturnResource:
+        return cls(
+            id=record.id,
+            partner=record.partner,
+            external_id=record.external_id,
+            status=record.status,
+            contract=record.contract,
+            contract_version=record.contract_version,
+            accepted_at=record.accepted_at,
+            updated_at=record.updated_at,
+            request=record.request,
+        )
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def render_return(record: ReturnRecord) -> bytes:
+    """The API's JSON for a return."""
+    return _encoder.encode(ReturnResource.of(record))
+
+
+class ReturnStore:
+    """Reads and writes return records in Redis."""
+
+    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._decoder = msgspec.json.Decoder(ReturnRecord)
+
+    def _key(self, return_id: str) -> str:
+        return self._settings.key("return", return_id)
+
+    def save_in(self, pipe: aioredis.client.Pipeline, record: ReturnRecord) -> None:
+        """Queue the write on ``pipe`` so it commits with the idempotency record."""
+        pipe.set(self._key(record.id), msgspec.json.encode(record))
+
+    async def get(self, return_id: str) -> ReturnRecord | None:
+        """The record, or ``None`` if no return has this id."""
+        with redis_errors():
+            raw = await self._redis.get(self._key(return_id))
+        return None if raw is None else self._decoder.decode(raw)

@@ -1,0 +1,63 @@
+"""Everything the gateway holds open while it runs, started and stopped in one place."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from gateway.auth import Authenticator, KeyStore
+from gateway.broker import BrokerPublisher
+from gateway.idempotency import IdempotencyStore
+from gateway.intake import RETURN_REQUEST, ReturnIntake
+from gateway.ratelimit import PartnerRateLimiter
+from gateway.registry import ContractRegistry
+from gateway.returns_store import ReturnStore
+from gateway.settings import Settings
+from gateway.storage import connect_redis
+
+
+@dataclass(kw_only=True)
+class Services:
+    """The gateway's long-lived collaborators, built from settings."""
+
+    settings: Settings
+    registry: ContractRegistry
+    redis: aioredis.Redis
+    keys: KeyStore
+    authenticator: Authenticator
+    rate_limiter: PartnerRateLimiter
+    returns: ReturnStore
+    publisher: BrokerPublisher
+    intake: ReturnIntake
+
+    @classmethod
+    async def start(cls, settings: Settings, registry: ContractRegistry, stack: AsyncExitStack) -> Services:
+        """Open Redis and the broker; ``stack`` closes them in reverse order."""
+        redis = connect_redis(settings.redis_url)
+        stack.push_async_callback(redis.aclose)
+        publisher = BrokerPublisher(settings)
+        await publisher.start()
+        stack.push_async_callback(publisher.close)
+        keys = KeyStore(redis, settings)
+        returns = ReturnStore(redis, settings)
+        return cls(
+            settings=settings,
+            registry=registry,
+            redis=redis,
+            keys=keys,
+            authenticator=Authenticator(
+                keys, cache_seconds=settings.auth_cache_seconds, default_rate_limit=settings.default_rate_limit
+            ),
+            rate_limiter=PartnerRateLimiter(settings.redis_url, key_prefix=settings.key("ratelimit")),
+            returns=returns,
+            publisher=publisher,
+            intake=ReturnIntake(
+                contract=registry.require(*RETURN_REQUEST),
+                idempotency=IdempotencyStore(redis, settings),
+                returns=returns,
+                publisher=publisher,
+                redis=redis,
+            ),
+        )

@@ -1,0 +1,86 @@
+"""Gateway settings, read once from ``RGW_*`` environment variables.
+
+Every field documents its environment variable; README's configuration table is
+built from the same names, so keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "RGW_"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Runtime configuration of the gateway."""
+
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    """``RGW_AMQP_URL``: the RabbitMQ broker the gateway publishes to."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """``RGW_REDIS_URL``: Redis for API keys, idempotency records, rate limits and return state."""
+
+    namespace: str = "rgw"
+    """``RGW_NAMESPACE``: prefix of every exchange, queue and Redis key, so deployments can share servers."""
+
+    contracts_dir: Path = field(default=PROJECT_ROOT / "contracts")
+    """``RGW_CONTRACTS_DIR``: folder holding ``<name>/<version>/schema.json`` contracts."""
+
+    max_body_bytes: int = 1_048_576
+    """``RGW_MAX_BODY_BYTES``: largest request body accepted; larger answers 413."""
+
+    idempotency_ttl_seconds: int = 86_400
+    """``RGW_IDEMPOTENCY_TTL_SECONDS``: how long an idempotency key and its response are kept."""
+
+    idempotency_lease_seconds: int = 30
+    """``RGW_IDEMPOTENCY_LEASE_SECONDS``: how long a request may hold its key in flight before another
+    request with the same key may take over (covers a gateway that died mid-request)."""
+
+    default_rate_limit: int = 100
+    """``RGW_DEFAULT_RATE_LIMIT``: requests per second for a partner without a limit of its own."""
+
+    auth_cache_seconds: float = 5.0
+    """``RGW_AUTH_CACHE_SECONDS``: how long a verified API key is trusted without asking Redis again;
+    also the longest a revoked key keeps working on a running gateway."""
+
+    publish_timeout_seconds: float = 5.0
+    """``RGW_PUBLISH_TIMEOUT_SECONDS``: how long to wait for the broker's confirm before answering 503."""
+
+    retry_after_seconds: int = 5
+    """``RGW_RETRY_AFTER_SECONDS``: the ``Retry-After`` a client gets when the broker is unavailable."""
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``RGW_*`` variables; explicit ``overrides`` win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            raw = env.get(ENV_PREFIX + spec.name.upper())
+            if raw is None:
+                continue
+            default = spec.default
+            if isinstance(default, bool):
+                values[spec.name] = raw.strip().lower() in {"1", "true", "yes", "on"}
+            elif isinstance(default, int):
+                values[spec.name] = int(raw)
+            elif isinstance(default, float):
+                values[spec.name] = float(raw)
+            elif spec.name.endswith("_dir"):
+                values[spec.name] = Path(raw)
+            else:
+                values[spec.name] = raw
+        values.update(overrides)
+        return cls(**values)
+
+    def key(self, *parts: str) -> str:
+        """A Redis key inside this deployment's namespace."""
+        return ":".join((self.namespace, *parts))
+
+    def amqp_name(self, *parts: str) -> str:
+        """An exchange or queue name inside this deployment's namespace."""
+        return ".".join((self.namespace, *parts))

@@ -1,0 +1,30 @@
+"""Watch what reaches the broker, over a direct connection of the test's own."""
+
+from __future__ import annotations
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+
+
+class CapturedQueue:
+    """A queue bound to an exchange that records every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[AbstractIncomingMessage] = []
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self.messages.append(message)
+        await message.ack()
+
+
+async def capture(
+    connection: AbstractRobustConnection, exchange: str, queue_name: str, routing_key: str = "#"
+) -> CapturedQueue:
+    """Bind ``queue_name`` to ``exchange`` (declared by the gateway) and start recording."""
+    channel = await connection.channel()
+    target = await channel.get_exchange(exchange, ensure=True)
+    queue = await channel.declare_queue(queue_name, durable=True, arguments={"x-queue-type": "quorum"})
+    await queue.bind(target, routing_key)
+    captured = CapturedQueue()
+    await queue.consume(captured._on_message)
+    return captured
