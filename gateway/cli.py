@@ -70,7 +70,9 @@ def keys_create(
     label: Annotated[str, typer.Option(help="Free text to recognise the key by.")] = "",
 ) -> None:
     """Create a key; it is printed once, alone on the last line, and never stored."""
-    issued = _with_keys(lambda ks: ks.create(partner, [s.value for s in scope], rate_limit=rate_limit, label=label))
+    issued = _with_keys(
+        lambda ks: ks.create(partner, [s.value for s in scope], rate_limit=rate_limit, label=label)
+    )
     err.print(
         f"key {issued.record.key_id} for partner {issued.record.partner} "
         f"scopes {' '.join(issued.record.scopes)} — store it now, it cannot be shown again"

@@ -164,9 +164,11 @@ class IdempotencyStore:
         with redis_errors():
             await self._release(keys=[claim.key, claim.external_key], args=[claim.token, claim.return_id])
 
-    def complete_in(self, pipe: aioredis.client.Pipeline, claim: Claim, response: StoredResponse) -> None:
+    async def complete_in(
+        self, pipe: aioredis.client.Pipeline, claim: Claim, response: StoredResponse
+    ) -> None:
         """Queue the key's completion on ``pipe``, so it commits together with the return's record."""
-        self._complete(
+        await self._complete(
             keys=[claim.key],
             args=[
                 claim.token,

@@ -72,7 +72,8 @@ class ReturnIntake:
         violations = self._contract.violations(payload)
         if violations:
             raise ContractViolation(
-                f"{len(violations)} violation(s) of {self._contract.name} {self._contract.version}", violations
+                f"{len(violations)} violation(s) of {self._contract.name} {self._contract.version}",
+                violations,
             )
         assert isinstance(payload, dict)  # the contract's root is an object
         outcome = await self._idempotency.claim(
@@ -139,6 +140,6 @@ class ReturnIntake:
         with redis_errors():
             async with self._redis.pipeline(transaction=True) as pipe:
                 self._returns.save_in(pipe, record)
-                self._idempotency.complete_in(pipe, claim, response)
+                await self._idempotency.complete_in(pipe, claim, response)
                 await pipe.execute()
         return response

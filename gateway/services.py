@@ -48,7 +48,9 @@ class Services:
             redis=redis,
             keys=keys,
             authenticator=Authenticator(
-                keys, cache_seconds=settings.auth_cache_seconds, default_rate_limit=settings.default_rate_limit
+                keys,
+                cache_seconds=settings.auth_cache_seconds,
+                default_rate_limit=settings.default_rate_limit,
             ),
             rate_limiter=PartnerRateLimiter(settings.redis_url, key_prefix=settings.key("ratelimit")),
             returns=returns,

@@ -93,7 +93,9 @@ def make_key(redis: aioredis.Redis, settings: Settings) -> KeyFactory:
     """Issue an API key straight into this test's namespace."""
 
     async def issue(
-        partner: str = "acme", scopes: tuple[str, ...] = ("returns:write", "returns:read"), rate_limit: int = 1000
+        partner: str = "acme",
+        scopes: tuple[str, ...] = ("returns:write", "returns:read"),
+        rate_limit: int = 1000,
     ) -> str:
         issued = await KeyStore(redis, settings).create(partner, list(scopes), rate_limit=rate_limit)
         return issued.secret

@@ -13,6 +13,7 @@ from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, RequestB
 from gateway.api._problems import PROBLEM_JSON, Problem
 from gateway.registry import Contract, component_name
 
+
 class ReturnDocument(msgspec.Struct, kw_only=True):
     """A return as the API shows it (documentation twin of ``ReturnResource``)."""
 
@@ -73,4 +74,3 @@ def contract_body(contract: Contract) -> type[Operation]:
             )
 
     return ContractBodyOperation
-

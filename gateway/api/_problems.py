@@ -45,7 +45,13 @@ def problem_response(
     headers: dict[str, str] | None = None,
     extensions: dict[str, Any] | None = None,
 ) -> Response[bytes]:
-    body = {"type": type_uri, "title": title, "status": status, "detail": detail, "instance": request.url.path}
+    body = {
+        "type": type_uri,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
     body.update(extensions or {})
     return Response(
         _encoder.encode(body),

@@ -44,7 +44,9 @@ def create_app(settings: Settings | None = None, registry: ContractRegistry | No
             schemas=registry.openapi_components,  # type: ignore[arg-type]
             security_schemes={
                 BEARER_SCHEME: SecurityScheme(
-                    type="http", scheme="bearer", description="API key issued by `returns-gateway keys create`"
+                    type="http",
+                    scheme="bearer",
+                    description="API key issued by `returns-gateway keys create`",
                 )
             },
         ),

@@ -7,8 +7,9 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, Router, get
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath
 
 from gateway.api._deprecation import deprecation_headers
 from gateway.api._openapi import problem_responses
@@ -49,7 +50,9 @@ _encoder = msgspec.json.Encoder()
         **problem_responses(401, 429, 503),
     },
 )
-async def list_contracts(request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
+async def list_contracts(
+    request: Request[Any, Any, Any], principal: NamedDependency[Principal]
+) -> Response[bytes]:
     services: Services = request.app.state.services
     listing = ContractList(
         object="list",
@@ -78,7 +81,10 @@ async def list_contracts(request: Request[Any, Any, Any], principal: Principal) 
     },
 )
 async def get_contract(
-    request: Request[Any, Any, Any], principal: Principal, name: str, version: str
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    name: FromPath[str],
+    version: FromPath[str],
 ) -> Response[bytes]:
     services: Services = request.app.state.services
     contract = services.registry.get(name, version)

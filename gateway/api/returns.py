@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, Router, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath
 
 from gateway.api._deprecation import deprecation_headers
 from gateway.api._openapi import ReturnDocument, contract_body, problem_responses
@@ -52,7 +53,9 @@ def returns_router(registry: ContractRegistry) -> Router:
             **problem_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
         },
     )
-    async def submit_return(request: Request[Any, Any, Any], principal: Principal) -> Response[bytes]:
+    async def submit_return(
+        request: Request[Any, Any, Any], principal: NamedDependency[Principal]
+    ) -> Response[bytes]:
         services: Services = request.app.state.services
         add_response_headers(request, deprecation_headers(contract))
         _require_json(request)
@@ -68,7 +71,10 @@ def returns_router(registry: ContractRegistry) -> Router:
         if accepted.replayed:
             headers[REPLAYED_HEADER] = "true"
         return Response(
-            accepted.response.body, status_code=accepted.response.status_code, media_type=JSON, headers=headers
+            accepted.response.body,
+            status_code=accepted.response.status_code,
+            media_type=JSON,
+            headers=headers,
         )
 
     @get(
@@ -83,7 +89,7 @@ def returns_router(registry: ContractRegistry) -> Router:
         },
     )
     async def get_return(
-        request: Request[Any, Any, Any], principal: Principal, return_id: str
+        request: Request[Any, Any, Any], principal: NamedDependency[Principal], return_id: FromPath[str]
     ) -> Response[bytes]:
         services: Services = request.app.state.services
         record = await services.returns.get(return_id) if len(return_id) <= _MAX_ID_LENGTH else None

@@ -115,7 +115,11 @@ class KeyStore:
         """Every key ever issued, revoked ones included, oldest first."""
         with redis_errors():
             hashes = await self._redis.hgetall(self._index_key)
-            raws = await self._redis.mget([self._record_key(h.decode()) for h in hashes.values()]) if hashes else []
+            raws = (
+                await self._redis.mget([self._record_key(h.decode()) for h in hashes.values()])
+                if hashes
+                else []
+            )
         records = [msgspec.json.decode(r, type=ApiKeyRecord) for r in raws if r is not None]
         return sorted(records, key=lambda r: r.created_at)
 

@@ -14,9 +14,9 @@ import contextlib
 import logging
 
 import aio_pika
-from pamqp.commands import Basic
 from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from pamqp.commands import Basic
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential_jitter
 
 from gateway.broker._topology import declare_edge_topology
@@ -66,7 +66,7 @@ class BrokerPublisher:
         """Connect now if the broker is there; otherwise keep trying in the background."""
         try:
             await self._connect()
-        except CONNECTION_EXCEPTIONS + (TimeoutError,) as exc:
+        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
             log.warning("broker not reachable at start-up, retrying in background: %s", exc)
             self._connecting = asyncio.create_task(self._connect_until_up(), name="broker-connect")
 
@@ -87,7 +87,7 @@ class BrokerPublisher:
     async def _connect_until_up(self) -> None:
         async for attempt in AsyncRetrying(
             wait=initial_connect_wait,
-            retry=retry_if_exception_type(CONNECTION_EXCEPTIONS + (TimeoutError,)),
+            retry=retry_if_exception_type((*CONNECTION_EXCEPTIONS, TimeoutError)),
             before_sleep=before_sleep_log(log, logging.WARNING),
         ):
             with attempt:
@@ -116,7 +116,7 @@ class BrokerPublisher:
                 mandatory=True,
                 timeout=self._settings.publish_timeout_seconds,
             )
-        except CONNECTION_EXCEPTIONS + (TimeoutError,) as exc:
+        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
             raise BrokerUnavailable(f"broker did not confirm the message: {exc!r}") from exc
         if not isinstance(confirmation, Basic.Ack):
             raise BrokerUnavailable(f"broker did not acknowledge the message: {confirmation!r}")

@@ -25,7 +25,9 @@ def unrouted_name(settings: Settings) -> str:
 
 async def declare_edge_topology(channel: AbstractChannel, settings: Settings) -> AbstractExchange:
     """Declare the events exchange with its alternate exchange and queue; returns the exchange."""
-    unrouted = await channel.declare_exchange(unrouted_name(settings), aio_pika.ExchangeType.FANOUT, durable=True)
+    unrouted = await channel.declare_exchange(
+        unrouted_name(settings), aio_pika.ExchangeType.FANOUT, durable=True
+    )
     queue = await channel.declare_queue(
         unrouted_name(settings), durable=True, arguments={"x-queue-type": "quorum"}
     )

@@ -38,7 +38,9 @@ def _rewrite(node: Any, contract: Contract, by_id: dict[str, Contract]) -> Any:
         if fragment in {"", "/"}:
             out["$ref"] = _COMPONENTS + component_name(target.name, target.version)
         elif ("#" + fragment).startswith(_DEFS) and "/" not in fragment[len("/$defs/") :]:
-            out["$ref"] = _COMPONENTS + component_name(target.name, target.version, fragment[len("/$defs/") :])
+            out["$ref"] = _COMPONENTS + component_name(
+                target.name, target.version, fragment[len("/$defs/") :]
+            )
         else:
             raise ContractRegistryError(f"{contract.source}: only refs to $defs can be bundled, got {ref!r}")
     return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 

@@ -1,9 +1,19 @@
-"""A loopback TCP proxy a test can cut and restore, to take the broker away from the gateway."""
+"""A loopback TCP proxy a test can cut and restore, to take the broker away from the gateway.
+
+The proxy runs its own event loop on its own thread: the app under test may run on
+another loop (litestar's test client uses a portal thread) and block the test's loop
+while it shuts down through the proxy.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class TcpProxy:
@@ -16,7 +26,17 @@ class TcpProxy:
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
 
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="tcp-proxy", daemon=True)
+        self._thread.start()
+
+    async def _on_proxy_loop(self, work: Coroutine[Any, Any, T]) -> T:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))
+
     async def start(self) -> None:
+        await self._on_proxy_loop(self._listen())
+
+    async def _listen(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -43,9 +63,11 @@ class TcpProxy:
 
     async def cut(self) -> None:
         """Stop listening and reset every open connection, like a broker that vanished."""
+        await self._on_proxy_loop(self._cut())
+
+    async def _cut(self) -> None:
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
             self._server = None
         for writer in list(self._writers):
             transport = writer.transport
@@ -60,5 +82,11 @@ class TcpProxy:
 
     async def close(self) -> None:
         await self.cut()
+        await self._on_proxy_loop(self._cancel_pipes())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    async def _cancel_pipes(self) -> None:
         for task in list(self._tasks):
             task.cancel()

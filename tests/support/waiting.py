@@ -8,10 +8,14 @@ from collections.abc import Awaitable, Callable
 
 
 async def wait_until(
-    condition: Callable[[], bool | Awaitable[bool]], *, timeout: float = 10.0, interval: float = 0.02, what: str = ""
+    condition: Callable[[], bool | Awaitable[bool]],
+    *,
+    within: float = 10.0,
+    interval: float = 0.02,
+    what: str = "",
 ) -> None:
-    """Poll ``condition`` until it holds; fail with ``what`` once ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
+    """Poll ``condition`` until it holds; fail with ``what`` once ``within`` seconds pass."""
+    deadline = time.monotonic() + within
     while True:
         result = condition()
         if not isinstance(result, bool):
@@ -19,5 +23,5 @@ async def wait_until(
         if result:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+            raise AssertionError(f"timed out after {within}s waiting for {what or condition}")
         await asyncio.sleep(interval)

@@ -1,0 +1,1 @@
+"""Benchmarks for the returns gateway; see ``bench/README.md``."""

@@ -1,0 +1,30 @@
+"""Per-partner rate limits in Redis: 429 with Retry-After and RateLimit-* headers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.conftest import Gateway, KeyFactory
+from tests.support.payloads import headers
+
+
+async def test_partner_over_its_limit_gets_429(gateway: Gateway, make_key: KeyFactory) -> None:
+    limited = await make_key("slowpoke", scopes=("returns:read",), rate_limit=3)
+    other = await make_key("acme", scopes=("returns:read",), rate_limit=1000)
+    responses = await asyncio.gather(
+        *(gateway.client.get("/v1/contracts", headers=headers(limited)) for _ in range(8))
+    )
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(200) == 3, statuses
+    assert statuses.count(429) == 5
+    throttled = next(r for r in responses if r.status_code == 429)
+    assert throttled.headers["content-type"] == "application/problem+json"
+    assert int(throttled.headers["retry-after"]) >= 1
+    assert throttled.headers["ratelimit-limit"] == "3"
+    assert throttled.headers["ratelimit-remaining"] == "0"
+    assert int(throttled.headers["ratelimit-reset"]) >= 1
+    # Another partner is not affected by slowpoke's burst.
+    ok = await gateway.client.get("/v1/contracts", headers=headers(other))
+    assert ok.status_code == 200
+    assert ok.headers["ratelimit-limit"] == "1000"
+    assert int(ok.headers["ratelimit-remaining"]) < 1000
