@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, RequestBody
+from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, Parameter, RequestBody, Schema
 
 from gateway.api._problems import PROBLEM_JSON, Problem
 from gateway.registry import Contract, component_name
@@ -53,6 +53,16 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
+IDEMPOTENCY_KEY_PARAMETER = Parameter(
+    name="Idempotency-Key",
+    param_in="header",
+    required=True,
+    description="Unique per intended operation (e.g. a UUID); kept 24 h per partner. Retrying with the same "
+    "key and payload replays the first answer instead of acting twice.",
+    schema=Schema(type="string", min_length=1, max_length=255, pattern="^[\\x21-\\x7e]+$"),  # type: ignore[arg-type]
+)
+
+
 def contract_body(contract: Contract) -> type[Operation]:
     """An Operation class whose request body is ``contract``, with its valid examples."""
     reference = {"$ref": f"#/components/schemas/{component_name(contract.name, contract.version)}"}
@@ -61,6 +71,7 @@ def contract_body(contract: Contract) -> type[Operation]:
     @dataclass
     class ContractBodyOperation(Operation):
         def __post_init__(self) -> None:
+            self.parameters = [*(self.parameters or []), IDEMPOTENCY_KEY_PARAMETER]
             self.request_body = RequestBody(
                 required=True,
                 description=f"A `{contract.name}` {contract.version} document.",

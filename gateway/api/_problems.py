@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from gateway.errors import DependencyUnavailable, ProblemError, ServiceUnavailable
+from gateway.errors import DependencyUnavailable, ProblemError, ServiceUnavailable, Violation
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     status: int
     detail: str
     instance: str | None = None
-    errors: list[dict[str, Any]] | None = None
+    errors: list[Violation] | None = None
 
 
 _encoder = msgspec.json.Encoder()

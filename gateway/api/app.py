@@ -39,9 +39,9 @@ def create_app(settings: Settings | None = None, registry: ContractRegistry | No
         version=API_VERSION,
         description="Governed API for returns (RMAs) and credits. Errors are application/problem+json.",
         path="/schema",
+        create_examples=False,
         render_plugins=[SwaggerRenderPlugin()],
         components=Components(
-            schemas=registry.openapi_components,  # type: ignore[arg-type]
             security_schemes={
                 BEARER_SCHEME: SecurityScheme(
                     type="http",
@@ -59,6 +59,11 @@ def create_app(settings: Settings | None = None, registry: ContractRegistry | No
         request_max_body_size=settings.max_body_bytes,
         debug=False,
     )
+    # Litestar generates components from handler types only; add every contract (and its
+    # $defs) so the served document is self-contained and the request bodies resolve.
+    document = app.openapi_schema
+    generated = document.components.schemas or {}
+    document.components.schemas = {**registry.openapi_components, **generated}  # type: ignore[dict-item]
     app.state.settings = settings
     app.state.registry = registry
     return app

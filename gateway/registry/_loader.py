@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import msgspec
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
@@ -99,6 +100,13 @@ def _check_refs_resolve(schema: Any, resolver: Any, path: Path) -> None:
             _check_refs_resolve(value, resolver, path)
 
 
+def _fast_validator(schema: dict[str, Any], registry: jsonschema_rs.Registry, path: Path) -> Any:
+    try:
+        return jsonschema_rs.validator_for(schema, validate_formats=True, registry=registry, offline=True)
+    except (ValueError, jsonschema_rs.ReferencingError) as exc:
+        raise ContractRegistryError(f"{path}: cannot compile: {exc}") from exc
+
+
 def load_contracts(root: Path) -> tuple[Registry, dict[tuple[str, str], Contract]]:
     """Load ``root/<name>/<version>/schema.json`` files into compiled contracts."""
     discovered = _discover(root)
@@ -106,6 +114,7 @@ def load_contracts(root: Path) -> tuple[Registry, dict[tuple[str, str], Contract
         (schema["$id"], Resource.from_contents(schema, default_specification=DRAFT202012))
         for _, _, _, schema in discovered
     )
+    fast_registry = jsonschema_rs.Registry([(schema["$id"], schema) for _, _, _, schema in discovered])
     contracts: dict[tuple[str, str], Contract] = {}
     for name, version, path, schema in discovered:
         resolver = registry.resolver(base_uri=schema["$id"])
@@ -116,6 +125,7 @@ def load_contracts(root: Path) -> tuple[Registry, dict[tuple[str, str], Contract
             version=version,
             schema=schema,
             validator=Draft202012Validator(schema, registry=registry, format_checker=_FORMAT_CHECKER),
+            fast_validator=_fast_validator(schema, fast_registry, path),
             deprecated_on=deprecated_on,
             sunset_on=sunset_on,
             valid_examples=_examples(path.parent, invalid=False),

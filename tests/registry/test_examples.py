@@ -44,3 +44,31 @@ def test_contract_registry_has_the_milestone_contracts(registry: ContractRegistr
         "supplier-claim",
         "return-status-changed",
     } <= names
+
+
+def _mutations(payload: object) -> list[object]:
+    """Small breakages of a valid payload: each field nulled, stringified or dropped."""
+    if not isinstance(payload, dict):
+        return []
+    out: list[object] = []
+    for name, value in payload.items():
+        out.append({k: v for k, v in payload.items() if k != name})
+        out.append({**payload, name: None})
+        out.append({**payload, name: str(value)})
+        out.append({**payload, name: -1})
+        for nested in _mutations(value):
+            out.append({**payload, name: nested})
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            for nested in _mutations(value[0]):
+                out.append({**payload, name: [nested, *value[1:]]})
+    return out
+
+
+@pytest.mark.parametrize("contract", MESSAGE_CONTRACTS, ids=lambda c: c.name)
+def test_fast_and_explaining_validators_agree(contract: Contract) -> None:
+    """The Rust validator decides; the Python one must refuse exactly the same payloads."""
+    candidates = [e.payload for e in contract.valid_examples + contract.invalid_examples]
+    candidates += [m for e in contract.valid_examples for m in _mutations(e.payload)]
+    assert len(candidates) > 50
+    for payload in candidates:
+        assert contract.fast_validator.is_valid(payload) == contract.validator.is_valid(payload), payload

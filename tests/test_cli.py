@@ -1,0 +1,69 @@
+"""``returns-gateway keys``: create prints the key once on its last line; list and revoke work."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from gateway.auth import Authenticator, KeyStore
+from gateway.errors import AuthenticationRequired
+from gateway.settings import Settings
+from tests.conftest import REDIS_URL
+from tests.support.server import cli
+
+
+@pytest.fixture
+def env() -> Iterator[dict[str, str]]:
+    namespace = f"test{uuid.uuid4().hex[:10]}"
+    yield {"RGW_NAMESPACE": namespace, "RGW_REDIS_URL": REDIS_URL}
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{namespace}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+async def _authenticate(env: dict[str, str], secret: str) -> str:
+    settings = Settings.from_env(env)
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    try:
+        authenticator = Authenticator(KeyStore(client, settings), cache_seconds=0, default_rate_limit=10)
+        principal = await authenticator.authenticate(f"Bearer {secret}")
+        return f"{principal.partner} {sorted(principal.scopes)} {principal.rate_limit}"
+    finally:
+        await client.aclose()
+
+
+def test_create_list_revoke(env: dict[str, str]) -> None:
+    created = cli(env, "keys", "create", "--partner", "acme", "--scope", "returns:write", "--rate-limit", "7")
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("rgw_") and len(secret) > 40
+    assert asyncio.run(_authenticate(env, secret)) == "acme ['returns:write'] 7"
+
+    listed = cli(env, "keys", "list")
+    key_id = secret.split("_")[1]
+    assert key_id in listed.stdout and "acme" in listed.stdout
+    assert secret.split("_", 2)[2] not in listed.stdout  # the secret is never shown again
+
+    assert cli(env, "keys", "revoke", key_id).returncode == 0
+    with pytest.raises(AuthenticationRequired):
+        asyncio.run(_authenticate(env, secret))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("keys", "create", "--partner", "Bad Partner!", "--scope", "returns:write"),
+        ("keys", "create", "--partner", "acme", "--scope", "returns:everything"),
+        ("keys", "revoke", "no-such-key"),
+    ],
+)
+def test_bad_admin_input_fails_clearly(env: dict[str, str], args: tuple[str, ...]) -> None:
+    result = cli(env, *args)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
