@@ -81,11 +81,9 @@ async def test_same_key_same_payload_replays_the_first_response(
     assert again.json()["id"] == first.json()["id"]
     assert again.headers["idempotent-replayed"] == "true"
     assert again.headers["location"] == first.headers["location"]
-    await wait_until(lambda: len(events.messages) >= 1)
-    second_probe = await gateway.client.post("/v1/returns", json=return_request(), headers=headers(key))
-    assert second_probe.status_code == 202
-    await wait_until(lambda: len(events.messages) >= 2)
-    ids = [msgspec.json.decode(m.body)["correlation_id"] for m in events.messages]
+    marker = await gateway.client.post("/v1/returns", json=return_request(), headers=headers(key))
+    assert marker.status_code == 202
+    ids = await events.ids_through(marker.json()["id"])
     assert ids.count(first.json()["id"]) == 1
 
 
@@ -125,15 +123,8 @@ async def test_concurrent_requests_with_one_key_publish_once(
     assert len({r.json()["id"] for r in responses if r.status_code == 202}) == 1
     for conflict in (r for r in responses if r.status_code == 409):
         assert conflict.json()["type"] == "urn:returns-gateway:problem:idempotency-key-in-flight"
-    await wait_until(lambda: len(events.messages) >= 1)
-    # Publish a marker afterwards; once it is through, any duplicate would have arrived before it.
     marker = await gateway.client.post("/v1/returns", json=return_request(), headers=headers(key))
-    await wait_until(
-        lambda: any(
-            msgspec.json.decode(m.body)["correlation_id"] == marker.json()["id"] for m in events.messages
-        )
-    )
-    assert len(events.messages) == 2
+    assert len(await events.ids_through(marker.json()["id"])) == 2
 
 
 async def test_same_external_id_under_another_key_is_a_duplicate(

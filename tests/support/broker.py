@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import msgspec
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+
+from tests.support.waiting import wait_until
 
 
 class CapturedQueue:
@@ -10,6 +13,16 @@ class CapturedQueue:
 
     def __init__(self) -> None:
         self.messages: list[AbstractIncomingMessage] = []
+
+    def correlation_ids(self) -> list[str]:
+        """The return id of every envelope received, in arrival order."""
+        return [msgspec.json.decode(m.body)["correlation_id"] for m in self.messages]
+
+    async def ids_through(self, marker_return_id: str) -> list[str]:
+        """Wait for a marker return published last; one queue is FIFO, so every message
+        published before it (a duplicate included) has arrived by then."""
+        await wait_until(lambda: marker_return_id in self.correlation_ids(), what="the marker return")
+        return self.correlation_ids()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         self.messages.append(message)
