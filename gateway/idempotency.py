@@ -66,6 +66,7 @@ return 1
 
 _COMPLETE = """
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[6])
 redis.call('HSET', KEYS[1], 'state', 'done', 'status', ARGV[2], 'body', ARGV[3], 'headers', ARGV[4])
 redis.call('HDEL', KEYS[1], 'token', 'lease_until')
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
@@ -164,18 +165,23 @@ class IdempotencyStore:
         with redis_errors():
             await self._release(keys=[claim.key, claim.external_key], args=[claim.token, claim.return_id])
 
-    async def complete_in(
-        self, pipe: aioredis.client.Pipeline, claim: Claim, response: StoredResponse
-    ) -> None:
-        """Queue the key's completion on ``pipe``, so it commits together with the return's record."""
-        await self._complete(
-            keys=[claim.key],
-            args=[
-                claim.token,
-                response.status_code,
-                response.body,
-                msgspec.json.encode(response.headers),
-                self._settings.idempotency_ttl_seconds,
-            ],
-            client=pipe,
-        )
+    async def complete(self, claim: Claim, response: StoredResponse, *, resource: tuple[str, bytes]) -> bool:
+        """Store the response to replay and the resource it describes, in one atomic step.
+
+        ``resource`` is the Redis key and value of what the request created; writing it in
+        the same script means a replayable response never points at a missing resource.
+        Returns ``False`` when the claim was taken over meanwhile (nothing is written then).
+        """
+        with redis_errors():
+            written = await self._complete(
+                keys=[claim.key, resource[0]],
+                args=[
+                    claim.token,
+                    response.status_code,
+                    response.body,
+                    msgspec.json.encode(response.headers),
+                    self._settings.idempotency_ttl_seconds,
+                    resource[1],
+                ],
+            )
+        return bool(written)

@@ -11,7 +11,6 @@ import datetime as dt
 import uuid
 
 import msgspec
-import redis.asyncio as aioredis
 
 from gateway.auth import Principal
 from gateway.broker import BrokerPublisher
@@ -20,7 +19,6 @@ from gateway.errors import ContractViolation, MalformedRequest
 from gateway.idempotency import Claim, IdempotencyStore, StoredResponse, fingerprint
 from gateway.registry import Contract
 from gateway.returns_store import INITIAL_STATUS, ReturnRecord, ReturnStore, render_return
-from gateway.storage import redis_errors
 
 RETURN_REQUEST = ("return-request", "v1")
 _json = msgspec.json.Encoder()
@@ -56,13 +54,11 @@ class ReturnIntake:
         idempotency: IdempotencyStore,
         returns: ReturnStore,
         publisher: BrokerPublisher,
-        redis: aioredis.Redis,
     ) -> None:
         self._contract = contract
         self._idempotency = idempotency
         self._returns = returns
         self._publisher = publisher
-        self._redis = redis
 
     async def submit(
         self, principal: Principal, idempotency_key: str, body: bytes, trace: TraceContext
@@ -137,9 +133,5 @@ class ReturnIntake:
             body=render_return(record),
             headers={"Location": f"/v1/returns/{claim.return_id}"},
         )
-        with redis_errors():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                self._returns.save_in(pipe, record)
-                await self._idempotency.complete_in(pipe, claim, response)
-                await pipe.execute()
+        await self._idempotency.complete(claim, response, resource=self._returns.entry(record))
         return response

@@ -1,21 +1,22 @@
 """Per-partner request rate limits, counted in Redis so every gateway replica shares them.
 
-Uses the ``limits`` library's sliding-window counter: smoother than a fixed window
-(no double burst at a window edge) at the cost of two small keys per partner.
+A one-second fixed window from the ``limits`` library: its Redis storage increments the
+window's counter and sets its expiry in one script, and hands back the new count, so
+admitting a request and filling every ``RateLimit-*`` header costs one round trip (its
+sliding-window strategy needs two). The window begins with its first request and lasts a
+second, so a partner can at most double its limit across one window edge.
 """
 
 from __future__ import annotations
 
-import math
-import time
-
 import msgspec
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 
 from gateway.errors import RateLimited, StoreUnavailable
+
+WINDOW_SECONDS = 1
 
 
 class RateLimitState(msgspec.Struct, frozen=True):
@@ -30,7 +31,7 @@ class RateLimitState(msgspec.Struct, frozen=True):
             "RateLimit-Limit": str(self.limit),
             "RateLimit-Remaining": str(self.remaining),
             "RateLimit-Reset": str(self.reset_seconds),
-            "RateLimit-Policy": f"{self.limit};w=1",
+            "RateLimit-Policy": f"{self.limit};w={WINDOW_SECONDS}",
         }
 
 
@@ -41,28 +42,26 @@ class PartnerRateLimiter:
         self._storage = RedisStorage(
             "async+" + redis_url, implementation="redispy", key_prefix=key_prefix, wrap_exceptions=True
         )
-        self._limiter = SlidingWindowCounterRateLimiter(self._storage)
         self._items: dict[int, RateLimitItemPerSecond] = {}
 
     def _item(self, limit: int) -> RateLimitItemPerSecond:
         item = self._items.get(limit)
         if item is None:
-            item = self._items[limit] = RateLimitItemPerSecond(limit)
+            item = self._items[limit] = RateLimitItemPerSecond(limit, WINDOW_SECONDS)
         return item
 
     async def admit(self, partner: str, limit: int) -> RateLimitState:
         """Count one request; raise :class:`RateLimited` (429) when over the limit."""
         item = self._item(limit)
         try:
-            allowed = await self._limiter.hit(item, partner)
-            stats = await self._limiter.get_window_stats(item, partner)
+            count = await self._storage.incr(item.key_for(partner), item.get_expiry())
         except StorageError as exc:
             raise StoreUnavailable(f"rate limit store unavailable: {exc}") from exc
-        reset = max(1, math.ceil(stats.reset_time - time.time()))
-        state = RateLimitState(limit=limit, remaining=max(0, stats.remaining), reset_seconds=reset)
-        if not allowed:
+        # The window is one second long and began at or before now, so it ends within a second.
+        state = RateLimitState(limit=limit, remaining=max(0, limit - count), reset_seconds=WINDOW_SECONDS)
+        if count > limit:
             raise RateLimited(
                 f"partner '{partner}' is limited to {limit} requests per second",
-                headers={**state.headers(), "Retry-After": str(reset)},
+                headers={**state.headers(), "Retry-After": str(WINDOW_SECONDS)},
             )
         return state

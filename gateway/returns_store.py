@@ -76,9 +76,9 @@ class ReturnStore:
     def _key(self, return_id: str) -> str:
         return self._settings.key("return", return_id)
 
-    def save_in(self, pipe: aioredis.client.Pipeline, record: ReturnRecord) -> None:
-        """Queue the write on ``pipe`` so it commits with the idempotency record."""
-        pipe.set(self._key(record.id), msgspec.json.encode(record))
+    def entry(self, record: ReturnRecord) -> tuple[str, bytes]:
+        """The Redis key and value that store ``record``."""
+        return self._key(record.id), msgspec.json.encode(record)
 
     async def get(self, return_id: str) -> ReturnRecord | None:
         """The record, or ``None`` if no return has this id."""

@@ -60,6 +60,5 @@ class Services:
                 idempotency=IdempotencyStore(redis, settings),
                 returns=returns,
                 publisher=publisher,
-                redis=redis,
             ),
         )

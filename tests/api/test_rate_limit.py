@@ -6,6 +6,7 @@ import asyncio
 
 from tests.conftest import Gateway, KeyFactory
 from tests.support.payloads import headers
+from tests.support.waiting import wait_until
 
 
 async def test_partner_over_its_limit_gets_429(gateway: Gateway, make_key: KeyFactory) -> None:
@@ -28,3 +29,16 @@ async def test_partner_over_its_limit_gets_429(gateway: Gateway, make_key: KeyFa
     assert ok.status_code == 200
     assert ok.headers["ratelimit-limit"] == "1000"
     assert int(ok.headers["ratelimit-remaining"]) < 1000
+
+
+async def test_limit_lifts_once_the_window_is_over(gateway: Gateway, make_key: KeyFactory) -> None:
+    key = await make_key("burst", scopes=("returns:read",), rate_limit=1)
+    assert (await gateway.client.get("/v1/contracts", headers=headers(key))).status_code == 200
+    throttled = await gateway.client.get("/v1/contracts", headers=headers(key))
+    assert throttled.status_code == 429
+    retry_after = int(throttled.headers["retry-after"])
+
+    async def admitted() -> bool:
+        return (await gateway.client.get("/v1/contracts", headers=headers(key))).status_code == 200
+
+    await wait_until(admitted, within=retry_after + 2, interval=0.2, what="the next window")
