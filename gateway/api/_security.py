@@ -9,7 +9,6 @@ from litestar import Request
 from gateway.auth import Principal, Scope
 from gateway.services import Services
 
-SCOPE_OPT = "scope"
 BEARER_SCHEME = "ApiKey"
 SECURITY = [{BEARER_SCHEME: []}]
 
@@ -19,13 +18,16 @@ def add_response_headers(request: Request[Any, Any, Any], headers: dict[str, str
     request.scope.setdefault("state", {}).setdefault("response_headers", {}).update(headers)
 
 
-async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
-    """Authenticate the key, count the call against the partner's limit, check the route's scope."""
+async def authorize(request: Request[Any, Any, Any], scope: Scope | None = None) -> Principal:
+    """Authenticate the key, count the call against the partner's limit, then check ``scope``.
+
+    A plain call at the top of each handler, not a litestar dependency: it sits on the
+    hottest path, and the scope a route needs reads best where the route is written.
+    """
     services: Services = request.app.state.services
     principal = await services.authenticator.authenticate(request.headers.get("authorization"))
     state = await services.rate_limiter.admit(principal.partner, principal.rate_limit)
     add_response_headers(request, state.headers())
-    scope: Scope | None = request.route_handler.opt.get(SCOPE_OPT)
     if scope is not None:
         principal.require(scope)
     return principal

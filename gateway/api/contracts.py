@@ -7,15 +7,13 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, Router, get
-from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
 from gateway.api._deprecation import deprecation_headers
 from gateway.api._openapi import problem_responses
 from gateway.api._problems import extra_headers
-from gateway.api._security import SECURITY, provide_principal
-from gateway.auth import Principal
+from gateway.api._security import SECURITY, authorize
 from gateway.errors import NotFound
 from gateway.services import Services
 
@@ -51,8 +49,9 @@ _encoder = msgspec.json.Encoder()
     },
 )
 async def list_contracts(
-    request: Request[Any, Any, Any], principal: NamedDependency[Principal]
+    request: Request[Any, Any, Any],
 ) -> Response[bytes]:
+    await authorize(request)
     services: Services = request.app.state.services
     listing = ContractList(
         object="list",
@@ -82,10 +81,10 @@ async def list_contracts(
 )
 async def get_contract(
     request: Request[Any, Any, Any],
-    principal: NamedDependency[Principal],
     name: FromPath[str],
     version: FromPath[str],
 ) -> Response[bytes]:
+    await authorize(request)
     services: Services = request.app.state.services
     contract = services.registry.get(name, version)
     if contract is None:
@@ -100,6 +99,5 @@ async def get_contract(
 contracts_router = Router(
     "/v1/contracts",
     route_handlers=[list_contracts, get_contract],
-    dependencies={"principal": Provide(provide_principal)},
     tags=["contracts"],
 )

@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, Router, get, post
-from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
 from gateway.api._deprecation import deprecation_headers
 from gateway.api._openapi import ReturnDocument, contract_body, problem_responses
 from gateway.api._problems import extra_headers
-from gateway.api._security import SCOPE_OPT, SECURITY, add_response_headers, provide_principal
-from gateway.auth import Principal, Scope
+from gateway.api._security import SECURITY, add_response_headers, authorize
+from gateway.auth import Scope
 from gateway.envelope import trace_context
 from gateway.errors import NotFound, UnsupportedMediaType
 from gateway.idempotency import HEADER, REPLAYED_HEADER, parse_key
@@ -45,7 +44,6 @@ def returns_router(registry: ContractRegistry) -> Router:
             f"durably in the broker. `{HEADER}` is required; a retry with the same key and payload "
             f"replays the first answer with `{REPLAYED_HEADER}: true`."
         ),
-        opt={SCOPE_OPT: Scope.RETURNS_WRITE},
         operation_class=contract_body(contract),
         security=SECURITY,
         responses={
@@ -53,9 +51,8 @@ def returns_router(registry: ContractRegistry) -> Router:
             **problem_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
         },
     )
-    async def submit_return(
-        request: Request[Any, Any, Any], principal: NamedDependency[Principal]
-    ) -> Response[bytes]:
+    async def submit_return(request: Request[Any, Any, Any]) -> Response[bytes]:
+        principal = await authorize(request, Scope.RETURNS_WRITE)
         services: Services = request.app.state.services
         add_response_headers(request, deprecation_headers(contract))
         _require_json(request)
@@ -81,16 +78,14 @@ def returns_router(registry: ContractRegistry) -> Router:
         "/{return_id:str}",
         summary="Get a return",
         description="The return as accepted and where it stands. Another partner's return answers 404.",
-        opt={SCOPE_OPT: Scope.RETURNS_READ},
         security=SECURITY,
         responses={
             200: ResponseSpec(data_container=ReturnDocument, description="The return"),
             **problem_responses(401, 403, 404, 429, 503),
         },
     )
-    async def get_return(
-        request: Request[Any, Any, Any], principal: NamedDependency[Principal], return_id: FromPath[str]
-    ) -> Response[bytes]:
+    async def get_return(request: Request[Any, Any, Any], return_id: FromPath[str]) -> Response[bytes]:
+        principal = await authorize(request, Scope.RETURNS_READ)
         services: Services = request.app.state.services
         record = await services.returns.get(return_id) if len(return_id) <= _MAX_ID_LENGTH else None
         if record is None or (record.partner != principal.partner and not principal.is_admin):
@@ -102,6 +97,5 @@ def returns_router(registry: ContractRegistry) -> Router:
     return Router(
         "/v1/returns",
         route_handlers=[submit_return, get_return],
-        dependencies={"principal": Provide(provide_principal)},
         tags=["returns"],
     )
