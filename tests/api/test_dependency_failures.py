@@ -1,0 +1,61 @@
+"""Redis down, or the broker refusing a message: 503 problem+json, nothing recorded, retry works."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from litestar.testing import AsyncTestClient
+
+from gateway.api import create_app
+from gateway.broker import events_exchange_name
+from gateway.registry import ContractRegistry
+from gateway.settings import Settings
+from tests.conftest import Gateway, KeyFactory
+from tests.support.payloads import headers, return_request
+from tests.support.server import free_port
+from tests.support.waiting import wait_until
+
+
+async def test_redis_unreachable_answers_503_never_500(
+    settings: Settings, registry: ContractRegistry, amqp
+) -> None:  # type: ignore[no-untyped-def]
+    unreachable = dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    async with AsyncTestClient(create_app(unreachable, registry)) as client:
+        response = await client.post("/v1/returns", json=return_request(), headers=headers("rgw_any_key"))
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["retry-after"] == "1"
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 503 and ready.json()["redis"] is False
+
+
+async def test_broker_refusing_the_message_answers_503_and_the_retry_publishes(
+    gateway: Gateway,
+    make_key: KeyFactory,
+    amqp,  # type: ignore[no-untyped-def]
+) -> None:
+    key = await make_key()
+    # Take the exchange away under the gateway: the broker refuses the publish (404 on the channel).
+    channel = await amqp.channel()
+    await channel.exchange_delete(events_exchange_name(gateway.settings))
+    payload, request_headers = return_request(), headers(key)
+    refused = await gateway.client.post("/v1/returns", json=payload, headers=request_headers)
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["type"] == "urn:returns-gateway:problem:service-unavailable"
+
+    # Nothing was recorded: the same key is not replayed, and once the topology is back it succeeds.
+    await channel.declare_exchange(
+        events_exchange_name(gateway.settings),
+        "topic",
+        durable=True,
+        arguments={"alternate-exchange": gateway.settings.amqp_name("unrouted")},
+    )
+
+    async def accepted() -> bool:
+        response = await gateway.client.post("/v1/returns", json=payload, headers=request_headers)
+        assert response.status_code in {202, 503}, response.text
+        return response.status_code == 202
+
+    await wait_until(accepted, within=15, interval=0.3, what="the gateway's channel to recover")
+    replay = await gateway.client.post("/v1/returns", json=payload, headers=request_headers)
+    assert replay.headers["idempotent-replayed"] == "true"
