@@ -15,7 +15,7 @@ import msgspec
 from gateway.auth import Principal
 from gateway.broker import BrokerPublisher
 from gateway.envelope import Envelope, TraceContext
-from gateway.errors import ContractViolation, MalformedRequest
+from gateway.errors import ContractViolation, MalformedRequest, Violation
 from gateway.idempotency import Claim, IdempotencyStore, StoredResponse, fingerprint
 from gateway.registry import Contract
 from gateway.returns_store import INITIAL_STATUS, ReturnRecord, ReturnStore, render_return
@@ -71,7 +71,8 @@ class ReturnIntake:
                 f"{len(violations)} violation(s) of {self._contract.name} {self._contract.version}",
                 violations,
             )
-        assert isinstance(payload, dict)  # the contract's root is an object
+        if not isinstance(payload, dict):  # only a contract whose root is not an object lets this by
+            raise ContractViolation("the body must be a JSON object", [Violation("", "expected an object")])
         outcome = await self._idempotency.claim(
             partner=principal.partner,
             key=idempotency_key,

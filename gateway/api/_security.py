@@ -1,4 +1,4 @@
-"""Who is calling, checked before any handler runs: key, rate limit, then scope."""
+"""Who is calling, checked first thing in every API handler: key, rate limit, then scope."""
 
 from __future__ import annotations
 
