@@ -19,6 +19,7 @@ from gateway.errors import ContractViolation, MalformedRequest, Violation
 from gateway.idempotency import Claim, IdempotencyStore, StoredResponse, fingerprint
 from gateway.registry import Contract
 from gateway.returns_store import INITIAL_STATUS, ReturnRecord, ReturnStore, render_return
+from gateway.routing import condition_headers
 
 RETURN_REQUEST = ("return-request", "v1")
 _json = msgspec.json.Encoder()
@@ -85,7 +86,7 @@ class ReturnIntake:
         now = dt.datetime.now(dt.UTC)
         request = msgspec.Raw(body)
         try:
-            await self._publish(principal, outcome, request, trace, now)
+            await self._publish(principal, outcome, payload, request, trace, now)
         except BaseException:
             await self._idempotency.release(outcome)
             raise
@@ -95,7 +96,13 @@ class ReturnIntake:
         return Accepted(await self._record(principal, outcome, payload, request, now), replayed=False)
 
     async def _publish(
-        self, principal: Principal, claim: Claim, request: msgspec.Raw, trace: TraceContext, now: dt.datetime
+        self,
+        principal: Principal,
+        claim: Claim,
+        payload: dict[str, object],
+        request: msgspec.Raw,
+        trace: TraceContext,
+        now: dt.datetime,
     ) -> None:
         envelope = Envelope(
             message_id=claim.message_id,
@@ -107,7 +114,9 @@ class ReturnIntake:
             trace=trace,
             payload=request,
         )
-        await self._publisher.publish(envelope, _json.encode(envelope))
+        await self._publisher.publish(
+            envelope, _json.encode(envelope), headers=condition_headers(principal.partner, payload)
+        )
 
     async def _record(
         self,

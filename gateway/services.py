@@ -6,6 +6,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from aio_pika.abc import AbstractChannel, AbstractExchange
 
 from gateway.auth import Authenticator, KeyStore
 from gateway.broker import BrokerPublisher
@@ -14,6 +15,7 @@ from gateway.intake import RETURN_REQUEST, ReturnIntake
 from gateway.ratelimit import PartnerRateLimiter
 from gateway.registry import ContractRegistry
 from gateway.returns_store import ReturnStore
+from gateway.routing import RoutingTable, declare_routing_topology
 from gateway.settings import Settings
 from gateway.storage import connect_redis
 
@@ -33,11 +35,26 @@ class Services:
     intake: ReturnIntake
 
     @classmethod
-    async def start(cls, settings: Settings, registry: ContractRegistry, stack: AsyncExitStack) -> Services:
-        """Open Redis and the broker; ``stack`` closes them in reverse order."""
+    async def start(
+        cls,
+        settings: Settings,
+        registry: ContractRegistry,
+        stack: AsyncExitStack,
+        routing: RoutingTable | None = None,
+    ) -> Services:
+        """Open Redis and the broker; ``stack`` closes them in reverse order.
+
+        With a routing table, its connector queues and bindings are declared on every
+        (re)connection, before the first message is published.
+        """
         redis = connect_redis(settings.redis_url)
         stack.push_async_callback(redis.aclose)
-        publisher = BrokerPublisher(settings)
+
+        async def declare_routes(channel: AbstractChannel, events: AbstractExchange) -> None:
+            if routing is not None:
+                await declare_routing_topology(channel, settings, routing, events)
+
+        publisher = BrokerPublisher(settings, topology=declare_routes)
         await publisher.start()
         stack.push_async_callback(publisher.close)
         keys = KeyStore(redis, settings)

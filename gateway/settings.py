@@ -31,6 +31,9 @@ class Settings:
     contracts_dir: Path = field(default=PROJECT_ROOT / "contracts")
     """``RGW_CONTRACTS_DIR``: folder holding ``<name>/<version>/schema.json`` contracts."""
 
+    routes_file: Path | None = None
+    """``RGW_ROUTES_FILE``: the routing table (YAML); unset, every message waits in ``<ns>.unrouted``."""
+
     max_body_bytes: int = 1_048_576
     """``RGW_MAX_BODY_BYTES``: largest request body accepted; larger answers 413."""
 
@@ -70,8 +73,8 @@ class Settings:
                 values[spec.name] = int(raw)
             elif isinstance(default, float):
                 values[spec.name] = float(raw)
-            elif spec.name.endswith("_dir"):
-                values[spec.name] = Path(raw)
+            elif spec.name.endswith(("_dir", "_file")):
+                values[spec.name] = Path(raw) if raw else spec.default
             else:
                 values[spec.name] = raw
         values.update(overrides)

@@ -2,6 +2,7 @@
 # Start the gateway on http://127.0.0.1:8080 with a fresh API key for partner "demo".
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export RGW_ROUTES_FILE="${RGW_ROUTES_FILE:-routes.yaml}"
 bin=.venv/bin
 key=$($bin/returns-gateway keys create --partner demo --scope returns:write --scope returns:read \
         --label "make run" 2>/dev/null | tail -n 1)

@@ -16,6 +16,7 @@ from gateway.api.contracts import contracts_router
 from gateway.api.health import live, ready
 from gateway.api.returns import returns_router
 from gateway.registry import ContractRegistry
+from gateway.routing import load_routing_table
 from gateway.services import Services
 from gateway.settings import Settings
 
@@ -24,14 +25,15 @@ API_VERSION = "1.0.0"
 
 
 def create_app(settings: Settings | None = None, registry: ContractRegistry | None = None) -> Litestar:
-    """Build the gateway; contracts load now, so a broken contract stops start-up here."""
+    """Build the gateway; contracts and the routing table load now, so a defect stops start-up here."""
     settings = settings or Settings.from_env()
     registry = registry or ContractRegistry.from_folder(settings.contracts_dir)
+    routing = load_routing_table(settings.routes_file) if settings.routes_file else None
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            app.state.services = await Services.start(settings, registry, stack)
+            app.state.services = await Services.start(settings, registry, stack, routing)
             yield
 
     openapi = OpenAPIConfig(

@@ -1,10 +1,11 @@
 """RabbitMQ at the edge: topology and confirmed publishing."""
 
-from gateway.broker._publisher import BrokerPublisher, to_amqp_message
+from gateway.broker._publisher import BrokerPublisher, TopologyStep, to_amqp_message
 from gateway.broker._topology import declare_edge_topology, events_exchange_name, unrouted_name
 
 __all__ = [
     "BrokerPublisher",
+    "TopologyStep",
     "declare_edge_topology",
     "events_exchange_name",
     "to_amqp_message",

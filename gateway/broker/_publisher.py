@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 
 import aio_pika
-from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from pamqp.commands import Basic
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential_jitter
@@ -32,7 +33,13 @@ CONTENT_TYPE = "application/json"
 initial_connect_wait = wait_exponential_jitter(multiplier=0.2, max=10)
 
 
-def to_amqp_message(envelope: Envelope, body: bytes) -> aio_pika.Message:
+#: Declares more topology on the publishing channel once the events exchange exists.
+TopologyStep = Callable[[AbstractChannel, AbstractExchange], Awaitable[object]]
+
+
+def to_amqp_message(
+    envelope: Envelope, body: bytes, extra_headers: Mapping[str, str] | None = None
+) -> aio_pika.Message:
     """The AMQP form of an envelope: persistent, with the envelope's ids in the properties."""
     return aio_pika.Message(
         body,
@@ -48,6 +55,7 @@ def to_amqp_message(envelope: Envelope, body: bytes) -> aio_pika.Message:
             "x-contract-version": envelope.version,
             "x-partner": envelope.partner,
             "traceparent": envelope.trace.traceparent,
+            **(extra_headers or {}),
         },
     )
 
@@ -55,8 +63,9 @@ def to_amqp_message(envelope: Envelope, body: bytes) -> aio_pika.Message:
 class BrokerPublisher:
     """Owns the gateway's connection to RabbitMQ and publishes envelopes with confirms."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, topology: TopologyStep | None = None) -> None:
         self._settings = settings
+        self._topology = topology
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._exchange: AbstractExchange | None = None
@@ -79,6 +88,8 @@ class BrokerPublisher:
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             exchange = await declare_edge_topology(channel, self._settings)
+            if self._topology is not None:
+                await self._topology(channel, exchange)
         except BaseException:
             await connection.close()
             raise
@@ -104,11 +115,16 @@ class BrokerPublisher:
             and not channel.is_closed
         )
 
-    async def publish(self, envelope: Envelope, body: bytes) -> None:
-        """Publish and wait for the broker's confirm; :class:`BrokerUnavailable` on any failure."""
+    async def publish(
+        self, envelope: Envelope, body: bytes, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Publish and wait for the broker's confirm; :class:`BrokerUnavailable` on any failure.
+
+        ``headers`` are added to the message, e.g. the routing table's content conditions.
+        """
         if not self.ready or self._exchange is None:
             raise BrokerUnavailable("not connected to the broker")
-        message = to_amqp_message(envelope, body)
+        message = to_amqp_message(envelope, body, headers)
         try:
             confirmation = await self._exchange.publish(
                 message,

@@ -1,0 +1,42 @@
+"""Routing: the operator's routing table and the RabbitMQ topology declared from it."""
+
+from gateway.routing._names import (
+    condition_header,
+    condition_headers,
+    connector_queue,
+    dead_letter_queue,
+    redeliver_exchange,
+    retry_exchange,
+    retry_queue,
+    route_exchange,
+)
+from gateway.routing._table import (
+    CONDITION_FIELDS,
+    ConnectorSpec,
+    Route,
+    RoutingTable,
+    RoutingTableError,
+    load_routing_table,
+    parse_routing_table,
+)
+from gateway.routing._topology import declare_routing_topology, topology_names
+
+__all__ = [
+    "CONDITION_FIELDS",
+    "ConnectorSpec",
+    "Route",
+    "RoutingTable",
+    "RoutingTableError",
+    "condition_header",
+    "condition_headers",
+    "connector_queue",
+    "dead_letter_queue",
+    "declare_routing_topology",
+    "load_routing_table",
+    "parse_routing_table",
+    "redeliver_exchange",
+    "retry_exchange",
+    "retry_queue",
+    "route_exchange",
+    "topology_names",
+]

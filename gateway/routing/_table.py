@@ -1,0 +1,120 @@
+"""The routing table: which messages go to which connectors, as an operator-edited YAML file.
+
+Example (``routes.yaml``)::
+
+    connectors:
+      erp:
+        delivery_limit: 10          # deliveries before a message is dead-lettered as poison
+        retry_delays_ms: [1000, 5000, 30000, 120000, 600000]
+      crm: {}
+    routes:
+      - id: returns-to-erp
+        message: return-request.v1  # topic pattern: '*' one word, '#' any words
+        to: [erp, crm]
+      - id: edi-returns-to-wms
+        message: return-request.v1
+        when: {channel: [edi]}      # content conditions, all must hold; values are alternatives
+        to: [wms]
+
+A table that does not parse, names an unknown connector, repeats a route id or uses an
+unknown condition is refused at start-up with the place it went wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+
+from gateway.errors import GatewayError
+
+#: Payload fields a route may test; the publisher copies them into message headers.
+CONDITION_FIELDS = ("partner", "channel", "reason_code")
+
+_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+_PATTERN = re.compile(r"^(\*|#|[a-z0-9][a-z0-9_-]*)(\.(\*|#|[a-z0-9][a-z0-9_-]*))*$")
+
+Name = Annotated[str, msgspec.Meta(pattern=_NAME)]
+Delay = Annotated[int, msgspec.Meta(ge=100, le=86_400_000)]
+
+
+class RoutingTableError(GatewayError):
+    """The routing table is missing, malformed or inconsistent."""
+
+
+class ConnectorSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What the topology needs to know about one connector."""
+
+    delivery_limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
+    """Deliveries (including redeliveries after a crash) before the broker dead-letters the message."""
+
+    retry_delays_ms: Annotated[list[Delay], msgspec.Meta(min_length=1, max_length=16)] = msgspec.field(
+        default_factory=lambda: [1_000, 5_000, 30_000, 120_000, 600_000]
+    )
+    """Retry tiers: a failed message waits in the tier nearest its backoff, then comes back."""
+
+
+class Route(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Messages of one type (pattern), optionally filtered by content, sent to connectors."""
+
+    id: Name
+    message: str
+    to: Annotated[list[Name], msgspec.Meta(min_length=1)]
+    when: dict[str, Annotated[list[str], msgspec.Meta(min_length=1, max_length=32)]] = {}
+
+
+class RoutingTable(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Connectors and the routes that feed them."""
+
+    connectors: dict[Name, ConnectorSpec] = {}
+    routes: list[Route] = []
+
+    def routes_to(self, connector: str) -> list[Route]:
+        return [r for r in self.routes if connector in r.to]
+
+
+def _check(table: RoutingTable) -> list[str]:
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, route in enumerate(table.routes):
+        where = f"routes[{index}] ({route.id})"
+        if route.id in seen:
+            problems.append(f"{where}: route id '{route.id}' is used twice")
+        seen.add(route.id)
+        if not _PATTERN.match(route.message):
+            problems.append(
+                f"{where}: message '{route.message}' is not a topic pattern like 'return-request.v1'"
+            )
+        for connector in route.to:
+            if connector not in table.connectors:
+                problems.append(f"{where}: connector '{connector}' is not declared under 'connectors'")
+        for field in route.when:
+            if field not in CONDITION_FIELDS:
+                allowed = ", ".join(CONDITION_FIELDS)
+                problems.append(f"{where}: cannot route on '{field}'; use one of {allowed}")
+    return problems
+
+
+def parse_routing_table(text: bytes | str, *, source: str = "routing table") -> RoutingTable:
+    """Decode and cross-check a routing table; every problem is reported at once."""
+    try:
+        table = msgspec.yaml.decode(text, type=RoutingTable)
+    except msgspec.ValidationError as exc:
+        raise RoutingTableError(f"{source}: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise RoutingTableError(f"{source}: not valid YAML: {exc}") from exc
+    problems = _check(table)
+    if problems:
+        raise RoutingTableError(f"{source}: " + "; ".join(problems))
+    return table
+
+
+def load_routing_table(path: Path) -> RoutingTable:
+    """Read ``path``; a missing file is an error, not an empty table."""
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise RoutingTableError(f"cannot read routing table {path}: {exc}") from exc
+    return parse_routing_table(text, source=str(path))

@@ -1,0 +1,57 @@
+"""The routing table is refused at start-up with the place it went wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.routing import RoutingTableError, load_routing_table, parse_routing_table
+from gateway.settings import PROJECT_ROOT
+
+
+def test_shipped_table_is_valid() -> None:
+    table = load_routing_table(PROJECT_ROOT / "routes.yaml")
+    assert {"erp", "wms", "carrier", "crm"} <= set(table.connectors)
+    assert table.routes_to("erp")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("connectors: {erp: {delivery_limit: 0}}", "delivery_limit"),
+        ("connectors: {erp: {retry_delays_ms: [5]}}", "retry_delays_ms"),
+        ("connectors: {ERP: {}}", "connectors"),
+        ("routes: [{id: a, message: return-request.v1, to: [nope]}]", "connector 'nope' is not declared"),
+        (
+            "connectors: {erp: {}}\nroutes: [{id: a, message: 'bad pattern!', to: [erp]}]",
+            "not a topic pattern",
+        ),
+        (
+            "connectors: {erp: {}}\nroutes: [{id: a, message: x.v1, to: [erp], when: {colour: [red]}}]",
+            "'colour'",
+        ),
+        (
+            "connectors: {erp: {}}\n"
+            "routes: [{id: a, message: x.v1, to: [erp]}, {id: a, message: y.v1, to: [erp]}]",
+            "used twice",
+        ),
+        ("routez: []", "unknown field `routez`"),
+        ("connectors: [", "not valid YAML"),
+    ],
+)
+def test_defects_are_named(text: str, message: str) -> None:
+    with pytest.raises(RoutingTableError, match=message):
+        parse_routing_table(text)
+
+
+def test_every_defect_is_reported_at_once() -> None:
+    text = "connectors: {erp: {}}\nroutes: [{id: a, message: x.v1, to: [wms, crm]}]"
+    with pytest.raises(RoutingTableError) as raised:
+        parse_routing_table(text)
+    assert "'wms'" in str(raised.value) and "'crm'" in str(raised.value)
+
+
+def test_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(RoutingTableError, match="cannot read"):
+        load_routing_table(tmp_path / "routes.yaml")
