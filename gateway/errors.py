@@ -7,6 +7,9 @@ Every error the gateway raises descends from :class:`GatewayError`::
     ├── DependencyUnavailable          retryable: a server we depend on did not answer
     │   ├── BrokerUnavailable          RabbitMQ down, refused, or did not confirm in time
     │   └── StoreUnavailable           Redis down or timed out
+    ├── DeliveryFailed                 a connector could not apply a message to its target system
+    │   ├── RetryableDeliveryFailure   timeout, connection error, 429, 5xx: retry with backoff
+    │   └── PermanentDeliveryFailure   4xx, contract or mapping error: dead-letter at once
     └── ProblemError                   answered to the client as application/problem+json
         ├── MalformedRequest               400
         ├── AuthenticationRequired         401
@@ -51,6 +54,31 @@ class BrokerUnavailable(DependencyUnavailable):
 
 class StoreUnavailable(DependencyUnavailable):
     """Redis is unreachable or timed out."""
+
+
+class DeliveryFailed(GatewayError):
+    """A connector could not apply a message; carries what an operator needs to judge it."""
+
+    def __init__(self, detail: str, *, status_code: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status_code = status_code
+        """HTTP status the target answered, when it answered."""
+
+
+class RetryableDeliveryFailure(DeliveryFailed):
+    """Worth another try later: the target was down, slow, throttling or failing inside."""
+
+    def __init__(
+        self, detail: str, *, status_code: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(detail, status_code=status_code)
+        self.retry_after = retry_after
+        """Seconds the target asked us to wait (``Retry-After``), honoured as a lower bound."""
+
+
+class PermanentDeliveryFailure(DeliveryFailed):
+    """Retrying cannot help: the target refused the content, or it could not be mapped."""
 
 
 class Violation(msgspec.Struct, frozen=True):

@@ -34,6 +34,14 @@ class Settings:
     routes_file: Path | None = None
     """``RGW_ROUTES_FILE``: the routing table (YAML); unset, every message waits in ``<ns>.unrouted``."""
 
+    effect_retention_seconds: int = 7 * 86_400
+    """``RGW_EFFECT_RETENTION_SECONDS``: how long a connector remembers a message it applied
+    (longer than any redelivery or replay of it is expected to take)."""
+
+    effect_lease_seconds: float = 60.0
+    """``RGW_EFFECT_LEASE_SECONDS``: how long a worker may hold a message before another may
+    apply it (covers a worker killed mid-call); keep it above a target call's timeout."""
+
     max_body_bytes: int = 1_048_576
     """``RGW_MAX_BODY_BYTES``: largest request body accepted; larger answers 413."""
 

@@ -50,6 +50,9 @@ class ConnectorSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     delivery_limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
     """Deliveries (including redeliveries after a crash) before the broker dead-letters the message."""
 
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 8
+    """Tries (the first included) before a retryable failure is dead-lettered."""
+
     retry_delays_ms: Annotated[list[Delay], msgspec.Meta(min_length=1, max_length=16)] = msgspec.field(
         default_factory=lambda: [1_000, 5_000, 30_000, 120_000, 600_000]
     )

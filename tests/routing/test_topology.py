@@ -17,12 +17,11 @@ from gateway.registry import ContractRegistry
 from gateway.routing import (
     connector_queue,
     dead_letter_queue,
-    parse_routing_table,
     retry_exchange,
-    topology_names,
 )
 from gateway.settings import Settings
 from tests.conftest import KeyFactory
+from tests.support.broker import delete_routing_topology
 from tests.support.payloads import headers, return_request
 from tests.support.waiting import wait_until
 
@@ -54,17 +53,7 @@ async def routed(
     routed_settings = dataclasses.replace(settings, routes_file=path)
     async with AsyncTestClient(create_app(routed_settings, registry)) as client:
         yield client
-    await _delete_topology(amqp, settings, TABLE)
-
-
-async def _delete_topology(amqp: AbstractRobustConnection, settings: Settings, table: str) -> None:
-    queues, exchanges = topology_names(settings, parse_routing_table(table))
-    channel = await amqp.channel()
-    for queue in queues:
-        await channel.queue_delete(queue)
-    for exchange in exchanges:
-        await channel.exchange_delete(exchange)
-    await channel.close()
+    await delete_routing_topology(amqp, settings, TABLE)
 
 
 async def _drain(amqp: AbstractRobustConnection, queue_name: str) -> list[str]:
@@ -134,7 +123,7 @@ async def test_message_no_condition_accepts_is_kept_in_unrouted(
         await wait_until(lambda: _extend(unrouted, amqp, settings.amqp_name("unrouted"), 1))
         assert unrouted == [portal]
         assert await _drain(amqp, connector_queue(settings, "wms")) == []
-    await _delete_topology(amqp, settings, table)
+    await delete_routing_topology(amqp, settings, table)
 
 
 async def test_retry_tier_returns_the_message_to_its_connector_after_the_delay(

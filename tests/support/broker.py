@@ -5,6 +5,8 @@ from __future__ import annotations
 import msgspec
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
+from gateway.routing import parse_routing_table, topology_names
+from gateway.settings import Settings
 from tests.support.waiting import wait_until
 
 
@@ -40,3 +42,16 @@ async def capture(
     captured = CapturedQueue()
     await queue.consume(captured._on_message)
     return captured
+
+
+async def delete_routing_topology(
+    connection: AbstractRobustConnection, settings: Settings, table: str
+) -> None:
+    """Remove every queue and exchange a routing table declared in this test's namespace."""
+    queues, exchanges = topology_names(settings, parse_routing_table(table))
+    channel = await connection.channel()
+    for queue in queues:
+        await channel.queue_delete(queue)
+    for exchange in exchanges:
+        await channel.exchange_delete(exchange)
+    await channel.close()

@@ -1,0 +1,66 @@
+"""The effect ledger: has this connector already applied this message?
+
+RabbitMQ delivers at least once (a crash before the ack, a broker restart, a replay), so
+the runtime asks here before calling the target:
+
+* ``go`` — nobody has: this worker holds a lease and calls the target;
+* ``done`` — applied before: acknowledge without calling again;
+* ``busy`` — another worker holds a live lease (or a crashed one did, until it expires).
+
+A lost done-record cannot double-post either: the target gets the message id as its
+idempotency key or external id, and the real systems reject or replay a repeat.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Literal
+
+import redis.asyncio as aioredis
+
+from gateway.settings import Settings
+from gateway.storage import redis_errors
+
+_DONE = b"done"
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+Claim = Literal["go", "done", "busy"]
+
+
+class EffectLedger:
+    """Per connector and message id: in progress under a lease, or done."""
+
+    def __init__(self, redis: aioredis.Redis, settings: Settings, *, lease_seconds: float) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._lease_ms = int(lease_seconds * 1000)
+        self._release = redis.register_script(_RELEASE)
+        self._token = f"pending:{secrets.token_hex(8)}".encode()
+
+    def _key(self, connector: str, message_id: str) -> str:
+        return self._settings.key("effect", connector, message_id)
+
+    async def begin(self, connector: str, message_id: str) -> Claim:
+        """Take the lease if the message is neither done nor held."""
+        with redis_errors():
+            previous = await self._redis.set(
+                self._key(connector, message_id), self._token, nx=True, px=self._lease_ms, get=True
+            )
+        if previous is None:
+            return "go"
+        return "done" if previous == _DONE else "busy"
+
+    async def finish(self, connector: str, message_id: str) -> None:
+        """Record the effect as applied; kept ``effect_retention_seconds``."""
+        with redis_errors():
+            await self._redis.set(
+                self._key(connector, message_id), _DONE, ex=self._settings.effect_retention_seconds
+            )
+
+    async def abandon(self, connector: str, message_id: str) -> None:
+        """Give the lease back after a failure, so the retry need not wait for it to expire."""
+        with redis_errors():
+            await self._release(keys=[self._key(connector, message_id)], args=[self._token])

@@ -1,0 +1,251 @@
+"""The connector runtime: consume a connector's queue, apply each message once, and decide.
+
+For every message the decision is named (:class:`Outcome`) and carried out in one place:
+
+* ``ACK``     — applied now, or applied before (the effect ledger says done);
+* ``RETRY``   — a retryable failure: a copy goes to the retry tier its backoff needs, with
+                the attempt count, then the original is acknowledged;
+* ``DEAD``    — a permanent failure, retries exhausted, or an undecodable message: a copy
+                goes to the connector's dead-letter queue with the reason, then the original
+                is acknowledged.
+
+Copies are published with confirms before the original is acknowledged, so a crash in
+between yields a duplicate, never a loss; the ledger makes the duplicate harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import enum
+import logging
+from typing import Any
+
+import aio_pika
+import msgspec
+import redis.asyncio as aioredis
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
+
+from connectors._effects import EffectLedger
+from connectors._retry import RetryPlan
+from connectors._sdk import Connector, Delivery
+from gateway.errors import (
+    DeliveryFailed,
+    PermanentDeliveryFailure,
+    RetryableDeliveryFailure,
+    StoreUnavailable,
+)
+from gateway.routing import ConnectorSpec, connector_queue, retry_exchange
+from gateway.routing._names import dead_exchange
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ATTEMPT = "x-rgw-attempt"
+FIRST_FAILURE = "x-rgw-first-failure-at"
+LAST_ERROR = "x-rgw-last-error"
+DEAD_REASON = "x-rgw-dead-reason"
+
+
+class Outcome(enum.Enum):
+    ACK = "ack"
+    RETRY = "retry"
+    DEAD = "dead"
+
+
+class DeadReason(msgspec.Struct, frozen=True, kw_only=True):
+    """Why a message was dead-lettered: what an operator reads before replaying or discarding."""
+
+    connector: str
+    error: str
+    detail: str
+    status_code: int | None
+    attempts: int
+    first_failure_at: str
+    last_failure_at: str
+
+
+class Decision(msgspec.Struct, frozen=True):
+    """What to do with one message, decided before anything is done to it."""
+
+    outcome: Outcome
+    failure: DeliveryFailed | None = None
+    delay_ms: int = 0
+    counts_as_attempt: bool = True
+    """False when the target was never called (ledger busy or unreachable)."""
+
+
+def _decode(message: AbstractIncomingMessage) -> Delivery:
+    try:
+        envelope = msgspec.json.decode(message.body)
+        attempt = int((message.headers or {}).get(ATTEMPT, 1))  # type: ignore[call-overload]
+        return msgspec.convert({**envelope, "attempt": attempt}, Delivery)
+    except (msgspec.DecodeError, msgspec.ValidationError, TypeError, ValueError) as exc:
+        raise PermanentDeliveryFailure(f"undecodable envelope: {exc}") from exc
+
+
+class ConnectorRuntime:
+    """Runs one connector against its queue until stopped."""
+
+    def __init__(
+        self,
+        connector: Connector,
+        *,
+        settings: Settings,
+        spec: ConnectorSpec,
+        redis: aioredis.Redis,
+        prefetch: int = 32,
+        graceful_timeout: float = 30.0,
+    ) -> None:
+        self.connector = connector
+        self._settings = settings
+        self._plan = RetryPlan(spec)
+        self._ledger = EffectLedger(redis, settings, lease_seconds=settings.effect_lease_seconds)
+        self._prefetch = prefetch
+        self._graceful_timeout = graceful_timeout
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractRobustChannel | None = None
+        self._consumer_tag: str | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self.outcomes: collections.Counter[Outcome] = collections.Counter()
+        """How many messages ended each way since start (for health, metrics and tests)."""
+
+    @property
+    def name(self) -> str:
+        return self.connector.name
+
+    async def start(self) -> None:
+        """Connect (aio-pika's robust connection restores the consumer after a broker restart)."""
+        self._connection = await aio_pika.connect_robust(
+            self._settings.amqp_url,
+            client_properties={"connection_name": f"returns-gateway-connector:{self.name}"},
+        )
+        self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        await self._channel.set_qos(prefetch_count=self._prefetch)
+        queue = await self._channel.get_queue(connector_queue(self._settings, self.name))
+        self._consumer_tag = await queue.consume(self._on_message)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            await self._settle(message, await self.decide(message))
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def decide(self, message: AbstractIncomingMessage) -> Decision:
+        """Apply the message at most once and name what should happen to it."""
+        try:
+            delivery = _decode(message)
+        except PermanentDeliveryFailure as failure:
+            return Decision(Outcome.DEAD, failure)
+        if delivery.message_type not in self.connector.handles:
+            return Decision(
+                Outcome.DEAD, PermanentDeliveryFailure(f"{self.name} does not handle {delivery.message_type}")
+            )
+        try:
+            claim = await self._ledger.begin(self.name, delivery.message_id)
+        except StoreUnavailable as exc:
+            # Without the ledger we cannot promise once: do not call the target, come back later.
+            return Decision(
+                Outcome.RETRY,
+                RetryableDeliveryFailure(str(exc)),
+                self._plan.tiers_ms[0],
+                counts_as_attempt=False,
+            )
+        if claim == "done":
+            log.info("%s: %s already applied, acknowledging", self.name, delivery.message_id)
+            return Decision(Outcome.ACK)
+        if claim == "busy":
+            return Decision(
+                Outcome.RETRY,
+                RetryableDeliveryFailure("another worker holds it"),
+                self._plan.tiers_ms[0],
+                counts_as_attempt=False,
+            )
+        return await self._apply(delivery)
+
+    async def _apply(self, delivery: Delivery) -> Decision:
+        try:
+            await self.connector.handle(delivery)
+        except DeliveryFailed as failure:
+            await self._ledger.abandon(self.name, delivery.message_id)
+            return self._after_failure(delivery, failure)
+        except Exception as exc:  # a connector bug: treat as retryable, it ends in the DLQ if it persists
+            log.exception("%s: unexpected error on %s", self.name, delivery.message_id)
+            await self._ledger.abandon(self.name, delivery.message_id)
+            return self._after_failure(delivery, RetryableDeliveryFailure(f"{type(exc).__name__}: {exc}"))
+        await self._ledger.finish(self.name, delivery.message_id)
+        return Decision(Outcome.ACK)
+
+    def _after_failure(self, delivery: Delivery, failure: DeliveryFailed) -> Decision:
+        if isinstance(failure, PermanentDeliveryFailure) or self._plan.exhausted(delivery.attempt):
+            return Decision(Outcome.DEAD, failure)
+        retry_after = failure.retry_after if isinstance(failure, RetryableDeliveryFailure) else None
+        return Decision(Outcome.RETRY, failure, self._plan.tier_for(delivery.attempt, retry_after))
+
+    async def _settle(self, message: AbstractIncomingMessage, decision: Decision) -> None:
+        if decision.outcome is Outcome.RETRY:
+            await self._publish_copy(message, decision, retry=True)
+        elif decision.outcome is Outcome.DEAD:
+            await self._publish_copy(message, decision, retry=False)
+        await message.ack()
+        self.outcomes[decision.outcome] += 1
+
+    async def _publish_copy(
+        self, message: AbstractIncomingMessage, decision: Decision, *, retry: bool
+    ) -> None:
+        assert self._channel is not None and decision.failure is not None
+        headers: dict[str, Any] = dict(message.headers or {})
+        headers.pop("x-death", None)  # the broker's own bookkeeping; our headers say what happened
+        now = dt.datetime.now(dt.UTC).isoformat()
+        attempt = int(headers.get(ATTEMPT, 1))  # type: ignore[call-overload]
+        headers.setdefault(FIRST_FAILURE, now)
+        headers[LAST_ERROR] = decision.failure.detail[:1000]
+        if retry:
+            exchange_name, routing_key = retry_exchange(self._settings), f"{self.name}.{decision.delay_ms}"
+            if decision.counts_as_attempt:
+                headers[ATTEMPT] = attempt + 1
+        else:
+            exchange_name, routing_key = dead_exchange(self._settings), self.name
+            headers[DEAD_REASON] = msgspec.json.encode(
+                DeadReason(
+                    connector=self.name,
+                    error=type(decision.failure).__name__,
+                    detail=decision.failure.detail[:2000],
+                    status_code=decision.failure.status_code,
+                    attempts=attempt,
+                    first_failure_at=str(headers[FIRST_FAILURE]),
+                    last_failure_at=now,
+                )
+            ).decode()
+        exchange = await self._channel.get_exchange(exchange_name, ensure=False)
+        copy = aio_pika.Message(
+            message.body,
+            headers=headers,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            timestamp=message.timestamp,
+            type=message.type,
+            app_id=message.app_id,
+        )
+        await exchange.publish(copy, routing_key=routing_key, mandatory=True)
+
+    async def stop(self) -> None:
+        """Stop taking messages, let in-flight ones finish (up to the graceful timeout), close."""
+        channel, connection = self._channel, self._connection
+        if channel is not None and self._consumer_tag is not None and not channel.is_closed:
+            queue = await channel.get_queue(connector_queue(self._settings, self.name), ensure=False)
+            await queue.cancel(self._consumer_tag)
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=self._graceful_timeout)
+        if channel is not None and not channel.is_closed:
+            await channel.close()
+        if connection is not None:
+            await connection.close()
+        self._channel = self._connection = None

@@ -1,0 +1,201 @@
+"""The connector runtime on the real broker and Redis, against a sandbox HTTP target."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aio_pika
+import httpx
+import msgspec
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+from litestar.testing import AsyncTestClient
+
+from connectors import (
+    DEAD_REASON,
+    Connector,
+    ConnectorRuntime,
+    Delivery,
+    Outcome,
+    raise_for_target,
+    target_errors,
+)
+from gateway.api import create_app
+from gateway.broker import events_exchange_name
+from gateway.registry import ContractRegistry
+from gateway.routing import dead_letter_queue, parse_routing_table
+from gateway.settings import Settings
+from tests.conftest import KeyFactory
+from tests.support.broker import delete_routing_topology
+from tests.support.payloads import headers, return_request
+from tests.support.sandbox import Fault, SandboxState, running_sandbox
+from tests.support.waiting import wait_until
+
+TABLE = """
+connectors:
+  records: {max_attempts: 4, delivery_limit: 5, retry_delays_ms: [200, 400, 1000, 2000]}
+routes:
+  - {id: requests, message: return-request.v1, to: [records]}
+"""
+
+
+class RecordsConnector(Connector):
+    """A connector as an integration engineer writes one: post, and say what the reply means."""
+
+    name = "records"
+    handles = frozenset({"return-request.v1"})
+
+    def __init__(self, base_url: str) -> None:
+        self.client = httpx.AsyncClient(base_url=base_url, timeout=2.0)
+
+    async def handle(self, delivery: Delivery) -> None:
+        with target_errors():
+            response = await self.client.post(
+                "/records", json=delivery.payload, headers={"Idempotency-Key": delivery.idempotency_key}
+            )
+        raise_for_target(response)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+@dataclass
+class Harness:
+    client: AsyncTestClient  # type: ignore[type-arg]
+    runtime: ConnectorRuntime
+    sandbox: SandboxState
+    key: str
+    settings: Settings
+    amqp: AbstractRobustConnection
+
+    async def submit(self) -> None:
+        response = await self.client.post("/v1/returns", json=return_request(), headers=headers(self.key))
+        assert response.status_code == 202, response.text
+
+    async def dead_letters(self) -> list[aio_pika.abc.AbstractIncomingMessage]:
+        channel = await self.amqp.channel()
+        queue = await channel.get_queue(dead_letter_queue(self.settings, "records"))
+        found = []
+        while (message := await queue.get(fail=False, no_ack=True)) is not None:
+            found.append(message)
+        return found
+
+
+@pytest.fixture
+async def harness(
+    tmp_path,
+    settings: Settings,
+    registry: ContractRegistry,
+    redis,
+    amqp,
+    make_key: KeyFactory,  # type: ignore[no-untyped-def]
+) -> AsyncIterator[Harness]:
+    path = tmp_path / "routes.yaml"
+    path.write_text(TABLE)
+    routed = dataclasses.replace(settings, routes_file=path)
+    spec = parse_routing_table(TABLE).connectors["records"]
+    with running_sandbox() as (base_url, sandbox):
+        async with AsyncTestClient(create_app(routed, registry)) as client:
+            connector = RecordsConnector(base_url)
+            runtime = ConnectorRuntime(connector, settings=routed, spec=spec, redis=redis, prefetch=8)
+            await runtime.start()
+            try:
+                yield Harness(client, runtime, sandbox, await make_key(), routed, amqp)
+            finally:
+                await runtime.stop()
+                await connector.aclose()
+    await delete_routing_topology(amqp, settings, TABLE)
+
+
+def _only_key(sandbox: SandboxState) -> str:
+    keys = {k for _, k in sandbox.requests}
+    assert len(keys) == 1, keys
+    return keys.pop()
+
+
+async def test_delivered_once_and_acknowledged_after_the_effect(harness: Harness) -> None:
+    await harness.submit()
+    await wait_until(lambda: harness.runtime.outcomes[Outcome.ACK] == 1, what="the delivery")
+    key = _only_key(harness.sandbox)
+    assert harness.sandbox.effects == {key: 1}
+    assert len(harness.sandbox.requests) == 1
+
+
+async def test_transient_failures_are_retried_then_applied_once(harness: Harness) -> None:
+    harness.sandbox.faults.extend([Fault(503), Fault(502)])
+    await harness.submit()
+    await wait_until(
+        lambda: harness.runtime.outcomes[Outcome.ACK] == 1, within=15, what="delivery after retries"
+    )
+    key = _only_key(harness.sandbox)
+    assert harness.sandbox.effects == {key: 1}
+    assert len(harness.sandbox.times_for(key)) == 3
+    assert harness.runtime.outcomes[Outcome.RETRY] == 2
+
+
+async def test_retry_after_is_honoured(harness: Harness) -> None:
+    harness.sandbox.faults.append(Fault(429, retry_after="1"))
+    await harness.submit()
+    await wait_until(lambda: harness.runtime.outcomes[Outcome.ACK] == 1, within=15)
+    first, second = harness.sandbox.times_for(_only_key(harness.sandbox))
+    # Backoff alone would wait ~0.2 s; the target asked for 1 s.
+    assert second - first >= 0.95
+
+
+async def test_permanent_failure_is_dead_lettered_at_once_with_its_reason(harness: Harness) -> None:
+    harness.sandbox.faults.append(Fault(400))
+    await harness.submit()
+    await wait_until(lambda: harness.runtime.outcomes[Outcome.DEAD] == 1)
+    dead = await harness.dead_letters()
+    assert len(dead) == 1
+    reason = msgspec.json.decode((dead[0].headers or {})[DEAD_REASON])
+    assert reason["connector"] == "records"
+    assert reason["error"] == "PermanentDeliveryFailure"
+    assert reason["status_code"] == 400
+    assert reason["attempts"] == 1
+    assert "injected 400" in reason["detail"]
+    assert msgspec.json.decode(dead[0].body)["contract"] == "return-request"  # the original message, intact
+    assert harness.sandbox.effects == {}
+    assert len(harness.sandbox.requests) == 1
+
+
+async def test_retries_exhausted_end_in_the_dead_letter_queue(harness: Harness) -> None:
+    harness.sandbox.faults.extend([Fault(503)] * 4)
+    await harness.submit()
+    await wait_until(lambda: harness.runtime.outcomes[Outcome.DEAD] == 1, within=20)
+    reason = msgspec.json.decode(((await harness.dead_letters())[0].headers or {})[DEAD_REASON])
+    assert reason["error"] == "RetryableDeliveryFailure" and reason["attempts"] == 4
+    assert reason["status_code"] == 503
+    assert len(harness.sandbox.requests) == 4 and harness.sandbox.effects == {}
+
+
+async def test_a_redelivered_message_is_not_applied_twice(harness: Harness) -> None:
+    envelope = {
+        "message_id": "msg_redelivered",
+        "correlation_id": "ret_x",
+        "contract": "return-request",
+        "version": "v1",
+        "partner": "acme",
+        "occurred_at": "2026-11-23T10:00:00Z",
+        "trace": {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+        "payload": return_request(),
+    }
+    channel = await harness.amqp.channel(publisher_confirms=True)
+    events = await channel.get_exchange(events_exchange_name(harness.settings))
+    for _ in range(3):  # the same message three times: a crash before the ack, a replay...
+        await events.publish(
+            aio_pika.Message(msgspec.json.encode(envelope), message_id="msg_redelivered"), "return-request.v1"
+        )
+    await wait_until(lambda: harness.runtime.outcomes[Outcome.ACK] == 3, within=15, what="all three settled")
+    assert harness.sandbox.effects == {"msg_redelivered": 1}
+    assert len(harness.sandbox.requests) == 1
+
+
+async def test_target_timeout_is_retryable(harness: Harness) -> None:
+    harness.sandbox.faults.append(Fault(200, delay=3.0))  # slower than the connector's 2 s timeout
+    await harness.submit()
+    await wait_until(lambda: harness.runtime.outcomes[Outcome.ACK] == 1, within=20)
+    assert harness.runtime.outcomes[Outcome.RETRY] == 1
+    assert list(harness.sandbox.effects.values()) == [1]
