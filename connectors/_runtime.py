@@ -25,7 +25,12 @@ from typing import Any
 import aio_pika
 import msgspec
 import redis.asyncio as aioredis
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
 
 from connectors._effects import EffectLedger
 from connectors._retry import RetryPlan
@@ -106,6 +111,7 @@ class ConnectorRuntime:
         self._graceful_timeout = graceful_timeout
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
+        self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self.outcomes: collections.Counter[Outcome] = collections.Counter()
@@ -123,8 +129,8 @@ class ConnectorRuntime:
         )
         self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         await self._channel.set_qos(prefetch_count=self._prefetch)
-        queue = await self._channel.get_queue(connector_queue(self._settings, self.name))
-        self._consumer_tag = await queue.consume(self._on_message)
+        self._queue = await self._channel.get_queue(connector_queue(self._settings, self.name))
+        self._consumer_tag = await self._queue.consume(self._on_message)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.current_task()
@@ -239,13 +245,12 @@ class ConnectorRuntime:
     async def stop(self) -> None:
         """Stop taking messages, let in-flight ones finish (up to the graceful timeout), close."""
         channel, connection = self._channel, self._connection
-        if channel is not None and self._consumer_tag is not None and not channel.is_closed:
-            queue = await channel.get_queue(connector_queue(self._settings, self.name), ensure=False)
-            await queue.cancel(self._consumer_tag)
+        if self._queue is not None and self._consumer_tag is not None and channel and not channel.is_closed:
+            await self._queue.cancel(self._consumer_tag)
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=self._graceful_timeout)
         if channel is not None and not channel.is_closed:
             await channel.close()
         if connection is not None:
             await connection.close()
-        self._channel = self._connection = None
+        self._channel = self._connection = self._queue = None

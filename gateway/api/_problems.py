@@ -30,9 +30,17 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
 _encoder = msgspec.json.Encoder()
 
 
+_RESPONSE_HEADERS = "response_headers"
+
+
+def add_response_headers(request: Request[Any, Any, Any], headers: dict[str, str]) -> None:
+    """Headers to send with this request's response, success or problem."""
+    request.scope.setdefault("state", {}).setdefault(_RESPONSE_HEADERS, {}).update(headers)
+
+
 def extra_headers(request: Request[Any, Any, Any]) -> dict[str, str]:
     """Headers every response to this request carries (rate-limit state, deprecation)."""
-    return dict(request.scope.get("state", {}).get("response_headers", {}))
+    return dict(request.scope.get("state", {}).get(_RESPONSE_HEADERS, {}))
 
 
 def problem_response(

@@ -6,16 +6,12 @@ from typing import Any
 
 from litestar import Request
 
+from gateway.api._problems import add_response_headers
 from gateway.auth import Principal, Scope
 from gateway.services import Services
 
 BEARER_SCHEME = "ApiKey"
 SECURITY = [{BEARER_SCHEME: []}]
-
-
-def add_response_headers(request: Request[Any, Any, Any], headers: dict[str, str]) -> None:
-    """Headers to send with this request's response, success or problem."""
-    request.scope.setdefault("state", {}).setdefault("response_headers", {}).update(headers)
 
 
 async def authorize(request: Request[Any, Any, Any], scope: Scope | None = None) -> Principal:

@@ -10,8 +10,8 @@ from litestar.params import FromPath
 
 from gateway.api._deprecation import deprecation_headers
 from gateway.api._openapi import ReturnDocument, contract_body, problem_responses
-from gateway.api._problems import extra_headers
-from gateway.api._security import SECURITY, add_response_headers, authorize
+from gateway.api._problems import add_response_headers, extra_headers
+from gateway.api._security import SECURITY, authorize
 from gateway.auth import Scope
 from gateway.envelope import trace_context
 from gateway.errors import NotFound, UnsupportedMediaType
