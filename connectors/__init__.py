@@ -4,16 +4,13 @@ system; the runtime consumes, deduplicates, retries and dead-letters around it."
 from connectors._effects import EffectLedger
 from connectors._http import RETRYABLE_STATUSES, raise_for_target, retry_after_seconds, target_errors
 from connectors._retry import RetryPlan
-from connectors._runtime import ATTEMPT, DEAD_REASON, ConnectorRuntime, DeadReason, Decision, Outcome
+from connectors._runtime import ConnectorRuntime, Decision, Outcome
 from connectors._sdk import Connector, Delivery
 
 __all__ = [
-    "ATTEMPT",
-    "DEAD_REASON",
     "RETRYABLE_STATUSES",
     "Connector",
     "ConnectorRuntime",
-    "DeadReason",
     "Decision",
     "Delivery",
     "EffectLedger",

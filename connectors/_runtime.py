@@ -35,6 +35,7 @@ from aio_pika.abc import (
 from connectors._effects import EffectLedger
 from connectors._retry import RetryPlan
 from connectors._sdk import Connector, Delivery
+from gateway.delivery_headers import ATTEMPT, DEAD_REASON, FIRST_FAILURE, LAST_ERROR, DeadReason
 from gateway.errors import (
     DeliveryFailed,
     PermanentDeliveryFailure,
@@ -47,28 +48,11 @@ from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ATTEMPT = "x-rgw-attempt"
-FIRST_FAILURE = "x-rgw-first-failure-at"
-LAST_ERROR = "x-rgw-last-error"
-DEAD_REASON = "x-rgw-dead-reason"
-
 
 class Outcome(enum.Enum):
     ACK = "ack"
     RETRY = "retry"
     DEAD = "dead"
-
-
-class DeadReason(msgspec.Struct, frozen=True, kw_only=True):
-    """Why a message was dead-lettered: what an operator reads before replaying or discarding."""
-
-    connector: str
-    error: str
-    detail: str
-    status_code: int | None
-    attempts: int
-    first_failure_at: str
-    last_failure_at: str
 
 
 class Decision(msgspec.Struct, frozen=True):

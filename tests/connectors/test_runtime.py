@@ -14,7 +14,6 @@ from aio_pika.abc import AbstractRobustConnection
 from litestar.testing import AsyncTestClient
 
 from connectors import (
-    DEAD_REASON,
     Connector,
     ConnectorRuntime,
     Delivery,
@@ -24,6 +23,7 @@ from connectors import (
 )
 from gateway.api import create_app
 from gateway.broker import events_exchange_name
+from gateway.delivery_headers import DEAD_REASON
 from gateway.registry import ContractRegistry
 from gateway.routing import dead_letter_queue, parse_routing_table
 from gateway.settings import Settings
