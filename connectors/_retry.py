@@ -17,7 +17,7 @@ class RetryPlan:
         self.tiers_ms = sorted(spec.retry_delays_ms)
         self.max_attempts = spec.max_attempts
         self._wait = wait_exponential_jitter(
-            initial=self.tiers_ms[0] / 1000, max=self.tiers_ms[-1] / 1000, jitter=self.tiers_ms[0] / 1000
+            multiplier=self.tiers_ms[0] / 1000, max=self.tiers_ms[-1] / 1000, jitter=self.tiers_ms[0] / 1000
         )
 
     def backoff_seconds(self, attempt: int) -> float:

@@ -32,6 +32,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from connectors._circuit import CircuitOpen, State, TargetCircuit
 from connectors._effects import EffectLedger
 from connectors._retry import RetryPlan
 from connectors._sdk import Connector, Delivery
@@ -84,14 +85,18 @@ class ConnectorRuntime:
         settings: Settings,
         spec: ConnectorSpec,
         redis: aioredis.Redis,
-        prefetch: int = 32,
+        prefetch: int | None = None,
         graceful_timeout: float = 30.0,
     ) -> None:
         self.connector = connector
         self._settings = settings
         self._plan = RetryPlan(spec)
         self._ledger = EffectLedger(redis, settings, lease_seconds=settings.effect_lease_seconds)
-        self._prefetch = prefetch
+        self._prefetch = prefetch or spec.prefetch
+        self.circuit = TargetCircuit(connector.name, spec.circuit, on_change=self._circuit_changed)
+        self._circuit_lock = asyncio.Lock()
+        self._circuit_tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
         self._graceful_timeout = graceful_timeout
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
@@ -112,9 +117,40 @@ class ConnectorRuntime:
             client_properties={"connection_name": f"returns-gateway-connector:{self.name}"},
         )
         self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-        await self._channel.set_qos(prefetch_count=self._prefetch)
         self._queue = await self._channel.get_queue(connector_queue(self._settings, self.name))
+        await self._consume(self._prefetch)
+
+    async def _consume(self, prefetch: int) -> None:
+        assert self._channel is not None and self._queue is not None
+        await self._channel.set_qos(prefetch_count=prefetch)  # applies to consumers started after it
         self._consumer_tag = await self._queue.consume(self._on_message)
+
+    async def _stop_consuming(self) -> None:
+        tag, self._consumer_tag = self._consumer_tag, None
+        if tag is not None and self._queue is not None and self._channel and not self._channel.is_closed:
+            await self._queue.cancel(tag)
+
+    def _circuit_changed(self, state: State) -> None:
+        task = asyncio.get_running_loop().create_task(self._follow_circuit(state))
+        self._circuit_tasks.add(task)
+        task.add_done_callback(self._circuit_tasks.discard)
+
+    async def _follow_circuit(self, state: State) -> None:
+        """Open: stop taking messages, then take one (the trial) after the open period.
+        Closed again: back to the full prefetch. Messages wait in the queue meanwhile."""
+        async with self._circuit_lock:
+            if self._stopping:
+                return
+            if state == "opened":
+                log.warning("%s: circuit open, pausing for %.1f s", self.name, self.circuit.open_seconds)
+                await self._stop_consuming()
+                await asyncio.sleep(self.circuit.open_seconds)
+                if not self._stopping and self.circuit.state != "closed":
+                    await self._consume(1)
+            elif state == "closed":
+                log.info("%s: circuit closed, resuming", self.name)
+                await self._stop_consuming()
+                await self._consume(self._prefetch)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.current_task()
@@ -132,7 +168,7 @@ class ConnectorRuntime:
             delivery = _decode(message)
         except PermanentDeliveryFailure as failure:
             return Decision(Outcome.DEAD, failure)
-        if delivery.message_type not in self.connector.handles:
+        if not self.connector.takes(delivery.message_type):
             return Decision(
                 Outcome.DEAD, PermanentDeliveryFailure(f"{self.name} does not handle {delivery.message_type}")
             )
@@ -160,7 +196,11 @@ class ConnectorRuntime:
 
     async def _apply(self, delivery: Delivery) -> Decision:
         try:
-            await self.connector.handle(delivery)
+            await self.circuit.call(lambda: self.connector.handle(delivery))
+        except CircuitOpen as failure:
+            await self._ledger.abandon(self.name, delivery.message_id)
+            delay = self._plan.tier_for(1, failure.retry_after)
+            return Decision(Outcome.RETRY, failure, delay, counts_as_attempt=False)
         except DeliveryFailed as failure:
             await self._ledger.abandon(self.name, delivery.message_id)
             return self._after_failure(delivery, failure)
@@ -228,9 +268,12 @@ class ConnectorRuntime:
 
     async def stop(self) -> None:
         """Stop taking messages, let in-flight ones finish (up to the graceful timeout), close."""
+        self._stopping = True
+        for task in list(self._circuit_tasks):
+            task.cancel()
+        async with self._circuit_lock:
+            await self._stop_consuming()
         channel, connection = self._channel, self._connection
-        if self._queue is not None and self._consumer_tag is not None and channel and not channel.is_closed:
-            await self._queue.cancel(self._consumer_tag)
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=self._graceful_timeout)
         if channel is not None and not channel.is_closed:

@@ -1,25 +1,27 @@
-"""What an integration engineer writes: a connector is a name, the message types it takes,
-and one async handler that applies a message to its system.
+"""What an integration engineer writes: the message types a connector takes, and one async
+handler that applies a message to its system.
 
     class ErpConnector(Connector):
-        name = "erp"
         handles = frozenset({"return-request.v1"})
 
         async def handle(self, delivery: Delivery) -> None:
-            response = await self.client.post("/returns", json=..., headers={
-                "Idempotency-Key": delivery.idempotency_key})
-            raise_for_target(response)
+            await self.target.post("/returns", json=to_erp(delivery.payload),
+                                   idempotency_key=delivery.idempotency_key)
 
-Everything else (consuming, acknowledging after the effect, retries with backoff, dead
-letters, deduplication) is the runtime's job.
+The routing table names the class (``use: mypackage.erp:ErpConnector``), its target and
+its options. Everything else (consuming, acknowledging after the effect, retries with
+backoff, the circuit breaker, dead letters, deduplication) is the runtime's job.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import msgspec
+
+from connectors._target import Target
 
 
 class Delivery(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,14 +48,36 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Connector:
-    """Base class for connectors; subclasses set ``name`` and ``handles`` and write ``handle``."""
+    """Base class for connectors: set ``handles`` and write ``handle``.
 
-    name: ClassVar[str]
-    handles: ClassVar[frozenset[str]]
+    A connector instance is built once per process, with the name it has in the routing
+    table, the shared client of its target (if it has one) and its options.
+    """
+
+    handles: ClassVar[frozenset[str] | None] = None
+    """Message types (``return-request.v1``) it applies; ``None`` takes whatever its routes send."""
+
+    def __init__(
+        self, name: str, *, target: Target | None = None, options: Mapping[str, Any] | None = None
+    ) -> None:
+        self.name = name
+        self._target = target
+        self.options = dict(options or {})
+
+    @property
+    def target(self) -> Target:
+        if self._target is None:
+            raise TypeError(f"connector {self.name} has no target in the routing table")
+        return self._target
+
+    def takes(self, message_type: str) -> bool:
+        return self.handles is None or message_type in self.handles
 
     async def handle(self, delivery: Delivery) -> None:
         """Apply ``delivery`` to the target system, or raise a ``DeliveryFailed`` subclass."""
         raise NotImplementedError
 
     async def aclose(self) -> None:
-        """Release what the connector holds (its HTTP client); called once at shutdown."""
+        """Release what the connector holds; called once at shutdown."""
+        if self._target is not None:
+            await self._target.aclose()

@@ -12,10 +12,12 @@ from gateway.routing._names import (
 )
 from gateway.routing._table import (
     CONDITION_FIELDS,
+    CircuitSpec,
     ConnectorSpec,
     Route,
     RoutingTable,
     RoutingTableError,
+    TargetSpec,
     load_routing_table,
     parse_routing_table,
 )
@@ -23,10 +25,12 @@ from gateway.routing._topology import declare_routing_topology, topology_names
 
 __all__ = [
     "CONDITION_FIELDS",
+    "CircuitSpec",
     "ConnectorSpec",
     "Route",
     "RoutingTable",
     "RoutingTableError",
+    "TargetSpec",
     "condition_header",
     "condition_headers",
     "connector_queue",

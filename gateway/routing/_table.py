@@ -4,6 +4,9 @@ Example (``routes.yaml``)::
 
     connectors:
       erp:
+        use: connectors.webhook:WebhookConnector   # what `returns-gateway connector run erp` runs
+        target: {base_url: "https://erp.internal", timeout_seconds: 10, token_env: RGW_ERP_TOKEN}
+        circuit: {failure_threshold: 5, open_seconds: 30}
         delivery_limit: 10          # deliveries before a message is dead-lettered as poison
         retry_delays_ms: [1000, 5000, 30000, 120000, 600000]
       crm: {}
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -44,8 +47,41 @@ class RoutingTableError(GatewayError):
     """The routing table is missing, malformed or inconsistent."""
 
 
+class TargetSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The system a connector calls: one shared HTTP client per target is built from this."""
+
+    base_url: Annotated[str, msgspec.Meta(pattern=r"^https?://")]
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    """Longest wait for any one read, write or pooled connection; keep it below the effect lease."""
+    connect_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 3.0
+    max_connections: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 32
+    token_env: Annotated[str, msgspec.Meta(pattern=r"^[A-Z][A-Z0-9_]*$")] | None = None
+    """Environment variable holding the target's bearer token: secrets never sit in this file."""
+
+
+class CircuitSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """When to stop calling a target that keeps failing, and for how long."""
+
+    failure_threshold: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 5
+    """Consecutive retryable failures (timeouts, 5xx, 429, refused connections) that open it."""
+    open_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    """How long it stays open; then one trial message decides whether it closes again."""
+
+
 class ConnectorSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """What the topology needs to know about one connector."""
+    """One connector: its delivery topology, and how its process builds and calls it."""
+
+    use: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")] | None = None
+    """``module:Class`` of the connector; ``returns-gateway connector run`` imports it."""
+
+    target: TargetSpec | None = None
+    options: dict[str, Any] = {}
+    """Connector-specific settings, handed to the connector as they are."""
+
+    prefetch: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 32
+    """Messages one connector process works on at once."""
+
+    circuit: CircuitSpec = msgspec.field(default_factory=CircuitSpec)
 
     delivery_limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
     """Deliveries (including redeliveries after a crash) before the broker dead-letters the message."""

@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aio_pika
-import httpx
 import msgspec
 import pytest
+import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 from litestar.testing import AsyncTestClient
 
-from connectors import (
-    Connector,
-    ConnectorRuntime,
-    Delivery,
-    Outcome,
-    raise_for_target,
-    target_errors,
-)
+from connectors import Connector, ConnectorRuntime, Delivery, Outcome, build_connector
 from gateway.api import create_app
 from gateway.broker import events_exchange_name
 from gateway.delivery_headers import DEAD_REASON
@@ -35,30 +31,26 @@ from tests.support.waiting import wait_until
 
 TABLE = """
 connectors:
-  records: {max_attempts: 4, delivery_limit: 5, retry_delays_ms: [200, 400, 1000, 2000]}
+  records:
+    use: tests.connectors.test_runtime:RecordsConnector
+    target: {{base_url: "{base_url}", timeout_seconds: 2}}
+    circuit: {{failure_threshold: {threshold}, open_seconds: 1}}
+    prefetch: 8
+    max_attempts: 4
+    delivery_limit: 5
+    retry_delays_ms: [200, 400, 1000, 2000]
 routes:
-  - {id: requests, message: return-request.v1, to: [records]}
+  - {{id: requests, message: return-request.v1, to: [records]}}
 """
 
 
 class RecordsConnector(Connector):
-    """A connector as an integration engineer writes one: post, and say what the reply means."""
+    """A connector as an integration engineer writes one: which messages, and where they go."""
 
-    name = "records"
     handles = frozenset({"return-request.v1"})
 
-    def __init__(self, base_url: str) -> None:
-        self.client = httpx.AsyncClient(base_url=base_url, timeout=2.0)
-
     async def handle(self, delivery: Delivery) -> None:
-        with target_errors():
-            response = await self.client.post(
-                "/records", json=delivery.payload, headers={"Idempotency-Key": delivery.idempotency_key}
-            )
-        raise_for_target(response)
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.target.post("/records", json=delivery.payload, idempotency_key=delivery.idempotency_key)
 
 
 @dataclass
@@ -83,30 +75,49 @@ class Harness:
         return found
 
 
-@pytest.fixture
-async def harness(
-    tmp_path,
+@asynccontextmanager
+async def running_harness(
+    tmp_path: Path,
     settings: Settings,
     registry: ContractRegistry,
-    redis,
-    amqp,
-    make_key: KeyFactory,  # type: ignore[no-untyped-def]
+    redis: aioredis.Redis,
+    amqp: AbstractRobustConnection,
+    make_key: KeyFactory,
+    *,
+    circuit_threshold: int = 1000,
 ) -> AsyncIterator[Harness]:
-    path = tmp_path / "routes.yaml"
-    path.write_text(TABLE)
-    routed = dataclasses.replace(settings, routes_file=path)
-    spec = parse_routing_table(TABLE).connectors["records"]
+    """Gateway, sandbox target and one connector runtime built from the routing table."""
     with running_sandbox() as (base_url, sandbox):
-        async with AsyncTestClient(create_app(routed, registry)) as client:
-            connector = RecordsConnector(base_url)
-            runtime = ConnectorRuntime(connector, settings=routed, spec=spec, redis=redis, prefetch=8)
-            await runtime.start()
-            try:
-                yield Harness(client, runtime, sandbox, await make_key(), routed, amqp)
-            finally:
-                await runtime.stop()
-                await connector.aclose()
-    await delete_routing_topology(amqp, settings, TABLE)
+        table = TABLE.format(base_url=base_url, threshold=circuit_threshold)
+        path = tmp_path / "routes.yaml"
+        path.write_text(table)
+        routed = dataclasses.replace(settings, routes_file=path)
+        spec = parse_routing_table(table).connectors["records"]
+        try:
+            async with AsyncTestClient(create_app(routed, registry)) as client:
+                connector = build_connector("records", spec)
+                runtime = ConnectorRuntime(connector, settings=routed, spec=spec, redis=redis)
+                await runtime.start()
+                try:
+                    yield Harness(client, runtime, sandbox, await make_key(), routed, amqp)
+                finally:
+                    await runtime.stop()
+                    await connector.aclose()
+        finally:
+            await delete_routing_topology(amqp, settings, table)
+
+
+@pytest.fixture
+async def harness(
+    tmp_path: Path,
+    settings: Settings,
+    registry: ContractRegistry,
+    redis: aioredis.Redis,
+    amqp: AbstractRobustConnection,
+    make_key: KeyFactory,
+) -> AsyncIterator[Harness]:
+    async with running_harness(tmp_path, settings, registry, redis, amqp, make_key) as harness:
+        yield harness
 
 
 def _only_key(sandbox: SandboxState) -> str:
@@ -199,3 +210,38 @@ async def test_target_timeout_is_retryable(harness: Harness) -> None:
     await wait_until(lambda: harness.runtime.outcomes[Outcome.ACK] == 1, within=20)
     assert harness.runtime.outcomes[Outcome.RETRY] == 1
     assert list(harness.sandbox.effects.values()) == [1]
+
+
+async def test_the_circuit_opens_on_a_down_target_and_closes_when_it_is_back(
+    tmp_path: Path,
+    settings: Settings,
+    registry: ContractRegistry,
+    redis: aioredis.Redis,
+    amqp: AbstractRobustConnection,
+    make_key: KeyFactory,
+) -> None:
+    async with running_harness(
+        tmp_path, settings, registry, redis, amqp, make_key, circuit_threshold=3
+    ) as harness:
+        harness.sandbox.down = True
+        for _ in range(6):
+            await harness.submit()
+        await wait_until(lambda: harness.runtime.circuit.state == "opened", what="the circuit to open")
+        opened_at = time.monotonic()
+
+        # While open, the target is left alone: one trial message per open period (1 s).
+        def trials() -> list[float]:
+            return [t for t, _ in harness.sandbox.requests if t > opened_at + 0.1]
+
+        await wait_until(lambda: len(trials()) >= 3, within=10, what="three trials")
+        first, *rest = trials()[:3]
+        assert first - opened_at >= 0.85
+        assert all(later - earlier >= 0.9 for earlier, later in zip([first, *rest], rest, strict=False))
+        assert harness.runtime.outcomes[Outcome.DEAD] == 0
+
+        harness.sandbox.down = False
+        await wait_until(
+            lambda: len(harness.sandbox.effects) == 6, within=20, what="every return once the target is back"
+        )
+        await wait_until(lambda: harness.runtime.circuit.state == "closed", what="the circuit to close")
+        assert harness.sandbox.repeats == 0

@@ -1,0 +1,96 @@
+"""One target system as a connector sees it: a shared HTTP client and a short in-process retry.
+
+Every connector process builds one :class:`Target` per system it calls, so connections are
+pooled and timeouts are the operator's (from the routing table), not each handler's guess.
+A refused or unopened connection is retried here for a moment (the request never left);
+anything longer is the runtime's job, through the retry queues.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from connectors._http import raise_for_target, target_errors
+from gateway.errors import GatewayError
+from gateway.routing import TargetSpec
+
+log = logging.getLogger(__name__)
+
+#: Failures before the request reached the target: safe and cheap to try again at once.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+#: The short in-process retry: three tries within about half a second.
+short_retry = AsyncRetrying(
+    retry=retry_if_exception_type(NOT_SENT),
+    stop=stop_after_attempt(3),
+    wait=wait_exponential_jitter(multiplier=0.05, max=0.3, jitter=0.05),
+    before_sleep=before_sleep_log(log, logging.WARNING),
+    reraise=True,
+)
+
+
+class TargetConfigError(GatewayError):
+    """A target's settings cannot be used (a missing credential, say)."""
+
+
+class Target:
+    """A target system: name, shared ``httpx.AsyncClient``, and the call that classifies replies."""
+
+    def __init__(
+        self,
+        name: str,
+        spec: TargetSpec,
+        *,
+        environ: dict[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        headers = {"User-Agent": "returns-gateway"}
+        if spec.token_env:
+            token = (os.environ if environ is None else environ).get(spec.token_env)
+            if not token:
+                raise TargetConfigError(f"target {name}: environment variable {spec.token_env} is not set")
+            headers["Authorization"] = f"Bearer {token}"
+        self.client = httpx.AsyncClient(
+            base_url=spec.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(spec.timeout_seconds, connect=spec.connect_timeout_seconds),
+            limits=httpx.Limits(
+                max_connections=spec.max_connections, max_keepalive_connections=spec.max_connections
+            ),
+            transport=transport,
+        )
+
+    async def request(
+        self, method: str, url: str, *, idempotency_key: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """Send a request; a non-2xx reply or a transport failure raises our delivery failures.
+
+        ``idempotency_key`` goes out as the ``Idempotency-Key`` header, so a target that
+        supports it can refuse a repeat even if our own record of the effect was lost.
+        """
+        if idempotency_key is not None:
+            kwargs["headers"] = {**kwargs.get("headers", {}), "Idempotency-Key": idempotency_key}
+        with target_errors():
+            async for attempt in short_retry.copy():
+                with attempt:
+                    response = await self.client.request(method, url, **kwargs)
+        raise_for_target(response)
+        return response
+
+    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("POST", url, **kwargs)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
