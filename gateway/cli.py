@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -18,6 +20,8 @@ from gateway.storage import connect_redis
 app = typer.Typer(help="Governed integration gateway for returns and credits.", no_args_is_help=True)
 keys_app = typer.Typer(help="Issue, list and revoke partner API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+connector_app = typer.Typer(help="Run connectors (one process per connector).", no_args_is_help=True)
+app.add_typer(connector_app, name="connector")
 
 T = TypeVar("T")
 err = Console(stderr=True)
@@ -42,6 +46,25 @@ def serve(
         log_level=log_level,
         access_log=False,
     )
+
+
+@connector_app.command("run")
+def connector_run(
+    name: Annotated[str, typer.Argument(help="The connector's name in the routing table.")],
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Deliver the connector's messages until SIGTERM/SIGINT (routing table from RGW_ROUTES_FILE)."""
+    from connectors._process import run_connector
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise at this rate
+    try:
+        asyncio.run(run_connector(name, Settings.from_env()))
+    except GatewayError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
 
 
 def _with_keys(action: Callable[[KeyStore], Awaitable[T]]) -> T:

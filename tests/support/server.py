@@ -62,3 +62,40 @@ def running_gateway(env: dict[str, str], *, within: float = 30.0) -> Iterator[st
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+class ConnectorProcess:
+    """``returns-gateway connector run NAME`` as a real process the test can kill and restart."""
+
+    def __init__(self, env: dict[str, str], name: str) -> None:
+        self._env = {**os.environ, **env}
+        self._name = name
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "connector", "run", self._name, "--log-level", "warning"],
+            env=self._env,
+            cwd=PROJECT_ROOT,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no acks, no cleanup — a crash."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def terminate(self) -> int:
+        """SIGTERM, the graceful stop; returns the exit code."""
+        assert self.process is not None
+        self.process.terminate()
+        return self.process.wait(timeout=40)
+
+    def __enter__(self) -> ConnectorProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
