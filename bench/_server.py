@@ -11,7 +11,7 @@ import os
 import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +103,9 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 
 
 @asynccontextmanager
-async def running_server(target: Target, settings: Settings, *, workers: int) -> AsyncIterator[str]:
+async def running_server(
+    target: Target, settings: Settings, *, workers: int, env: Mapping[str, str] | None = None
+) -> AsyncIterator[str]:
     """Start ``target`` under uvicorn, yield its base URL once ready, stop it on exit."""
     port = free_port()
     log = _open_log(target.name)
@@ -113,7 +115,7 @@ async def running_server(target: Target, settings: Settings, *, workers: int) ->
         "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
     process = await asyncio.create_subprocess_exec(
-        *command, cwd=PROJECT_ROOT, env=server_env(settings), stdout=log, stderr=log
+        *command, cwd=PROJECT_ROOT, env={**server_env(settings), **(env or {})}, stdout=log, stderr=log
     )
     base_url = f"http://{HOST}:{port}"
     try:
