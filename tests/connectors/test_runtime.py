@@ -245,3 +245,12 @@ async def test_the_circuit_opens_on_a_down_target_and_closes_when_it_is_back(
         )
         await wait_until(lambda: harness.runtime.circuit.state == "closed", what="the circuit to close")
         assert harness.sandbox.repeats == 0
+
+
+async def test_graceful_stop_finishes_the_message_in_flight(harness: Harness) -> None:
+    harness.sandbox.faults.append(Fault(201, delay=1.0))  # a slow but successful call
+    await harness.submit()
+    await wait_until(lambda: len(harness.sandbox.requests) == 1, what="the call to start")
+    await harness.runtime.stop()  # returns once the in-flight message is settled
+    assert harness.runtime.outcomes[Outcome.ACK] == 1
+    assert harness.runtime.outcomes[Outcome.RETRY] == 0
