@@ -66,11 +66,14 @@ class Decision(msgspec.Struct, frozen=True):
     """False when the target was never called (ledger busy or unreachable)."""
 
 
+_delivery_decoder = msgspec.json.Decoder(Delivery)
+
+
 def _decode(message: AbstractIncomingMessage) -> Delivery:
     try:
-        envelope = msgspec.json.decode(message.body)
+        delivery = _delivery_decoder.decode(message.body)
         attempt = int((message.headers or {}).get(ATTEMPT, 1))  # type: ignore[call-overload]
-        return msgspec.convert({**envelope, "attempt": attempt}, Delivery)
+        return delivery if attempt == 1 else msgspec.structs.replace(delivery, attempt=attempt)
     except (msgspec.DecodeError, msgspec.ValidationError, TypeError, ValueError) as exc:
         raise PermanentDeliveryFailure(f"undecodable envelope: {exc}") from exc
 
