@@ -15,6 +15,8 @@ Every error the gateway raises descends from :class:`GatewayError`::
         ├── AuthenticationRequired         401
         ├── PermissionDenied               403
         ├── NotFound                       404
+        │   ├── UnknownConnector           404  (not in the routing table)
+        │   └── DeadLetterNotFound         404  (not, or no longer, in the dead-letter queue)
         ├── IdempotencyKeyInFlight         409
         ├── DuplicateReturn                409
         ├── PayloadTooLarge                413
@@ -139,6 +141,16 @@ class NotFound(ProblemError):
     status_code = 404
     slug = "not-found"
     title = "Not found"
+
+
+class UnknownConnector(NotFound):
+    slug = "unknown-connector"
+    title = "No such connector in the routing table"
+
+
+class DeadLetterNotFound(NotFound):
+    slug = "dead-letter-not-found"
+    title = "No such message in the dead-letter queue"
 
 
 class IdempotencyKeyInFlight(ProblemError):

@@ -10,6 +10,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange
 
 from gateway.auth import Authenticator, KeyStore
 from gateway.broker import BrokerPublisher
+from gateway.deadletters import DeadLetterDesk
 from gateway.idempotency import IdempotencyStore
 from gateway.intake import RETURN_REQUEST, ReturnIntake
 from gateway.ratelimit import PartnerRateLimiter
@@ -33,6 +34,8 @@ class Services:
     returns: ReturnStore
     publisher: BrokerPublisher
     intake: ReturnIntake
+    deadletters: DeadLetterDesk
+    """Operators' dead-letter desk; connects to the broker on first use."""
 
     @classmethod
     async def start(
@@ -57,6 +60,8 @@ class Services:
         publisher = BrokerPublisher(settings, topology=declare_routes)
         await publisher.start()
         stack.push_async_callback(publisher.close)
+        deadletters = DeadLetterDesk(settings, registry=registry, redis=redis, routing=routing)
+        stack.push_async_callback(deadletters.aclose)
         keys = KeyStore(redis, settings)
         returns = ReturnStore(redis, settings)
         return cls(
@@ -78,4 +83,5 @@ class Services:
                 returns=returns,
                 publisher=publisher,
             ),
+            deadletters=deadletters,
         )
