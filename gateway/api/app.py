@@ -12,6 +12,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from gateway.api._problems import EXCEPTION_HANDLERS
 from gateway.api._security import BEARER_SCHEME
+from gateway.api.admin import admin_router
 from gateway.api.contracts import contracts_router
 from gateway.api.health import live, ready
 from gateway.api.returns import returns_router
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None, registry: ContractRegistry | No
         ),
     )
     app = Litestar(
-        route_handlers=[returns_router(registry), contracts_router, live, ready],
+        route_handlers=[returns_router(registry), contracts_router, admin_router, live, ready],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi,
