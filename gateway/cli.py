@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.auth import KeyStore, Scope
+from gateway.dlq_cli import dlq_app
 from gateway.errors import GatewayError
 from gateway.settings import Settings
 from gateway.storage import connect_redis
@@ -20,6 +21,7 @@ from gateway.storage import connect_redis
 app = typer.Typer(help="Governed integration gateway for returns and credits.", no_args_is_help=True)
 keys_app = typer.Typer(help="Issue, list and revoke partner API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(dlq_app, name="dlq")
 connector_app = typer.Typer(help="Run connectors (one process per connector).", no_args_is_help=True)
 app.add_typer(connector_app, name="connector")
 
