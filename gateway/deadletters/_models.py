@@ -42,7 +42,8 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     properties: dict[str, Any]
     """AMQP properties (content type, ids, type, timestamp, app id)."""
     headers: dict[str, Any]
-    """AMQP headers as stored, made JSON-safe."""
+    """AMQP headers as stored, made JSON-safe (``x-delivery-count`` left out: on a dead-letter
+    queue it counts browses, not delivery attempts)."""
     envelope: dict[str, Any] | None
     """The decoded envelope; ``None`` when the body is not a JSON object."""
     body: str | None = None

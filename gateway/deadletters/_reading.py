@@ -179,7 +179,8 @@ def read_dead_letter(
         dead_lettered_by=by,
         reason=reason,
         properties=_properties(message),
-        headers=jsonable(headers),
+        # Not x-delivery-count: on a dead-letter queue it counts browses, not delivery attempts.
+        headers=jsonable({k: v for k, v in headers.items() if k != "x-delivery-count"}),
         envelope=envelope,
         body=None if envelope is not None else message.body.decode("utf-8", "replace"),
     )

@@ -5,7 +5,6 @@ by the broker itself over a quorum queue's delivery limit."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -202,7 +201,3 @@ async def desk(
         create_app(topology.settings, registry), raise_server_exceptions=False
     ) as client:
         yield Desk(client, {"Authorization": f"Bearer {secret}"}, secret.split("_")[1], topology)
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
