@@ -99,6 +99,7 @@ async def test_show_gives_envelope_headers_and_reason_and_takes_nothing(desk: De
     )
     assert msgspec.json.decode(shown["headers"][DEAD_REASON])["error"] == "PermanentDeliveryFailure"
     assert shown["properties"]["message_id"] == env["message_id"]
+    assert "x-delivery-count" not in shown["headers"]  # on a dead-letter queue it only counts browses
     assert shown["properties"]["type"] == "return-request.v1"
     assert await desk.dead.depth(desk.dead.dlq("records")) == 2
 

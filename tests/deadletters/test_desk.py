@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import sys
 from collections.abc import AsyncIterator
 
 import aio_pika
@@ -18,7 +20,8 @@ from gateway.errors import BrokerUnavailable, ContractViolation, DeadLetterNotFo
 from gateway.registry import ContractRegistry
 from gateway.routing import load_routing_table
 from gateway.routing._names import dead_exchange
-from gateway.settings import Settings
+from gateway.settings import PROJECT_ROOT, Settings
+from tests.conftest import AMQP_URL
 from tests.deadletters.conftest import DeadLetters
 from tests.support.server import free_port
 from tests.support.waiting import wait_until
@@ -99,6 +102,45 @@ async def test_a_failed_search_leaves_the_queue_as_it_was(
     assert listing.depth == 3 and [d.message_id for d in listing.dead_letters] == sent
 
 
+BROWSE_THEN_HANG = """
+import asyncio, sys
+from gateway.deadletters._broker import DeskBroker
+from gateway.settings import Settings
+
+async def main():
+    async with DeskBroker(Settings.from_env()).browsing(sys.argv[1]) as browse:
+        while await browse.next() is not None:
+            pass
+        print(browse.taken, flush=True)
+        await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_browse_killed_mid_way_loses_nothing(desk: DeadLetterDesk, topology: DeadLetters) -> None:
+    sent = [(await topology.publish("records"))["message_id"] for _ in range(3)]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        BROWSE_THEN_HANG,
+        topology.dlq("records"),
+        env={**os.environ, "RGW_NAMESPACE": topology.settings.namespace, "RGW_AMQP_URL": AMQP_URL},
+        stdout=asyncio.subprocess.PIPE,
+        cwd=PROJECT_ROOT,
+    )
+    try:
+        assert process.stdout is not None
+        held = await asyncio.wait_for(process.stdout.readline(), timeout=30)
+        assert held.strip() == b"3"
+        assert await topology.depth(topology.dlq("records")) == 0  # every one held by the browse
+    finally:
+        process.kill()  # SIGKILL: no channel close, no cleanup of any kind
+        await asyncio.wait_for(process.wait(), timeout=10)
+    await wait_until(lambda: _depth_is(topology, "records", 3), what="the broker to take them back")
+    assert [d.message_id for d in (await desk.list("records")).dead_letters] == sent
+
+
 async def test_a_dead_letter_that_is_not_an_envelope_can_be_read_and_replayed_as_it_is(
     desk: DeadLetterDesk, topology: DeadLetters
 ) -> None:
@@ -153,3 +195,13 @@ async def test_broker_down_is_unavailable_not_a_crash(
             await desk.list("records")
     finally:
         await desk.aclose()
+
+
+async def test_a_correction_equal_to_the_payload_is_a_plain_replay(
+    desk: DeadLetterDesk, topology: DeadLetters
+) -> None:
+    env = await topology.publish("records")
+    result = await desk.replay("records", env["message_id"], payload=env["payload"], actor="test")
+    assert result.replayed_as == env["message_id"] and not result.payload_corrected
+    (copy,) = await topology.drain(topology.queue("records"))
+    assert copy.message_id == env["message_id"]
