@@ -56,6 +56,8 @@ def connector_run(
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
 ) -> None:
     """Deliver the connector's messages until SIGTERM/SIGINT (routing table from RGW_ROUTES_FILE)."""
+    import uvloop
+
     from connectors._process import run_connector
 
     logging.basicConfig(
@@ -63,7 +65,7 @@ def connector_run(
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise at this rate
     try:
-        asyncio.run(run_connector(name, Settings.from_env()))
+        uvloop.run(run_connector(name, Settings.from_env()))
     except GatewayError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=1) from exc
