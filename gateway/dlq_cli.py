@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gateway.deadletters import DeadLetter, DeadLetterDesk, QueueListing
@@ -46,12 +47,11 @@ def actor() -> str:
     return f"cli:{user}"
 
 
-def _fail(exc: BaseException) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
+def _report(exc: BaseException) -> None:
+    err.print(f"[red]error:[/red] {escape(str(exc))}")
     if isinstance(exc, ContractViolation):
         for violation in exc.violations:
-            err.print(f"  {violation.pointer or '/'}: {violation.detail}")
-    return typer.Exit(code=1)
+            err.print(f"  {violation.pointer or '/'}: {violation.detail}", markup=False, highlight=False)
 
 
 def _with_desk(action: Callable[[DeadLetterDesk], Awaitable[T]]) -> T:
@@ -70,7 +70,8 @@ def _with_desk(action: Callable[[DeadLetterDesk], Awaitable[T]]) -> T:
     try:
         return asyncio.run(run())
     except GatewayError as exc:
-        raise _fail(exc) from exc
+        _report(exc)
+        raise typer.Exit(code=1) from exc
 
 
 def _print_listing(listing: QueueListing) -> None:
@@ -110,7 +111,7 @@ def dlq_list(
 
 def _print_dead_letter(dead: DeadLetter) -> None:
     r = dead.reason
-    out.print(f"[bold]{dead.message_id}[/bold]  {dead.connector}, position {dead.position}")
+    out.print(f"[bold]{escape(dead.message_id)}[/bold]  {dead.connector}, position {dead.position}")
     for label, value in (
         ("type", dead.message_type),
         ("correlation id", dead.correlation_id),
@@ -122,7 +123,7 @@ def _print_dead_letter(dead: DeadLetter) -> None:
         ("first failure", r.first_failure_at),
         ("last failure", r.last_failure_at),
     ):
-        out.print(f"  {label:<17}{value or ''}", highlight=False)
+        out.print(f"  {label:<17}{value or ''}", markup=False, highlight=False)
     out.print("[bold]headers[/bold]")
     out.print_json(data=dead.headers)
     out.print("[bold]envelope[/bold]" if dead.envelope is not None else "[bold]body (not an envelope)[/bold]")
@@ -186,7 +187,7 @@ def dlq_replay(
             except DependencyUnavailable:
                 raise
             except GatewayError as exc:
-                _fail(exc)
+                _report(exc)
                 failed += 1
                 continue
             fixed = (
@@ -231,7 +232,7 @@ def dlq_discard(
             except DependencyUnavailable:
                 raise
             except GatewayError as exc:
-                _fail(exc)
+                _report(exc)
                 failed += 1
                 continue
             typer.echo(f"discarded {result.message_id}")
