@@ -12,10 +12,11 @@ import logging
 import signal
 
 import aio_pika
+from tenacity import RetryError
 
 from connectors._loading import build_connector
 from connectors._runtime import ConnectorRuntime
-from gateway.broker import declare_edge_topology
+from gateway.broker import declare_edge_topology, until_connected
 from gateway.routing import RoutingTable, RoutingTableError, declare_routing_topology, load_routing_table
 from gateway.settings import Settings
 from gateway.storage import connect_redis
@@ -53,9 +54,16 @@ async def run_connector(name: str, settings: Settings, *, stop: asyncio.Event | 
         loop.add_signal_handler(signum, stop.set)
     redis = connect_redis(settings.redis_url)
     try:
-        await declare_topology(settings, table)
         runtime = ConnectorRuntime(connector, settings=settings, spec=spec, redis=redis)
-        await runtime.start()
+        try:
+            # Starting while the broker is down (or restarting) waits for it, unless told to stop.
+            async for attempt in until_connected().copy(stop=lambda _: stop.is_set()):
+                with attempt:
+                    await declare_topology(settings, table)
+                    await runtime.start()
+        except RetryError:
+            log.info("connector %s stopped before the broker was reachable", name)
+            return
         log.info("connector %s consuming (prefetch %d)", name, spec.prefetch)
         try:
             await stop.wait()

@@ -115,13 +115,19 @@ class ConnectorRuntime:
 
     async def start(self) -> None:
         """Connect (aio-pika's robust connection restores the consumer after a broker restart)."""
-        self._connection = await aio_pika.connect_robust(
+        connection = await aio_pika.connect_robust(
             self._settings.amqp_url,
             client_properties={"connection_name": f"returns-gateway-connector:{self.name}"},
         )
-        self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-        self._queue = await self._channel.get_queue(connector_queue(self._settings, self.name))
-        await self._consume(self._prefetch)
+        try:
+            self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            self._queue = await self._channel.get_queue(connector_queue(self._settings, self.name))
+            self._connection = connection
+            await self._consume(self._prefetch)
+        except BaseException:
+            self._channel = self._queue = self._connection = None
+            await connection.close()  # a failed start leaves nothing open; it may be tried again
+            raise
 
     async def _consume(self, prefetch: int) -> None:
         assert self._channel is not None and self._queue is not None

@@ -1,6 +1,6 @@
 """RabbitMQ at the edge: topology and confirmed publishing."""
 
-from gateway.broker._publisher import BrokerPublisher, TopologyStep, to_amqp_message
+from gateway.broker._publisher import BrokerPublisher, TopologyStep, to_amqp_message, until_connected
 from gateway.broker._topology import declare_edge_topology, events_exchange_name, unrouted_name
 
 __all__ = [
@@ -10,4 +10,5 @@ __all__ = [
     "events_exchange_name",
     "to_amqp_message",
     "unrouted_name",
+    "until_connected",
 ]

@@ -33,6 +33,16 @@ CONTENT_TYPE = "application/json"
 initial_connect_wait = wait_exponential_jitter(multiplier=0.2, max=10)
 
 
+def until_connected() -> AsyncRetrying:
+    """A first connection to the broker: retried until it works (aio-pika's robust connection
+    only takes over once connected), backing off to 10 s, each failure logged."""
+    return AsyncRetrying(
+        wait=initial_connect_wait,
+        retry=retry_if_exception_type((*CONNECTION_EXCEPTIONS, TimeoutError)),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+    )
+
+
 #: Declares more topology on the publishing channel once the events exchange exists.
 TopologyStep = Callable[[AbstractChannel, AbstractExchange], Awaitable[object]]
 
@@ -96,11 +106,7 @@ class BrokerPublisher:
         self._connection, self._channel, self._exchange = connection, channel, exchange
 
     async def _connect_until_up(self) -> None:
-        async for attempt in AsyncRetrying(
-            wait=initial_connect_wait,
-            retry=retry_if_exception_type((*CONNECTION_EXCEPTIONS, TimeoutError)),
-            before_sleep=before_sleep_log(log, logging.WARNING),
-        ):
+        async for attempt in until_connected():
             with attempt:
                 await self._connect()
 

@@ -1,0 +1,76 @@
+"""Fixtures for connector processes: a sandbox target, a routing table naming it, a gateway."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from aio_pika.abc import AbstractRobustConnection
+from litestar.testing import AsyncTestClient
+
+from gateway.api import create_app
+from gateway.registry import ContractRegistry
+from gateway.settings import Settings
+from tests.conftest import KeyFactory
+from tests.support.broker import delete_routing_topology
+from tests.support.payloads import headers, return_request
+from tests.support.sandbox import SandboxState, running_sandbox
+
+TABLE = """
+connectors:
+  records:
+    use: connectors.webhook:WebhookConnector
+    target: {{base_url: "{base_url}", timeout_seconds: 30}}
+    options: {{path: /records}}
+    prefetch: 16
+    retry_delays_ms: [200, 500, 1000]
+routes:
+  - {{id: requests, message: return-request.v1, to: [records]}}
+"""
+
+
+@dataclass
+class Setup:
+    client: AsyncTestClient  # type: ignore[type-arg]
+    sandbox: SandboxState
+    key: str
+    env: dict[str, str]
+    settings: Settings
+
+    async def submit(self, idempotency_key: str | None = None) -> int:
+        response = await self.client.post(
+            "/v1/returns", json=return_request(), headers=headers(self.key, idempotency_key)
+        )
+        return response.status_code
+
+
+@pytest.fixture
+async def setup(
+    tmp_path: Path,
+    settings: Settings,
+    registry: ContractRegistry,
+    redis: aioredis.Redis,
+    amqp: AbstractRobustConnection,
+    make_key: KeyFactory,
+) -> AsyncIterator[Setup]:
+    with running_sandbox() as (base_url, sandbox):
+        table = TABLE.format(base_url=base_url)
+        path = tmp_path / "routes.yaml"
+        path.write_text(table)
+        routed = dataclasses.replace(settings, routes_file=path)
+        env = {
+            "RGW_AMQP_URL": settings.amqp_url,
+            "RGW_REDIS_URL": settings.redis_url,
+            "RGW_NAMESPACE": settings.namespace,
+            "RGW_ROUTES_FILE": str(path),
+            "RGW_EFFECT_LEASE_SECONDS": "2",
+        }
+        try:
+            async with AsyncTestClient(create_app(routed, registry)) as client:
+                yield Setup(client, sandbox, await make_key(), env, routed)
+        finally:
+            await delete_routing_topology(amqp, settings, table)
