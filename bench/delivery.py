@@ -197,7 +197,7 @@ def report(name: str, result: Round) -> None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.delivery", description=DESCRIPTION)
     parser.add_argument("--messages", type=int, default=20_000, help="measured messages per round")
-    parser.add_argument("--prefetch", type=int, default=64, help="messages the connector works on at once")
+    parser.add_argument("--prefetch", type=int, default=32, help="messages the connector works on at once")
     parser.add_argument("--connections", type=int, default=8, help="pooled connections to the target")
     parser.add_argument("--fault-rate", type=float, default=0.10, help="share failed once in round two")
     args = parser.parse_args(argv)
