@@ -254,3 +254,25 @@ async def test_graceful_stop_finishes_the_message_in_flight(harness: Harness) ->
     await harness.runtime.stop()  # returns once the in-flight message is settled
     assert harness.runtime.outcomes[Outcome.ACK] == 1
     assert harness.runtime.outcomes[Outcome.RETRY] == 0
+
+
+async def test_a_replayed_dead_letter_is_delivered_once(harness: Harness, make_key: KeyFactory) -> None:
+    harness.sandbox.faults.append(Fault(400))  # refused once: dead-lettered at once
+    await harness.submit()
+    await wait_until(lambda: harness.runtime.outcomes[Outcome.DEAD] == 1, what="the dead letter")
+    message_id = _only_key(harness.sandbox)
+    admin = {"Authorization": f"Bearer {await make_key('ops', scopes=('admin',))}"}
+
+    replayed = await harness.client.post(
+        f"/v1/admin/dead-letters/records/{message_id}/replay", json={"note": "ERP fixed"}, headers=admin
+    )
+    assert replayed.status_code == 202, replayed.text
+    await wait_until(lambda: harness.runtime.outcomes[Outcome.ACK] == 1, what="the replayed delivery")
+    assert harness.sandbox.effects == {message_id: 1}
+
+    # The dead letter is gone, so a second replay finds nothing; the replay is on the record.
+    again = await harness.client.post(f"/v1/admin/dead-letters/records/{message_id}/replay", headers=admin)
+    assert again.status_code == 404
+    audit = (await harness.client.get("/v1/admin/audit", headers=admin)).json()["data"]
+    assert [(e["action"], e["message_id"], e["note"]) for e in audit] == [("replay", message_id, "ERP fixed")]
+    assert len(harness.sandbox.times_for(message_id)) == 2 and harness.sandbox.repeats == 0
