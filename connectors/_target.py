@@ -73,6 +73,7 @@ class Target:
             max_connections=spec.max_connections, max_keepalive_connections=spec.max_connections
         )
         self._transport = transport or AiohttpTransport(limits=limits)
+        self._resolved: dict[str, httpx.URL] = {}
         self.client = httpx.AsyncClient(
             base_url=spec.base_url,
             headers=headers,
@@ -90,7 +91,7 @@ class Target:
         """
         if idempotency_key is not None:
             kwargs["headers"] = {**kwargs.get("headers", {}), "Idempotency-Key": idempotency_key}
-        request = self.client.build_request(method, url, **kwargs)
+        request = self.client.build_request(method, self._absolute(url), **kwargs)
         with target_errors():
             try:
                 response = await self._send(request)
@@ -98,6 +99,15 @@ class Target:
                 response = await short_retry.copy()(self._send, request)
         raise_for_target(response)
         return response
+
+    def _absolute(self, url: str) -> httpx.URL:
+        """``url`` resolved against the base URL, remembered: connectors call a few paths often."""
+        resolved = self._resolved.get(url)
+        if resolved is None:
+            resolved = self.client.build_request("GET", url).url
+            if len(self._resolved) < 1024:  # paths with ids in them would otherwise grow it forever
+                self._resolved[url] = resolved
+        return resolved
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         """Straight to the pooled transport: a target call needs none of the client's cookie,
