@@ -27,3 +27,4 @@ test: setup services lint
 
 bench: setup services
 	$(BIN)/python -m bench.intake
+	$(BIN)/python -m bench.delivery
