@@ -54,6 +54,27 @@ Progress = Callable[[int, int], object]
 _SEARCH_SLACK = 10_000
 
 
+def _replay_entry(
+    at: dt.datetime,
+    actor: str,
+    connector: str,
+    message_id: str,
+    replayed_as: str,
+    corrected: bool,
+    note: str | None,
+) -> AuditEntry:
+    return AuditEntry(
+        at=at,
+        actor=actor,
+        action="replay",
+        connector=connector,
+        message_id=message_id,
+        replayed_as=replayed_as,
+        payload_corrected=corrected,
+        note=note or None,
+    )
+
+
 class DeadLetterDesk:
     """Operators' access to the dead-letter queues of the connectors in the routing table."""
 
@@ -166,16 +187,7 @@ class DeadLetterDesk:
             await browse.remove(message)
         replayed_as = correction.message_id if correction is not None else message_id
         await self._record(
-            AuditEntry(
-                at=now,
-                actor=actor,
-                action="replay",
-                connector=connector,
-                message_id=message_id,
-                replayed_as=replayed_as,
-                payload_corrected=correction is not None,
-                note=note or None,
-            )
+            _replay_entry(now, actor, connector, message_id, replayed_as, correction is not None, note)
         )
         return ReplayResult(
             connector=connector,
@@ -212,17 +224,7 @@ class DeadLetterDesk:
                 )
                 await browse.remove(message)
                 replayed.append(message_id)
-                await self._record(
-                    AuditEntry(
-                        at=now,
-                        actor=actor,
-                        action="replay",
-                        connector=connector,
-                        message_id=message_id,
-                        replayed_as=message_id,
-                        note=note or None,
-                    )
-                )
+                await self._record(_replay_entry(now, actor, connector, message_id, message_id, False, note))
                 if progress is not None:
                     progress(len(replayed), total)
         return BulkReplayResult(
