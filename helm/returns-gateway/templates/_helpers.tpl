@@ -46,6 +46,23 @@ Labels that select the gateway pods (must never change between upgrades).
 {{- define "returns-gateway.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "returns-gateway.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: gateway
+{{- end }}
+
+{{/*
+Labels that select one connector's pods; call with (dict "root" $ "connector" $connector).
+*/}}
+{{- define "returns-gateway.connectorSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "returns-gateway.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: connector-{{ .connector.name }}
+{{- end }}
+
+{{/*
+Name of the ConfigMap holding the routing table.
+*/}}
+{{- define "returns-gateway.routesName" -}}
+{{- printf "%s-routes" (include "returns-gateway.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/*
