@@ -19,6 +19,7 @@ from gateway.auth import KeyStore
 from gateway.broker import events_exchange_name, unrouted_name
 from gateway.registry import ContractRegistry
 from gateway.settings import PROJECT_ROOT, Settings
+from tests.support.waiting import wait_until
 
 AMQP_URL = os.environ.get("RGW_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("RGW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -61,6 +62,8 @@ async def amqp(settings: Settings) -> AsyncIterator[AbstractRobustConnection]:
     """A direct broker connection for the test; deletes the namespace's topology afterwards."""
     connection = await aio_pika.connect_robust(AMQP_URL)
     yield connection
+    # A test may have restarted the broker: let the robust connection come back first.
+    await wait_until(connection.connected.is_set, within=30, what="the broker connection to recover")
     channel = await connection.channel()
     for queue in [unrouted_name(settings), *[settings.amqp_name("capture", n) for n in ("events", "all")]]:
         await channel.queue_delete(queue)

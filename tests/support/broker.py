@@ -49,6 +49,7 @@ async def delete_routing_topology(
 ) -> None:
     """Remove every queue and exchange a routing table declared in this test's namespace."""
     queues, exchanges = topology_names(settings, parse_routing_table(table))
+    await wait_until(connection.connected.is_set, within=30, what="the broker connection to recover")
     channel = await connection.channel()
     for queue in queues:
         await channel.queue_delete(queue)
