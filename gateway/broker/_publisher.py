@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable, Mapping
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
-from pamqp.commands import Basic
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential_jitter
 
+from gateway.broker._confirm import publish_confirmed
 from gateway.broker._topology import declare_edge_topology
 from gateway.envelope import Envelope
 from gateway.errors import BrokerUnavailable
@@ -130,18 +130,13 @@ class BrokerPublisher:
         """
         if not self.ready or self._exchange is None:
             raise BrokerUnavailable("not connected to the broker")
-        message = to_amqp_message(envelope, body, headers)
-        try:
-            confirmation = await self._exchange.publish(
-                message,
-                routing_key=envelope.message_type,
-                mandatory=True,
-                timeout=self._settings.publish_timeout_seconds,
-            )
-        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
-            raise BrokerUnavailable(f"broker did not confirm the message: {exc!r}") from exc
-        if not isinstance(confirmation, Basic.Ack):
-            raise BrokerUnavailable(f"broker did not acknowledge the message: {confirmation!r}")
+        await publish_confirmed(
+            self._exchange,
+            to_amqp_message(envelope, body, headers),
+            routing_key=envelope.message_type,
+            confirm_within=self._settings.publish_timeout_seconds,
+            doing=f"publishing {envelope.message_id}",
+        )
 
     async def close(self) -> None:
         """Stop connecting and close the connection; safe to call twice."""

@@ -15,27 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS, DeliveryError
-from pamqp.commands import Basic
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
+from gateway.broker import broker_errors, publish_confirmed
 from gateway.errors import BrokerUnavailable
 from gateway.routing._topology import QUORUM
 from gateway.settings import Settings
-
-
-@contextlib.contextmanager
-def broker_errors(doing: str) -> Iterator[None]:
-    """Translate aio-pika's failures into :class:`BrokerUnavailable`, saying what was being done."""
-    try:
-        yield
-    except DeliveryError as exc:
-        raise BrokerUnavailable(f"{doing}: the broker returned or refused the message: {exc!r}") from exc
-    except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
-        raise BrokerUnavailable(f"{doing}: {exc!r}") from exc
 
 
 async def _declare(channel: AbstractChannel, queue_name: str) -> AbstractQueue:
@@ -85,12 +74,13 @@ class ConfirmedPublisher:
         self._timeout = timeout
 
     async def publish(self, message: aio_pika.Message, routing_key: str) -> None:
-        with broker_errors(f"replaying to {self._exchange.name} '{routing_key}'"):
-            confirmation = await self._exchange.publish(
-                message, routing_key=routing_key, mandatory=True, timeout=self._timeout
-            )
-        if not isinstance(confirmation, Basic.Ack):
-            raise BrokerUnavailable(f"the broker did not accept the replayed message: {confirmation!r}")
+        await publish_confirmed(
+            self._exchange,
+            message,
+            routing_key=routing_key,
+            confirm_within=self._timeout,
+            doing=f"replaying to {self._exchange.name} '{routing_key}'",
+        )
 
 
 class DeskBroker:
