@@ -10,13 +10,15 @@ For every message the decision is named (:class:`Outcome`) and carried out in on
                 is acknowledged.
 
 Copies are published with confirms before the original is acknowledged, so a crash in
-between yields a duplicate, never a loss; the ledger makes the duplicate harmless.
+between yields a duplicate, never a loss; the ledger makes the duplicate harmless. A copy the
+broker does not confirm sends the original back to the queue instead of acknowledging it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime as dt
 import enum
 import logging
@@ -36,8 +38,10 @@ from connectors._circuit import CircuitOpen, State, TargetCircuit
 from connectors._effects import EffectLedger
 from connectors._retry import RetryPlan
 from connectors._sdk import Connector, Delivery
+from gateway.broker import broker_errors, persistent_copy, publish_confirmed
 from gateway.delivery_headers import ATTEMPT, DEAD_REASON, FIRST_FAILURE, LAST_ERROR, DeadReason
 from gateway.errors import (
+    BrokerUnavailable,
     DeliveryFailed,
     PermanentDeliveryFailure,
     RetryableDeliveryFailure,
@@ -227,17 +231,21 @@ class ConnectorRuntime:
         return Decision(Outcome.RETRY, failure, self._plan.tier_for(delivery.attempt, retry_after))
 
     async def _settle(self, message: AbstractIncomingMessage, decision: Decision) -> None:
-        if decision.outcome is Outcome.RETRY:
-            await self._publish_copy(message, decision, retry=True)
-        elif decision.outcome is Outcome.DEAD:
-            await self._publish_copy(message, decision, retry=False)
+        if decision.outcome is not Outcome.ACK:
+            try:
+                await self._publish_copy(message, decision)
+            except BrokerUnavailable as exc:
+                # The copy is not safely with the broker: give the original back, never ack it.
+                log.warning("%s: could not place %s, returning it: %s", self.name, message.message_id, exc)
+                with contextlib.suppress(BrokerUnavailable), broker_errors("returning the message"):
+                    await message.nack(requeue=True)
+                return
         await message.ack()
         self.outcomes[decision.outcome] += 1
 
-    async def _publish_copy(
-        self, message: AbstractIncomingMessage, decision: Decision, *, retry: bool
-    ) -> None:
+    async def _publish_copy(self, message: AbstractIncomingMessage, decision: Decision) -> None:
         assert self._channel is not None and decision.failure is not None
+        retry = decision.outcome is Outcome.RETRY
         headers: dict[str, Any] = dict(message.headers or {})
         headers.pop("x-death", None)  # the broker's own bookkeeping; our headers say what happened
         now = dt.datetime.now(dt.UTC).isoformat()
@@ -262,18 +270,13 @@ class ConnectorRuntime:
                 )
             ).decode()
         exchange = await self._channel.get_exchange(exchange_name, ensure=False)
-        copy = aio_pika.Message(
-            message.body,
-            headers=headers,
-            content_type=message.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message.message_id,
-            correlation_id=message.correlation_id,
-            timestamp=message.timestamp,
-            type=message.type,
-            app_id=message.app_id,
+        await publish_confirmed(
+            exchange,
+            persistent_copy(message, headers=headers),
+            routing_key=routing_key,
+            confirm_within=self._settings.publish_timeout_seconds,
+            doing=f"{self.name}: {decision.outcome.value} copy of {message.message_id}",
         )
-        await exchange.publish(copy, routing_key=routing_key, mandatory=True)
 
     async def stop(self) -> None:
         """Stop taking messages, let in-flight ones finish (up to the graceful timeout), close."""

@@ -19,6 +19,7 @@ import aio_pika
 import msgspec
 from aio_pika.abc import AbstractMessage
 
+from gateway.broker import persistent_copy
 from gateway.delivery_headers import FAILURE_HEADERS, REPLAY_OF, REPLAYED_AT
 from gateway.errors import ContractViolation, Violation
 from gateway.registry import ContractRegistry
@@ -105,14 +106,10 @@ def replay_message(
         headers.update(correction.headers)
     headers[REPLAYED_AT] = replayed_at.isoformat()
     headers[REPLAY_OF] = message_id
-    return aio_pika.Message(
-        correction.body if correction is not None else dead.body,
+    return persistent_copy(
+        dead,
         headers=headers,
-        content_type=dead.content_type or "application/json",
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        body=correction.body if correction is not None else None,
         message_id=correction.message_id if correction is not None else (dead.message_id or message_id),
-        correlation_id=dead.correlation_id,
-        timestamp=dead.timestamp,
-        type=dead.type,
-        app_id=dead.app_id,
+        content_type=dead.content_type or "application/json",
     )

@@ -21,7 +21,7 @@ from gateway.api import create_app
 from gateway.broker import events_exchange_name
 from gateway.delivery_headers import DEAD_REASON
 from gateway.registry import ContractRegistry
-from gateway.routing import dead_letter_queue, parse_routing_table
+from gateway.routing import dead_letter_queue, parse_routing_table, retry_queue
 from gateway.settings import Settings
 from tests.conftest import KeyFactory
 from tests.support.broker import delete_routing_topology
@@ -276,3 +276,27 @@ async def test_a_replayed_dead_letter_is_delivered_once(harness: Harness, make_k
     audit = (await harness.client.get("/v1/admin/audit", headers=admin)).json()["data"]
     assert [(e["action"], e["message_id"], e["note"]) for e in audit] == [("replay", message_id, "ERP fixed")]
     assert len(harness.sandbox.times_for(message_id)) == 2 and harness.sandbox.repeats == 0
+
+
+async def test_a_retry_the_broker_will_not_take_returns_the_original_instead_of_losing_it(
+    harness: Harness,
+) -> None:
+    # Without its retry tiers a retry copy is unroutable: the broker returns it, unconfirmed.
+    channel = await harness.amqp.channel()
+    for delay in (200, 400, 1000, 2000):
+        await channel.queue_delete(retry_queue(harness.settings, "records", delay))
+    harness.sandbox.down = True
+    await harness.submit()
+    # The original goes back to its queue each time, never acknowledged, until the broker's
+    # delivery limit (5) dead-letters it itself: kept, with the broker's x-death as the reason.
+    await wait_until(lambda: len(harness.sandbox.requests) >= 5, within=20, what="redeliveries")
+    dead: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+    async def dead_lettered() -> bool:
+        dead.extend(await harness.dead_letters())
+        return bool(dead)
+
+    await wait_until(dead_lettered, within=20, what="the broker to dead-letter it")
+    assert [m.message_id for m in dead] == [_only_key(harness.sandbox)]
+    assert (dead[0].headers or {})["x-death"]
+    assert harness.runtime.outcomes[Outcome.RETRY] == 0 and harness.runtime.outcomes[Outcome.ACK] == 0
