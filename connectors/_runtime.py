@@ -210,21 +210,21 @@ class ConnectorRuntime:
     async def _apply(self, delivery: Delivery) -> Decision:
         try:
             await self.circuit.call(lambda: self.connector.handle(delivery))
-        except CircuitOpen as failure:
+        except Exception as exc:
             await self._ledger.abandon(self.name, delivery.message_id)
-            delay = self._plan.tier_for(1, failure.retry_after)
-            return Decision(Outcome.RETRY, failure, delay, counts_as_attempt=False)
-        except DeliveryFailed as failure:
-            await self._ledger.abandon(self.name, delivery.message_id)
-            return self._after_failure(delivery, failure)
-        except Exception as exc:  # a connector bug: treat as retryable, it ends in the DLQ if it persists
-            log.exception("%s: unexpected error on %s", self.name, delivery.message_id)
-            await self._ledger.abandon(self.name, delivery.message_id)
-            return self._after_failure(delivery, RetryableDeliveryFailure(f"{type(exc).__name__}: {exc}"))
+            return self._after_failure(delivery, exc)
         await self._ledger.finish(self.name, delivery.message_id)
         return Decision(Outcome.ACK)
 
-    def _after_failure(self, delivery: Delivery, failure: DeliveryFailed) -> Decision:
+    def _after_failure(self, delivery: Delivery, exc: Exception) -> Decision:
+        if isinstance(exc, CircuitOpen):  # the target was not called: not an attempt
+            return Decision(
+                Outcome.RETRY, exc, self._plan.tier_for(1, exc.retry_after), counts_as_attempt=False
+            )
+        failure = exc if isinstance(exc, DeliveryFailed) else None
+        if failure is None:  # a connector bug: treat as retryable, it ends in the DLQ if it persists
+            log.error("%s: unexpected error on %s", self.name, delivery.message_id, exc_info=exc)
+            failure = RetryableDeliveryFailure(f"{type(exc).__name__}: {exc}")
         if isinstance(failure, PermanentDeliveryFailure) or self._plan.exhausted(delivery.attempt):
             return Decision(Outcome.DEAD, failure)
         retry_after = failure.retry_after if isinstance(failure, RetryableDeliveryFailure) else None
