@@ -32,7 +32,7 @@ import msgspec
 from bench._server import Target, purge_namespace, running_server, server_env
 from connectors._process import declare_topology
 from gateway.broker import events_exchange_name
-from gateway.routing import parse_routing_table, topology_names
+from gateway.routing import delete_routing_topology, parse_routing_table
 from gateway.settings import PROJECT_ROOT, Settings
 
 DESCRIPTION = "Messages per second one connector process delivers, publish to target."
@@ -174,14 +174,9 @@ async def run_round(args: argparse.Namespace, fault_rate: float) -> Round:
 
 
 async def delete_topology(settings: Settings, table_text: str) -> None:
-    queues, exchanges = topology_names(settings, parse_routing_table(table_text))
     connection = await aio_pika.connect(settings.amqp_url)
     async with connection:
-        channel = await connection.channel()
-        for queue in queues:
-            await channel.queue_delete(queue)
-        for exchange in exchanges:
-            await channel.exchange_delete(exchange)
+        await delete_routing_topology(await connection.channel(), settings, parse_routing_table(table_text))
 
 
 def report(name: str, result: Round) -> None:

@@ -21,7 +21,7 @@ from gateway.routing._table import (
     load_routing_table,
     parse_routing_table,
 )
-from gateway.routing._topology import declare_routing_topology, topology_names
+from gateway.routing._topology import declare_routing_topology, delete_routing_topology, topology_names
 
 __all__ = [
     "CONDITION_FIELDS",
@@ -36,6 +36,7 @@ __all__ = [
     "connector_queue",
     "dead_letter_queue",
     "declare_routing_topology",
+    "delete_routing_topology",
     "load_routing_table",
     "parse_routing_table",
     "redeliver_exchange",

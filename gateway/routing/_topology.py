@@ -19,7 +19,8 @@ alternate exchange is ``<ns>.unrouted``, so a message that passes no condition i
 dropped. A queue reached by several routes still receives one copy per publish.
 
 Declaring is additive: a route removed from the table leaves its bindings until they are
-deleted by hand (noted in README).
+deleted by hand (noted in README). :func:`delete_routing_topology` removes a whole table's
+topology, for test runs and benchmarks in a throw-away namespace.
 """
 
 from __future__ import annotations
@@ -153,3 +154,12 @@ def topology_names(settings: Settings, table: RoutingTable) -> tuple[list[str], 
     exchanges = [dead_exchange(settings), retry_exchange(settings), redeliver_exchange(settings)]
     exchanges += [route_exchange(settings, r.id) for r in table.routes if r.when]
     return queues, exchanges
+
+
+async def delete_routing_topology(channel: AbstractChannel, settings: Settings, table: RoutingTable) -> None:
+    """Delete every queue and exchange ``table`` declares, messages included (teardown only)."""
+    queues, exchanges = topology_names(settings, table)
+    for queue in queues:
+        await channel.queue_delete(queue)
+    for exchange in exchanges:
+        await channel.exchange_delete(exchange)

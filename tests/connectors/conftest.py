@@ -1,9 +1,10 @@
-"""Fixtures for connector processes: a sandbox target, a routing table naming it, a gateway."""
+"""Connector fixtures: a sandbox target, a routing table naming it, a gateway routing by it."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,38 @@ routes:
 
 
 @dataclass
+class RoutedGateway:
+    client: AsyncTestClient  # type: ignore[type-arg]
+    sandbox: SandboxState
+    settings: Settings
+    """The test's settings with ``routes_file`` set."""
+    table: str
+
+
+@asynccontextmanager
+async def routed_gateway(
+    tmp_path: Path,
+    settings: Settings,
+    registry: ContractRegistry,
+    amqp: AbstractRobustConnection,
+    table: str,
+    **fields: object,
+) -> AsyncIterator[RoutedGateway]:
+    """A sandbox target, ``table`` filled in with its ``base_url`` (and ``fields``), and a
+    gateway routing by that table; the table's topology is deleted afterwards."""
+    with running_sandbox() as (base_url, sandbox):
+        text = table.format(base_url=base_url, **fields)
+        path = tmp_path / "routes.yaml"
+        path.write_text(text)
+        routed = dataclasses.replace(settings, routes_file=path)
+        try:
+            async with AsyncTestClient(create_app(routed, registry)) as client:
+                yield RoutedGateway(client, sandbox, routed, text)
+        finally:
+            await delete_routing_topology(amqp, settings, text)
+
+
+@dataclass
 class Setup:
     client: AsyncTestClient  # type: ignore[type-arg]
     sandbox: SandboxState
@@ -57,20 +90,12 @@ async def setup(
     amqp: AbstractRobustConnection,
     make_key: KeyFactory,
 ) -> AsyncIterator[Setup]:
-    with running_sandbox() as (base_url, sandbox):
-        table = TABLE.format(base_url=base_url)
-        path = tmp_path / "routes.yaml"
-        path.write_text(table)
-        routed = dataclasses.replace(settings, routes_file=path)
+    async with routed_gateway(tmp_path, settings, registry, amqp, TABLE) as routed:
         env = {
             "RGW_AMQP_URL": settings.amqp_url,
             "RGW_REDIS_URL": settings.redis_url,
             "RGW_NAMESPACE": settings.namespace,
-            "RGW_ROUTES_FILE": str(path),
+            "RGW_ROUTES_FILE": str(routed.settings.routes_file),
             "RGW_EFFECT_LEASE_SECONDS": "2",
         }
-        try:
-            async with AsyncTestClient(create_app(routed, registry)) as client:
-                yield Setup(client, sandbox, await make_key(), env, routed)
-        finally:
-            await delete_routing_topology(amqp, settings, table)
+        yield Setup(routed.client, routed.sandbox, await make_key(), env, routed.settings)

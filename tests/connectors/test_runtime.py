@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,16 +16,15 @@ from aio_pika.abc import AbstractRobustConnection
 from litestar.testing import AsyncTestClient
 
 from connectors import Connector, ConnectorRuntime, Delivery, Outcome, build_connector
-from gateway.api import create_app
 from gateway.broker import events_exchange_name
 from gateway.delivery_headers import DEAD_REASON
 from gateway.registry import ContractRegistry
 from gateway.routing import dead_letter_queue, parse_routing_table, retry_queue
 from gateway.settings import Settings
 from tests.conftest import KeyFactory
-from tests.support.broker import delete_routing_topology
+from tests.connectors.conftest import routed_gateway
 from tests.support.payloads import headers, return_request
-from tests.support.sandbox import Fault, SandboxState, running_sandbox
+from tests.support.sandbox import Fault, SandboxState
 from tests.support.waiting import wait_until
 
 TABLE = """
@@ -87,24 +85,18 @@ async def running_harness(
     circuit_threshold: int = 1000,
 ) -> AsyncIterator[Harness]:
     """Gateway, sandbox target and one connector runtime built from the routing table."""
-    with running_sandbox() as (base_url, sandbox):
-        table = TABLE.format(base_url=base_url, threshold=circuit_threshold)
-        path = tmp_path / "routes.yaml"
-        path.write_text(table)
-        routed = dataclasses.replace(settings, routes_file=path)
-        spec = parse_routing_table(table).connectors["records"]
+    async with routed_gateway(
+        tmp_path, settings, registry, amqp, TABLE, threshold=circuit_threshold
+    ) as routed:
+        spec = parse_routing_table(routed.table).connectors["records"]
+        connector = build_connector("records", spec)
+        runtime = ConnectorRuntime(connector, settings=routed.settings, spec=spec, redis=redis)
+        await runtime.start()
         try:
-            async with AsyncTestClient(create_app(routed, registry)) as client:
-                connector = build_connector("records", spec)
-                runtime = ConnectorRuntime(connector, settings=routed, spec=spec, redis=redis)
-                await runtime.start()
-                try:
-                    yield Harness(client, runtime, sandbox, await make_key(), routed, amqp)
-                finally:
-                    await runtime.stop()
-                    await connector.aclose()
+            yield Harness(routed.client, runtime, routed.sandbox, await make_key(), routed.settings, amqp)
         finally:
-            await delete_routing_topology(amqp, settings, table)
+            await runtime.stop()
+            await connector.aclose()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
-from gateway.routing import parse_routing_table, topology_names
+from gateway import routing
 from gateway.settings import Settings
 from tests.support.waiting import wait_until
 
@@ -48,11 +48,7 @@ async def delete_routing_topology(
     connection: AbstractRobustConnection, settings: Settings, table: str
 ) -> None:
     """Remove every queue and exchange a routing table declared in this test's namespace."""
-    queues, exchanges = topology_names(settings, parse_routing_table(table))
     await wait_until(connection.connected.is_set, within=30, what="the broker connection to recover")
     channel = await connection.channel()
-    for queue in queues:
-        await channel.queue_delete(queue)
-    for exchange in exchanges:
-        await channel.exchange_delete(exchange)
+    await routing.delete_routing_topology(channel, settings, routing.parse_routing_table(table))
     await channel.close()
