@@ -31,7 +31,8 @@ import msgspec
 
 from bench._server import Target, purge_namespace, running_server, server_env
 from connectors._process import declare_topology
-from gateway.broker import events_exchange_name
+from gateway.broker import events_exchange_name, to_amqp_message
+from gateway.envelope import Envelope, trace_context
 from gateway.routing import delete_routing_topology, parse_routing_table
 from gateway.settings import PROJECT_ROOT, Settings
 
@@ -77,29 +78,22 @@ def cpu_seconds(pid: int) -> float:
 
 
 def envelopes(run_id: str, count: int, start: int) -> list[aio_pika.Message]:
-    payload = msgspec.json.decode(sorted(EXAMPLE.glob("*.json"))[0].read_bytes())
-    now = dt.datetime.now(dt.UTC).isoformat()
+    """Return requests in the gateway's own envelope and AMQP form (``to_amqp_message``)."""
+    payload = msgspec.Raw(sorted(EXAMPLE.glob("*.json"))[0].read_bytes())
+    now = dt.datetime.now(dt.UTC)
     messages = []
     for n in range(start, start + count):
-        message_id = f"msg_{run_id}_{n}"
-        body = {
-            "message_id": message_id,
-            "correlation_id": f"ret_{run_id}_{n}",
-            "contract": "return-request",
-            "version": "v1",
-            "partner": "bench",
-            "occurred_at": now,
-            "trace": {"traceparent": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"},
-            "payload": payload,
-        }
-        messages.append(
-            aio_pika.Message(
-                msgspec.json.encode(body),
-                message_id=message_id,
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            )
+        envelope = Envelope(
+            message_id=f"msg_{run_id}_{n}",
+            correlation_id=f"ret_{run_id}_{n}",
+            contract="return-request",
+            version="v1",
+            partner="bench",
+            occurred_at=now,
+            trace=trace_context(None, None),
+            payload=payload,
         )
+        messages.append(to_amqp_message(envelope, msgspec.json.encode(envelope)))
     return messages
 
 
