@@ -6,6 +6,7 @@ import importlib
 
 from connectors._sdk import Connector
 from connectors._target import Target, TargetConfigError
+from gateway.mapping import MappingCatalog
 from gateway.routing import ConnectorSpec
 
 
@@ -21,10 +22,10 @@ def connector_class(use: str) -> type[Connector]:
     return found
 
 
-def build_connector(name: str, spec: ConnectorSpec) -> Connector:
+def build_connector(name: str, spec: ConnectorSpec, mappings: MappingCatalog | None = None) -> Connector:
     """The connector the routing table describes under ``name``, with one shared target client."""
     if spec.use is None:
         raise TargetConfigError(f"connector {name} has no 'use: module:Class' in the routing table")
     cls = connector_class(spec.use)
     target = Target(name, spec.target) if spec.target is not None else None
-    return cls(name, target=target, options=spec.options)
+    return cls(name, target=target, options=spec.options, mappings=mappings)

@@ -17,6 +17,7 @@ from tenacity import RetryError
 from connectors._loading import build_connector
 from connectors._runtime import ConnectorRuntime
 from gateway.broker import declare_edge_topology, until_connected
+from gateway.mapping import MappingCatalog
 from gateway.routing import RoutingTable, RoutingTableError, declare_routing_topology, load_routing_table
 from gateway.settings import Settings
 from gateway.storage import connect_redis
@@ -47,7 +48,9 @@ async def run_connector(name: str, settings: Settings, *, stop: asyncio.Event | 
     spec = table.connectors.get(name)
     if spec is None:
         raise RoutingTableError(f"connector '{name}' is not in {settings.routes_file}")
-    connector = build_connector(name, spec)
+    connector = build_connector(
+        name, spec, MappingCatalog.load(settings.mappings_dir, settings.contracts_dir)
+    )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

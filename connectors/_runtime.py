@@ -22,6 +22,7 @@ import contextlib
 import datetime as dt
 import enum
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import aio_pika
@@ -37,9 +38,16 @@ from aio_pika.abc import (
 from connectors._circuit import CircuitOpen, State, TargetCircuit
 from connectors._effects import EffectLedger
 from connectors._retry import RetryPlan
-from connectors._sdk import Connector, Delivery
-from gateway.broker import broker_errors, persistent_copy, publish_confirmed
+from connectors._sdk import Connector, Delivery, Emitted
+from gateway.broker import (
+    broker_errors,
+    events_exchange_name,
+    persistent_copy,
+    publish_confirmed,
+    to_amqp_message,
+)
 from gateway.delivery_headers import ATTEMPT, DEAD_REASON, FIRST_FAILURE, LAST_ERROR, DeadReason
+from gateway.envelope import Envelope, trace_context
 from gateway.errors import (
     BrokerUnavailable,
     DeliveryFailed,
@@ -47,7 +55,7 @@ from gateway.errors import (
     RetryableDeliveryFailure,
     StoreUnavailable,
 )
-from gateway.routing import ConnectorSpec, connector_queue, retry_exchange
+from gateway.routing import ConnectorSpec, condition_headers, connector_queue, retry_exchange
 from gateway.routing._names import dead_exchange
 from gateway.settings import Settings
 
@@ -71,6 +79,7 @@ class Decision(msgspec.Struct, frozen=True):
 
 
 _delivery_decoder = msgspec.json.Decoder(Delivery)
+_json = msgspec.json.Encoder()
 
 
 def _decode(message: AbstractIncomingMessage) -> Delivery:
@@ -209,12 +218,48 @@ class ConnectorRuntime:
 
     async def _apply(self, delivery: Delivery) -> Decision:
         try:
-            await self.circuit.call(lambda: self.connector.handle(delivery))
+            emitted = await self.circuit.call(lambda: self.connector.handle(delivery))
+            if emitted:
+                await self._emit(delivery, emitted)
         except Exception as exc:
             await self._ledger.abandon(self.name, delivery.message_id)
             return self._after_failure(delivery, exc)
         await self._ledger.finish(self.name, delivery.message_id)
         return Decision(Outcome.ACK)
+
+    async def _emit(self, delivery: Delivery, emitted: Sequence[Emitted]) -> None:
+        """Publish what the system answered, confirmed, before the effect is recorded: if this
+        fails the message is retried, and the system's duplicate answer yields the same events."""
+        assert self._channel is not None
+        now = dt.datetime.now(dt.UTC)
+        try:
+            exchange = await self._channel.get_exchange(events_exchange_name(self._settings), ensure=False)
+            for event in emitted:
+                body = _json.encode(event.payload)
+                envelope = Envelope(
+                    message_id=event.message_id,
+                    correlation_id=event.return_id or delivery.correlation_id,
+                    contract=event.contract,
+                    version=event.version,
+                    partner=delivery.partner,
+                    occurred_at=now,
+                    trace=trace_context(None, None),
+                    payload=msgspec.Raw(body),
+                    causation_id=delivery.message_id,
+                )
+                await publish_confirmed(
+                    exchange,
+                    to_amqp_message(
+                        envelope, _json.encode(envelope), condition_headers(delivery.partner, event.payload)
+                    ),
+                    routing_key=event.message_type,
+                    confirm_within=self._settings.publish_timeout_seconds,
+                    doing=f"{self.name}: publishing {event.message_type} {event.message_id}",
+                )
+        except BrokerUnavailable as exc:
+            raise RetryableDeliveryFailure(
+                f"applied, but could not publish the system's answer: {exc}"
+            ) from exc
 
     def _after_failure(self, delivery: Delivery, exc: Exception) -> Decision:
         if isinstance(exc, CircuitOpen):  # the target was not called: not an attempt

@@ -11,17 +11,26 @@ handler that applies a message to its system.
 The routing table names the class (``use: mypackage.erp:ErpConnector``), its target and
 its options. Everything else (consuming, acknowledging after the effect, retries with
 backoff, the circuit breaker, dead letters, deduplication) is the runtime's job.
+
+What a system answers can come back as canonical messages: ``handle`` returns them
+(:meth:`Connector.event`), and the runtime publishes them, confirmed, before it records
+the effect, so a crash in between re-applies (the system sees a duplicate and says so)
+rather than losing the event. A system that calls us (a WMS receipt, a carrier scan)
+reaches :meth:`Connector.receive` through ``POST /v1/webhooks/{connector}``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+import httpx
 import msgspec
 
+from connectors._http import TargetError, plain_error
 from connectors._target import Target
+from gateway.mapping import MappingCatalog
 
 
 class Delivery(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,6 +56,38 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
         return self.message_id
 
 
+class Emitted(msgspec.Struct, frozen=True, kw_only=True):
+    """A canonical message a connector hands back to the pipeline."""
+
+    contract: str
+    version: str
+    payload: dict[str, Any]
+    message_id: str
+    """Stable for the same fact, so a repeat (a redelivery, a webhook sent twice) is one message."""
+    return_id: str | None = None
+    """The return it belongs to, when the payload does not say (``return_id``)."""
+
+    @property
+    def message_type(self) -> str:
+        return f"{self.contract}.{self.version}"
+
+
+class Inbound(msgspec.Struct, frozen=True):
+    """A request a system sent us (a webhook): raw body and headers, as signed."""
+
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class WebhookRejected(Exception):
+    """A webhook we refuse: bad signature (401), unreadable or unmappable body (422)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
 class Connector:
     """Base class for connectors: set ``handles`` and write ``handle``.
 
@@ -57,12 +98,23 @@ class Connector:
     handles: ClassVar[frozenset[str] | None] = None
     """Message types (``return-request.v1``) it applies; ``None`` takes whatever its routes send."""
 
+    profile: ClassVar[str] = ""
+    """Its folder under ``mappings/``; ``options.profile`` may name another (a customised copy)."""
+
     def __init__(
-        self, name: str, *, target: Target | None = None, options: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        *,
+        target: Target | None = None,
+        options: Mapping[str, Any] | None = None,
+        mappings: MappingCatalog | None = None,
     ) -> None:
         self.name = name
         self._target = target
         self.options = dict(options or {})
+        self._mappings = mappings
+        if target is not None:
+            target.read_error = self.read_error
 
     @property
     def target(self) -> Target:
@@ -73,9 +125,44 @@ class Connector:
     def takes(self, message_type: str) -> bool:
         return self.handles is None or message_type in self.handles
 
-    async def handle(self, delivery: Delivery) -> None:
-        """Apply ``delivery`` to the target system, or raise a ``DeliveryFailed`` subclass."""
+    async def handle(self, delivery: Delivery) -> Sequence[Emitted] | None:
+        """Apply ``delivery`` to the target system, or raise a ``DeliveryFailed`` subclass.
+        Return the canonical messages the system's answer means, if any."""
         raise NotImplementedError
+
+    async def receive(self, inbound: Inbound) -> Sequence[Emitted]:
+        """Turn a webhook from the system into canonical messages, or raise ``WebhookRejected``."""
+        raise WebhookRejected(404, f"connector {self.name} takes no webhooks")
+
+    def read_error(self, response: httpx.Response) -> TargetError:
+        """Read the system's error format (its message, code, and whether to retry)."""
+        return plain_error(response)
+
+    # -- helpers for subclasses ---------------------------------------------------------
+    @property
+    def mapping_profile(self) -> str:
+        return str(self.options.get("profile", self.profile))
+
+    def map(self, name: str, data: Any, delivery: Delivery | None = None, **variables: Any) -> Any:
+        """Apply mapping ``<profile>/<name>`` (``return-request.v1.outbound``) to ``data``."""
+        if self._mappings is None:
+            raise TypeError(f"connector {self.name} was built without mappings")
+        if delivery is not None:
+            variables = {
+                "message_id": delivery.message_id,
+                "correlation_id": delivery.correlation_id,
+                "partner": delivery.partner,
+                "occurred_at": delivery.occurred_at.isoformat(),
+                **variables,
+            }
+        return self._mappings.get(self.mapping_profile, name).apply(
+            data, {"connector": self.name, **variables}
+        )
+
+    def event(self, message_type: str, payload: dict[str, Any], message_id: str, **extra: Any) -> Emitted:
+        """A canonical message to publish; ``message_type`` is ``return-authorization.v1``."""
+        contract, _, version = message_type.rpartition(".")
+        return Emitted(contract=contract, version=version, payload=payload, message_id=message_id, **extra)
 
     async def aclose(self) -> None:
         """Release what the connector holds; called once at shutdown."""

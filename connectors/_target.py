@@ -27,9 +27,11 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from connectors._http import raise_for_target, target_errors
-from gateway.errors import GatewayError
+from connectors._auth import TargetConfigError, static_headers, token_source
+from connectors._http import ErrorReader, plain_error, raise_for_target, target_errors
 from gateway.routing import TargetSpec
+
+__all__ = ["CONNECTION_FAILURES", "Target", "TargetConfigError"]
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +49,6 @@ short_retry = AsyncRetrying(
 )
 
 
-class TargetConfigError(GatewayError):
-    """A target's settings cannot be used (a missing credential, say)."""
-
-
 class Target:
     """A target system: name, shared ``httpx.AsyncClient``, and the call that classifies replies."""
 
@@ -63,12 +61,11 @@ class Target:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.name = name
-        headers = {"User-Agent": "returns-gateway"}
-        if spec.token_env:
-            token = (os.environ if environ is None else environ).get(spec.token_env)
-            if not token:
-                raise TargetConfigError(f"target {name}: environment variable {spec.token_env} is not set")
-            headers["Authorization"] = f"Bearer {token}"
+        env = os.environ if environ is None else environ
+        headers = {"User-Agent": "returns-gateway", **static_headers(spec, env, name)}
+        self._token = token_source(spec, env, name)
+        self.read_error: ErrorReader = plain_error
+        """How this system's error bodies read; the connector sets its system's reader."""
         limits = httpx.Limits(
             max_connections=spec.max_connections, max_keepalive_connections=spec.max_connections
         )
@@ -89,15 +86,22 @@ class Target:
         ``idempotency_key`` goes out as the ``Idempotency-Key`` header, so a target that
         supports it can refuse a repeat even if our own record of the effect was lost.
         """
+        headers = dict(kwargs.pop("headers", None) or {})
         if idempotency_key is not None:
-            kwargs["headers"] = {**kwargs.get("headers", {}), "Idempotency-Key": idempotency_key}
-        request = self.client.build_request(method, self._absolute(url), **kwargs)
-        with target_errors():
-            try:
-                response = await self._send(request)
-            except CONNECTION_FAILURES:  # the first try runs outside tenacity: it is the common case
-                response = await short_retry.copy()(self._send, request)
-        raise_for_target(response)
+            headers["Idempotency-Key"] = idempotency_key
+        for _ in range(2):  # a refused token is renewed once; a second 401 is the answer
+            if self._token is not None:
+                headers["Authorization"] = await self._token.header(self.client)
+            request = self.client.build_request(method, self._absolute(url), headers=headers, **kwargs)
+            with target_errors():
+                try:
+                    response = await self._send(request)
+                except CONNECTION_FAILURES:  # the first try runs outside tenacity: it is the common case
+                    response = await short_retry.copy()(self._send, request)
+            if response.status_code != 401 or self._token is None:
+                break
+            self._token.invalidate()
+        raise_for_target(response, self.read_error)
         return response
 
     def _absolute(self, url: str) -> httpx.URL:
@@ -117,8 +121,17 @@ class Target:
         await response.aread()
         return response
 
+    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("GET", url, **kwargs)
+
     async def post(self, url: str, **kwargs: Any) -> httpx.Response:
         return await self.request("POST", url, **kwargs)
+
+    async def patch(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("PATCH", url, **kwargs)
+
+    async def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("PUT", url, **kwargs)
 
     async def aclose(self) -> None:
         await self.client.aclose()

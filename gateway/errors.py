@@ -61,20 +61,27 @@ class StoreUnavailable(DependencyUnavailable):
 class DeliveryFailed(GatewayError):
     """A connector could not apply a message; carries what an operator needs to judge it."""
 
-    def __init__(self, detail: str, *, status_code: int | None = None) -> None:
+    def __init__(self, detail: str, *, status_code: int | None = None, code: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.status_code = status_code
         """HTTP status the target answered, when it answered."""
+        self.code = code
+        """The target's own error code (``DUP_RCRD``, ``REQUIRED_FIELD_MISSING``...), when it gave one."""
 
 
 class RetryableDeliveryFailure(DeliveryFailed):
     """Worth another try later: the target was down, slow, throttling or failing inside."""
 
     def __init__(
-        self, detail: str, *, status_code: int | None = None, retry_after: float | None = None
+        self,
+        detail: str,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
-        super().__init__(detail, status_code=status_code)
+        super().__init__(detail, status_code=status_code, code=code)
         self.retry_after = retry_after
         """Seconds the target asked us to wait (``Retry-After``), honoured as a lower bound."""
 

@@ -31,6 +31,9 @@ class Settings:
     contracts_dir: Path = field(default=PROJECT_ROOT / "contracts")
     """``RGW_CONTRACTS_DIR``: folder holding ``<name>/<version>/schema.json`` contracts."""
 
+    mappings_dir: Path = field(default=PROJECT_ROOT / "mappings")
+    """``RGW_MAPPINGS_DIR``: folder of mapping files, ``<profile>/<contract>.<version>.<direction>.yaml``."""
+
     routes_file: Path | None = None
     """``RGW_ROUTES_FILE``: the routing table (YAML); unset, every message waits in ``<ns>.unrouted``."""
 

@@ -12,8 +12,10 @@ from gateway.routing._names import (
 )
 from gateway.routing._table import (
     CONDITION_FIELDS,
+    BasicAuth,
     CircuitSpec,
     ConnectorSpec,
+    OAuth2ClientCredentials,
     Route,
     RoutingTable,
     RoutingTableError,
@@ -25,8 +27,10 @@ from gateway.routing._topology import declare_routing_topology, delete_routing_t
 
 __all__ = [
     "CONDITION_FIELDS",
+    "BasicAuth",
     "CircuitSpec",
     "ConnectorSpec",
+    "OAuth2ClientCredentials",
     "Route",
     "RoutingTable",
     "RoutingTableError",

@@ -47,6 +47,32 @@ class RoutingTableError(GatewayError):
     """The routing table is missing, malformed or inconsistent."""
 
 
+_ENV_NAME = r"^[A-Z][A-Z0-9_]*$"
+
+
+class OAuth2ClientCredentials(
+    msgspec.Struct,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="oauth2_client_credentials",
+    tag_field="type",
+):
+    """OAuth2 client credentials grant (Business Central, NetSuite M2M, Salesforce, Extensiv):
+    the connector fetches a bearer token and fetches a new one before it expires or on a 401."""
+
+    token_url: Annotated[str, msgspec.Meta(pattern=r"^https?://")]
+    client_id_env: Annotated[str, msgspec.Meta(pattern=_ENV_NAME)]
+    client_secret_env: Annotated[str, msgspec.Meta(pattern=_ENV_NAME)]
+    scope: str | None = None
+
+
+class BasicAuth(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag="basic", tag_field="type"):
+    """HTTP Basic (EasyPost takes its API key as the user name, with no password)."""
+
+    username_env: Annotated[str, msgspec.Meta(pattern=_ENV_NAME)]
+    password_env: Annotated[str, msgspec.Meta(pattern=_ENV_NAME)] | None = None
+
+
 class TargetSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The system a connector calls: one shared HTTP client per target is built from this."""
 
@@ -57,6 +83,8 @@ class TargetSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_connections: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 32
     token_env: Annotated[str, msgspec.Meta(pattern=r"^[A-Z][A-Z0-9_]*$")] | None = None
     """Environment variable holding the target's bearer token: secrets never sit in this file."""
+    auth: OAuth2ClientCredentials | BasicAuth | None = None
+    """How else to authenticate; credentials are named by environment variable, never written here."""
 
 
 class CircuitSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -43,6 +43,7 @@ def test_contract_registry_has_the_milestone_contracts(registry: ContractRegistr
         "credit-memo",
         "supplier-claim",
         "return-status-changed",
+        "tracking-event",
     } <= names
 
 
