@@ -238,6 +238,7 @@ class Sandbox:
         return Litestar(
             [add_faults, records, requests, reset, *self.handlers()],
             before_request=self._before,
+            openapi_config=None,
             debug=False,
         )
 

@@ -53,6 +53,8 @@ _REFERENCE = re.compile(
 )
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 _E: dict[str, Any] = {}
+#: Variables every connector passes with a delivery: a mapping may rely on them being there.
+STANDARD = frozenset({"message_id", "correlation_id", "partner", "occurred_at", "connector"})
 
 
 @dataclass
@@ -164,7 +166,7 @@ def compile_reference(text: str, scope: Scope, line: int) -> Expr | None:
         if head not in scope.variables:
             known = ", ".join(sorted(scope.variables))
             scope.error(line, f"{text}: unknown variable (known: {known})")
-        return Expr(f"vars.get({head!r})", head in {"message_id", "partner", "correlation_id"})
+        return Expr(f"vars.get({head!r})", head in STANDARD)
     if head is None and not rest.startswith((".", "[")):
         scope.error(line, f"{text}: a path from the root starts with '$.'")
     index = scope.index

@@ -1,0 +1,121 @@
+"""NetSuite over SuiteTalk REST (``/services/rest/record/v1``), OAuth 2.0 client credentials.
+
+* ``return-request.v1``  → checks the lines against the invoice (or order), creates a
+  ``returnAuthorization``; answers a canonical ``return-authorization`` with NetSuite's RMA number.
+* ``credit-memo.v1``     → transforms the invoice into a ``creditMemo``.
+* ``supplier-claim.v1``  → creates a ``vendorReturnAuthorization``.
+
+Idempotency is NetSuite's own: every record carries the message id as ``externalId``, and
+NetSuite refuses a second record with it (``DUP_RCRD``), which this connector reads as
+"already done" and then reads the existing record. Errors come as ``o:errorDetails``;
+NetSuite throttles with 429 ``CONCURRENCY_LIMIT_EXCEEDED`` and no ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+import httpx
+
+from connectors._http import TargetError, reply_json
+from connectors._sdk import Connector, Delivery, Emitted
+from connectors.erp._common import authorization_variables, check_quantities
+from gateway.errors import PermanentDeliveryFailure
+
+RECORDS = "/services/rest/record/v1"
+DUPLICATE = "DUP_RCRD"
+_LOOKUP_TYPES = {"order": "salesOrder", "invoice": "invoice", "shipment": "itemFulfillment"}
+
+DocumentKind = Literal["order", "invoice", "shipment"]
+
+
+class NetSuiteConnector(Connector):
+    handles: ClassVar[frozenset[str] | None] = frozenset(
+        {"return-request.v1", "credit-memo.v1", "supplier-claim.v1"}
+    )
+    profile: ClassVar[str] = "netsuite"
+
+    def read_error(self, response: httpx.Response) -> TargetError:
+        details = reply_json(response).get("o:errorDetails") or [{}]
+        first = details[0]
+        code = first.get("o:errorCode")
+        return TargetError(
+            "; ".join(d.get("detail", "") for d in details) or response.reason_phrase,
+            code=code,
+            # NetSuite's concurrency governance: retry, it names no wait of its own.
+            retryable=True if code == "CONCURRENCY_LIMIT_EXCEEDED" else None,
+        )
+
+    async def handle(self, delivery: Delivery) -> Sequence[Emitted] | None:
+        if delivery.contract == "return-request":
+            return await self._authorize(delivery)
+        if delivery.contract == "credit-memo":
+            await self._credit(delivery)
+        elif delivery.contract == "supplier-claim":
+            await self._create(
+                "vendorReturnAuthorization",
+                self.map("supplier-claim.v1.outbound", delivery.payload, delivery),
+            )
+        return None
+
+    # -- operations ----------------------------------------------------------------------
+    async def lookup(self, kind: DocumentKind, number: str) -> dict[str, Any] | None:
+        """An order, invoice or shipment by number, as an ``erp-document`` (``None`` if unknown)."""
+        record_type = _LOOKUP_TYPES[kind]
+        found = reply_json(
+            await self.target.get(f"{RECORDS}/{record_type}", params={"q": f'tranId IS "{number}"'})
+        )
+        if not found.get("items"):
+            return None
+        record = reply_json(await self.target.get(f"{RECORDS}/{record_type}/{found['items'][0]['id']}"))
+        return self.map("document.inbound", record, kind=kind)  # type: ignore[no-any-return]
+
+    async def _authorize(self, delivery: Delivery) -> Sequence[Emitted]:
+        request = delivery.payload
+        await self._check_against_erp(request)
+        body = self.map("return-request.v1.outbound", request, delivery)
+        record = await self._create("returnAuthorization", body)
+        authorization = self.map(
+            "return-authorization.v1.inbound",
+            {"request": request, "reply": record},
+            delivery,
+            **authorization_variables(self.options, request),
+        )
+        return [
+            self.event("return-authorization.v1", authorization, f"{delivery.message_id}.{self.name}.rma")
+        ]
+
+    async def _check_against_erp(self, request: dict[str, Any]) -> None:
+        """Refuse a return the ERP's documents cannot support: an unknown invoice or order, or a
+        line returning more of a SKU than was invoiced (or ordered)."""
+        references = request["references"]
+        kind: DocumentKind = "invoice" if "invoice" in references else "order"
+        number = references[kind]["number"]
+        document = await self.lookup(kind, number)
+        if document is None:
+            raise PermanentDeliveryFailure(f"NetSuite has no {kind} {number}", code="UNKNOWN_DOCUMENT")
+        check_quantities(request, document)
+
+    async def _credit(self, delivery: Delivery) -> None:
+        number = delivery.payload["invoice_reference"]["number"]
+        found = reply_json(await self.target.get(f"{RECORDS}/invoice", params={"q": f'tranId IS "{number}"'}))
+        if not found.get("items"):
+            raise PermanentDeliveryFailure(
+                f"NetSuite has no invoice {number} to credit", code="UNKNOWN_DOCUMENT"
+            )
+        body = self.map("credit-memo.v1.outbound", delivery.payload, delivery)
+        await self._create(
+            "creditMemo", body, via=f"{RECORDS}/invoice/{found['items'][0]['id']}/!transform/creditMemo"
+        )
+
+    async def _create(
+        self, record_type: str, body: dict[str, Any], *, via: str | None = None
+    ) -> dict[str, Any]:
+        """Create the record, or find the one an earlier try created; answer it as NetSuite holds it."""
+        try:
+            await self.target.post(via or f"{RECORDS}/{record_type}", json=body)
+        except PermanentDeliveryFailure as failure:
+            if failure.code != DUPLICATE:
+                raise
+        return reply_json(await self.target.get(f"{RECORDS}/{record_type}/eid:{body['externalId']}"))  # type: ignore[no-any-return]

@@ -1,0 +1,13 @@
+"""Sandboxes: small stateful HTTP servers speaking each system's API shape, with faults on demand.
+
+``returns-gateway sandbox run PROFILE`` serves one; tests and the demo run them in-process.
+"""
+
+from connectors.sandboxes._kit import Credentials, Fault, Sandbox, SandboxState, Seen, running, server_for
+
+#: Profile name → ``module:Class`` of its sandbox.
+SANDBOXES: dict[str, str] = {
+    "netsuite": "connectors.sandboxes.netsuite:NetSuiteSandbox",
+}
+
+__all__ = ["SANDBOXES", "Credentials", "Fault", "Sandbox", "SandboxState", "Seen", "running", "server_for"]
