@@ -14,6 +14,8 @@ from rich.table import Table
 
 from gateway.auth import KeyStore, Scope
 from gateway.dlq_cli import dlq_app
+from gateway.mappings_cli import mappings_app
+from gateway.sandbox_cli import sandbox_app
 from gateway.errors import GatewayError
 from gateway.settings import Settings
 from gateway.storage import connect_redis
@@ -22,6 +24,8 @@ app = typer.Typer(help="Governed integration gateway for returns and credits.", 
 keys_app = typer.Typer(help="Issue, list and revoke partner API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(mappings_app, name="mappings")
+app.add_typer(sandbox_app, name="sandbox")
 connector_app = typer.Typer(help="Run connectors (one process per connector).", no_args_is_help=True)
 app.add_typer(connector_app, name="connector")
 

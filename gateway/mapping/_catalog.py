@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
+import yaml
 
 from gateway.errors import Violation
 from gateway.mapping._compile import STANDARD, Scope, build_function, compile_expression
@@ -164,7 +165,14 @@ def _load_one(
 ) -> CompiledMapping | None:
     folder, source = path.parent, str(path)
     name = path.name.removesuffix(".yaml")
-    document = read_yaml(path)
+    try:
+        document = read_yaml(path)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problems.append(
+            f"{source}:{mark.line + 1 if mark else 1}: not valid YAML: {getattr(exc, 'problem', exc)}"
+        )
+        return None
     if not isinstance(document, LineDict):
         problems.append(f"{source}:1: a mapping file is a YAML mapping")
         return None
