@@ -14,9 +14,9 @@ from rich.table import Table
 
 from gateway.auth import KeyStore, Scope
 from gateway.dlq_cli import dlq_app
+from gateway.errors import GatewayError
 from gateway.mappings_cli import mappings_app
 from gateway.sandbox_cli import sandbox_app
-from gateway.errors import GatewayError
 from gateway.settings import Settings
 from gateway.storage import connect_redis
 
