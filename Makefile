@@ -26,5 +26,7 @@ test: setup services lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: setup services
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.mapping
 	$(BIN)/python -m bench.intake
 	$(BIN)/python -m bench.delivery

@@ -23,6 +23,7 @@ Every error the gateway raises descends from :class:`GatewayError`::
         ├── UnsupportedMediaType           415
         ├── ContractViolation              422  (every violation, with its JSON pointer)
         ├── IdempotencyKeyReused           422
+        ├── WebhookRefused                 422  (unreadable, unmappable, or an unknown return)
         ├── RateLimited                    429  (Retry-After)
         └── ServiceUnavailable             503  (Retry-After)
 
@@ -192,6 +193,15 @@ class ContractViolation(ProblemError):
     def __init__(self, detail: str, violations: Sequence[Violation]) -> None:
         super().__init__(detail, extensions={"errors": [msgspec.to_builtins(v) for v in violations]})
         self.violations = tuple(violations)
+
+
+class WebhookRefused(ProblemError):
+    """A connected system's webhook we cannot take: its body is unreadable, unmappable, or
+    names a return we do not hold (422)."""
+
+    status_code = 422
+    slug = "webhook-refused"
+    title = "The webhook cannot be taken"
 
 
 class IdempotencyKeyReused(ProblemError):

@@ -13,12 +13,14 @@ from gateway.broker import BrokerPublisher
 from gateway.deadletters import DeadLetterDesk
 from gateway.idempotency import IdempotencyStore
 from gateway.intake import RETURN_REQUEST, ReturnIntake
+from gateway.mapping import MappingCatalog
 from gateway.ratelimit import PartnerRateLimiter
 from gateway.registry import ContractRegistry
 from gateway.returns_store import ReturnStore
 from gateway.routing import RoutingTable, declare_routing_topology
 from gateway.settings import Settings
 from gateway.storage import connect_redis
+from gateway.webhooks import WebhookIntake
 
 
 @dataclass(kw_only=True)
@@ -36,6 +38,7 @@ class Services:
     intake: ReturnIntake
     deadletters: DeadLetterDesk
     """Operators' dead-letter desk; connects to the broker on first use."""
+    webhooks: WebhookIntake
 
     @classmethod
     async def start(
@@ -44,6 +47,7 @@ class Services:
         registry: ContractRegistry,
         stack: AsyncExitStack,
         routing: RoutingTable | None = None,
+        mappings: MappingCatalog | None = None,
     ) -> Services:
         """Open Redis and the broker; ``stack`` closes them in reverse order.
 
@@ -84,4 +88,12 @@ class Services:
                 publisher=publisher,
             ),
             deadletters=deadletters,
+            webhooks=WebhookIntake(
+                settings,
+                routing=routing,
+                mappings=mappings,
+                redis=redis,
+                returns=returns,
+                publisher=publisher,
+            ),
         )

@@ -16,6 +16,8 @@ from gateway.api.admin import admin_router
 from gateway.api.contracts import contracts_router
 from gateway.api.health import live, ready
 from gateway.api.returns import returns_router
+from gateway.api.webhooks import webhooks_router
+from gateway.mapping import MappingCatalog
 from gateway.registry import ContractRegistry
 from gateway.routing import load_routing_table
 from gateway.services import Services
@@ -30,11 +32,12 @@ def create_app(settings: Settings | None = None, registry: ContractRegistry | No
     settings = settings or Settings.from_env()
     registry = registry or ContractRegistry.from_folder(settings.contracts_dir)
     routing = load_routing_table(settings.routes_file) if settings.routes_file else None
+    mappings = MappingCatalog.load(settings.mappings_dir, settings.contracts_dir)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            app.state.services = await Services.start(settings, registry, stack, routing)
+            app.state.services = await Services.start(settings, registry, stack, routing, mappings)
             yield
 
     openapi = OpenAPIConfig(
@@ -55,7 +58,14 @@ def create_app(settings: Settings | None = None, registry: ContractRegistry | No
         ),
     )
     app = Litestar(
-        route_handlers=[returns_router(registry), contracts_router, admin_router, live, ready],
+        route_handlers=[
+            returns_router(registry),
+            contracts_router,
+            admin_router,
+            webhooks_router,
+            live,
+            ready,
+        ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi,
