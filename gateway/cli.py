@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -17,7 +18,7 @@ from gateway.dlq_cli import dlq_app
 from gateway.errors import GatewayError
 from gateway.mappings_cli import mappings_app
 from gateway.sandbox_cli import sandbox_app
-from gateway.settings import Settings
+from gateway.settings import PROJECT_ROOT, Settings
 from gateway.storage import connect_redis
 
 app = typer.Typer(help="Governed integration gateway for returns and credits.", no_args_is_help=True)
@@ -73,6 +74,28 @@ def connector_run(
     except GatewayError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=1) from exc
+
+
+@connector_app.command("new")
+def connector_new(
+    name: Annotated[str, typer.Argument(help="Connector and profile name (lower_case).")],
+    root: Annotated[Path, typer.Option(help="Project folder to write into.")] = PROJECT_ROOT,
+) -> None:
+    """Write a working connector skeleton: connector, sandbox, mapping with a fixture, and a test."""
+    from gateway.scaffold import ScaffoldError, scaffold
+
+    try:
+        written = scaffold(name, root)
+    except ScaffoldError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+    for path in written:
+        typer.echo(f"wrote {path.relative_to(root)}")
+    typer.echo(
+        f"next: pytest tests/connectors/profiles/test_{name}.py, then add it to the routing table:\n"
+        f"  {name}:\n    use: connectors.{name}:{''.join(p.capitalize() for p in name.split('_'))}Connector\n"
+        f"    target: {{base_url: ..., auth: {{type: basic, username_env: ..., password_env: ...}}}}"
+    )
 
 
 def _with_keys(action: Callable[[KeyStore], Awaitable[T]]) -> T:

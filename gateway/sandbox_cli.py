@@ -14,10 +14,22 @@ sandbox_app = typer.Typer(help="Serve sandboxes that speak each system's API.", 
 
 def build_sandbox(profile: str, credentials: Credentials | None = None) -> Sandbox:
     """The sandbox for ``profile`` (a key of ``SANDBOXES``)."""
-    if profile not in SANDBOXES:
-        raise KeyError(f"no sandbox for {profile!r} (known: {', '.join(sorted(SANDBOXES))})")
-    module_name, _, class_name = SANDBOXES[profile].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    if profile in SANDBOXES:
+        module_name, _, class_name = SANDBOXES[profile].partition(":")
+        cls = getattr(importlib.import_module(module_name), class_name)
+    else:  # a scaffolded one: connectors/sandboxes/<profile>.py holding a Sandbox for that profile
+        try:
+            module = importlib.import_module(f"connectors.sandboxes.{profile}")
+        except ImportError as exc:
+            raise KeyError(f"no sandbox for {profile!r} (known: {', '.join(sorted(SANDBOXES))})") from exc
+        found = [
+            v
+            for v in vars(module).values()
+            if isinstance(v, type) and issubclass(v, Sandbox) and getattr(v, "profile", "") == profile
+        ]
+        if not found:
+            raise KeyError(f"connectors/sandboxes/{profile}.py holds no Sandbox with profile {profile!r}")
+        cls = found[0]
     return cls(credentials) if credentials else cls()  # type: ignore[no-any-return]
 
 

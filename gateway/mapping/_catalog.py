@@ -13,7 +13,7 @@ system answers or sends (a reply, a webhook) to a canonical message.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,12 +95,17 @@ class MappingCatalog:
         self._mappings = mappings
 
     @classmethod
-    def load(cls, mappings_dir: Path, contracts_dir: Path) -> MappingCatalog:
+    def load(
+        cls, mappings_dir: Path, contracts_dir: Path, *, profiles: Collection[str] | None = None
+    ) -> MappingCatalog:
+        """Compile every mapping (or only those of ``profiles``); raise listing every problem."""
         index = SchemaIndex(contracts_dir)
         registry = jsonschema_rs.Registry([(uri, doc) for uri, doc in index.documents().items()])
         problems: list[str] = []
         mappings: dict[tuple[str, str], CompiledMapping] = {}
         for path in sorted(mappings_dir.glob("*/*.yaml")):
+            if profiles is not None and path.parent.name not in profiles:
+                continue
             loaded = _load_one(path, index, registry, problems)
             if loaded is not None:
                 mappings[(loaded.profile, loaded.name)] = loaded
