@@ -62,10 +62,13 @@ class ClientCredentialsToken:
         form = {"grant_type": "client_credentials"}
         if self._spec.scope:
             form["scope"] = self._spec.scope
+        auth: httpx.Auth | None = None
+        if self._spec.client_auth == "body":
+            form |= {"client_id": self._client_id, "client_secret": self._client_secret}
+        else:
+            auth = httpx.BasicAuth(self._client_id, self._client_secret)
         with target_errors():
-            response = await client.post(
-                self._spec.token_url, data=form, auth=httpx.BasicAuth(self._client_id, self._client_secret)
-            )
+            response = await client.post(self._spec.token_url, data=form, auth=auth)
         raise_for_target(response)
         body = reply_json(response)
         self._token = str(body["access_token"])

@@ -60,8 +60,8 @@ def raise_for_target(response: httpx.Response, read_error: ErrorReader = plain_e
         return
     try:
         error = read_error(response)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-        error = plain_error(response)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RetryableDeliveryFailure):
+        error = plain_error(response)  # an error body not in the system's format: keep its text
     code = f"[{error.code}] " if error.code else ""
     detail = f"{response.request.method} {response.request.url.path} answered {response.status_code}: "
     detail += f"{code}{error.message}"[:1000]

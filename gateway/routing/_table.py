@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -64,6 +64,9 @@ class OAuth2ClientCredentials(
     client_id_env: Annotated[str, msgspec.Meta(pattern=_ENV_NAME)]
     client_secret_env: Annotated[str, msgspec.Meta(pattern=_ENV_NAME)]
     scope: str | None = None
+    client_auth: Literal["basic", "body"] = "basic"
+    """How the client id and secret reach the token endpoint: HTTP Basic (RFC 6749's preferred
+    way), or as form fields (``client_id``, ``client_secret``) for endpoints that want them so."""
 
 
 class BasicAuth(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag="basic", tag_field="type"):

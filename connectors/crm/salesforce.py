@@ -1,0 +1,181 @@
+"""Salesforce over its REST API (``/services/data/vXX.X/sobjects``), OAuth 2.0 client credentials.
+
+Modelled on Salesforce's public REST API reference: "Upsert Records Using sObject Rows by
+External ID", "Status Codes and Error Responses", the ``Sforce-Limit-Info`` response header,
+and the OAuth 2.0 client credentials flow at ``/services/oauth2/token``.
+
+Every message about a return is one upsert of the customer's Case, keyed by the gateway's
+return id in an external id field (``options.external_id_field``, ``Return_Id__c``)::
+
+    PATCH /services/data/v60.0/sobjects/Case/Return_Id__c/ret_3f9a...
+
+* ``return-request.v1``       → Subject, Description, Origin, Reason, Priority, the Account by
+  its own external id, the contact; Status is left to the org's default (New) on insert.
+* ``return-authorization.v1`` → Status Authorized / Rejected, RMA number, expiry, return site.
+* ``tracking-event.v1``       → Status from the carrier status, carrier and tracking number.
+* ``receipt.v1``, ``inspection-result.v1`` → Status Received / Inspected, receipt number.
+* ``credit-memo.v1``          → Status Credit Pending (draft) or Closed (posted), number, amount.
+
+Each mapping's ``tables/case-status.yaml`` turns the canonical step into the org's Status picklist.
+
+Idempotency is the upsert's own: a repeat updates the same Case (Salesforce answers 200,
+``created: false``). Messages may arrive out of order: each sets only the fields it knows, so
+whichever comes first creates the Case and the others fill it in; Status follows the last
+message applied (a late tracking scan can move it back; the per-step fields stay).
+
+Errors come as ``[{"message", "errorCode", "fields"}]``. 403 ``REQUEST_LIMIT_EXCEEDED`` (the
+org's API allowance) and ``UNABLE_TO_LOCK_ROW`` are retried; 400s (``INVALID_FIELD``,
+``REQUIRED_FIELD_MISSING``, ``FIELD_CUSTOM_VALIDATION_EXCEPTION``...) are permanent; 300 means the
+return id matches several Cases, permanent until someone merges them. Every reply's
+``Sforce-Limit-Info: api-usage=N/M`` is read: above ``options.api_usage_warning`` (90 %) a
+warning is logged, and a failure while the allowance is used up is retryable.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import urllib.parse
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import httpx
+import msgspec
+
+from connectors._http import TargetError, reply_json
+from connectors._sdk import Connector, Delivery, Emitted
+from gateway.errors import PermanentDeliveryFailure
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_VERSION = "v60.0"
+DEFAULT_EXTERNAL_ID_FIELD = "Return_Id__c"
+#: How long to wait when the org's API allowance is used up: it is a rolling 24-hour count.
+DEFAULT_QUOTA_RETRY_AFTER = 300.0
+#: Error codes that clear by themselves: the API allowance, a record locked by another transaction.
+TRANSIENT_CODES = frozenset({"REQUEST_LIMIT_EXCEEDED", "UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE"})
+_LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+def api_usage(response: httpx.Response) -> tuple[int, int] | None:
+    """``Sforce-Limit-Info: api-usage=18/15000`` as ``(18, 15000)``; ``None`` when absent."""
+    match = _LIMIT_INFO.search(response.headers.get("sforce-limit-info", ""))
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+class SalesforceConnector(Connector):
+    handles: ClassVar[frozenset[str] | None] = frozenset(
+        {
+            "return-request.v1",
+            "return-authorization.v1",
+            "tracking-event.v1",
+            "receipt.v1",
+            "inspection-result.v1",
+            "credit-memo.v1",
+        }
+    )
+    profile: ClassVar[str] = "salesforce"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        version = str(self.options.get("api_version", DEFAULT_API_VERSION))
+        field = str(self.options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD))
+        self._cases = f"/services/data/{version}/sobjects/Case/{urllib.parse.quote(field, safe='')}"
+        self._warn_above = float(self.options.get("api_usage_warning", 0.9))
+        self._quota_wait = float(self.options.get("quota_retry_after_seconds", DEFAULT_QUOTA_RETRY_AFTER))
+        self._warned_at = -1
+        self.api_usage: tuple[int, int] | None = None
+        """The org's API usage as the last reply stated it: (used, allowed)."""
+
+    async def handle(self, delivery: Delivery) -> Sequence[Emitted] | None:
+        case = self.map(f"{delivery.message_type}.outbound", delivery.payload, delivery)
+        return_id = str(delivery.payload.get("return_id") or delivery.correlation_id)
+        await self.upsert_case(return_id, case)
+        return None
+
+    async def upsert_case(self, return_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Create or update the Case of ``return_id``; answers Salesforce's UpsertResult."""
+        response = await self.target.patch(
+            f"{self._cases}/{urllib.parse.quote(return_id, safe='')}", json=fields
+        )
+        self._watch_usage(response)
+        if response.status_code == 204:  # API versions before 46.0 answer an update with no body
+            return {"success": True, "created": False}
+        result = reply_json(response)
+        if not isinstance(result, dict) or result.get("success") is not True:
+            errors = result.get("errors") if isinstance(result, dict) else None
+            raise PermanentDeliveryFailure(
+                f"Salesforce did not upsert Case {return_id}: {_describe(errors or [result])}",
+                status_code=response.status_code,
+                code=_first_code(errors),
+            )
+        log.debug(
+            "Case %s %s for return %s",
+            result.get("id"),
+            "created" if result.get("created") else "updated",
+            return_id,
+        )
+        return result  # type: ignore[no-any-return]
+
+    def read_error(self, response: httpx.Response) -> TargetError:
+        usage = self._watch_usage(response)
+        exhausted = usage is not None and usage[0] >= usage[1]
+        try:
+            body: Any = msgspec.json.decode(response.content)
+        except msgspec.DecodeError:  # a proxy's HTML page, say: keep its text
+            body = [{"message": response.text[:500]}]
+        if response.status_code == 300:  # the body lists the matching records' URLs
+            matches = [str(url) for url in body] if isinstance(body, list) else []
+            return TargetError(
+                f"the external id matches {len(matches)} Cases: {', '.join(matches)}", code="MULTIPLE_CHOICES"
+            )
+        errors = body if isinstance(body, list) else [body]
+        code = _first_code(errors)
+        throttled = code == "REQUEST_LIMIT_EXCEEDED" or exhausted
+        return TargetError(
+            _describe(errors) or response.reason_phrase,
+            code=code,
+            retryable=True if throttled or code in TRANSIENT_CODES else None,
+            retry_after=self._quota_wait if throttled else None,
+        )
+
+    def _watch_usage(self, response: httpx.Response) -> tuple[int, int] | None:
+        """Remember the org's API usage; warn once per percent above the warning level."""
+        usage = api_usage(response)
+        if usage is None or usage[1] <= 0:
+            return usage
+        self.api_usage = usage
+        share = usage[0] / usage[1]
+        percent = int(share * 100)
+        if share <= self._warn_above:
+            self._warned_at = -1  # below again (a new day): the next climb warns afresh
+        elif percent != self._warned_at:
+            self._warned_at = percent
+            log.warning(
+                "Salesforce target %s: API usage %d of %d requests (%d%%) of the org's daily allowance",
+                self.target.name,
+                usage[0],
+                usage[1],
+                percent,
+            )
+        return usage
+
+
+def _first_code(errors: Any) -> str | None:
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        code = errors[0].get("errorCode") or errors[0].get("statusCode")  # REST / UpsertResult errors
+        return str(code) if code else None
+    return None
+
+
+def _describe(errors: Sequence[Any]) -> str:
+    """Salesforce's messages, each with the fields it names."""
+    parts = []
+    for error in errors:
+        if not isinstance(error, dict):
+            parts.append(str(error))
+            continue
+        fields = error.get("fields") or []
+        suffix = f" (fields: {', '.join(map(str, fields))})" if fields else ""
+        parts.append(f"{error.get('message', '')}{suffix}")
+    return "; ".join(parts)
