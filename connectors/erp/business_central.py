@@ -1,0 +1,219 @@
+"""Dynamics 365 Business Central over its standard REST API v2.0, OAuth 2.0 client credentials.
+
+Modelled on Microsoft's public API v2.0 reference: ``/v2.0/{tenant}/{environment}/api/v2.0/
+companies({id})/<entitySet>``, tokens from the Microsoft identity platform
+(``https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token``, scope
+``https://api.businesscentral.dynamics.com/.default``), OData errors ``{"error": {"code",
+"message"}}``, 429 with ``Retry-After`` when throttled, ``@odata.etag`` / ``If-Match``.
+
+* ``return-request.v1``  → checks the lines against the invoice (or order), creates a draft
+  ``salesCreditMemo`` with its lines; answers a canonical ``return-authorization`` whose RMA
+  number is the credit memo's number. The standard API has no ``salesReturnOrders`` (only
+  custom API pages publish one), so the unposted credit memo against the invoice is the
+  return document: posting it takes the goods back and credits them.
+* ``credit-memo.v1``     → brings that same credit memo's lines to the credited ones (or creates
+  it, for an RMA issued elsewhere) and posts it with the bound action ``Microsoft.NAV.post``,
+  under ``If-Match``: a document someone changed meanwhile (412) is read again and posted once.
+* ``supplier-claim.v1``  → a draft ``purchaseCreditMemo`` to the vendor (no purchase return
+  order in the standard API either), keyed by the claim number in ``vendorCreditMemoNumber``.
+
+Idempotency is this connector's: Business Central does not keep ``externalDocumentNumber``
+unique, so every create is preceded by ``$filter=externalDocumentNumber eq '<key>'`` and a
+retry finds what the first try made. The key is ``RGW`` + the 32 hex digits of the gateway id
+(35 characters, the field's length). Options: ``tenant``, ``environment``, ``company_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+
+import httpx
+
+from connectors._http import TargetError, reply_json
+from connectors._sdk import Connector, Delivery, Emitted
+from connectors._target import TargetConfigError
+from connectors.erp._common import authorization_variables, check_quantities
+from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
+
+DocumentKind = Literal["order", "invoice", "shipment"]
+_DOCUMENTS: dict[str, tuple[str, str]] = {
+    "order": ("salesOrders", "salesOrderLines"),
+    "invoice": ("salesInvoices", "salesInvoiceLines"),
+    "shipment": ("salesShipments", "salesShipmentLines"),
+}
+CREDITS, CREDIT_LINES = "salesCreditMemos", "salesCreditMemoLines"
+CLAIMS = "purchaseCreditMemos"
+ENTITY_CHANGED = "Request_EntityChanged"
+_GATEWAY_ID = re.compile(r"^[a-z]+_([0-9a-f]{32})$")
+
+
+def document_key(gateway_id: str) -> str:
+    """The ``externalDocumentNumber`` for a gateway id: ``RGW`` + its hex, within BC's 35 characters."""
+    match = _GATEWAY_ID.match(gateway_id)
+    digest = match.group(1) if match else hashlib.sha256(gateway_id.encode()).hexdigest()[:32]
+    return f"RGW{digest}"
+
+
+def _literal(value: str) -> str:
+    """An OData string literal (quotes doubled)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+class BusinessCentralConnector(Connector):
+    handles: ClassVar[frozenset[str] | None] = frozenset(
+        {"return-request.v1", "credit-memo.v1", "supplier-claim.v1"}
+    )
+    profile: ClassVar[str] = "business_central"
+
+    def read_error(self, response: httpx.Response) -> TargetError:
+        error = reply_json(response).get("error") or {}
+        return TargetError(str(error.get("message") or response.reason_phrase), code=error.get("code"))
+
+    @property
+    def company(self) -> str:
+        """Path of the configured company, relative to the target's base URL."""
+        missing = [name for name in ("tenant", "company_id") if not self.options.get(name)]
+        if missing:
+            raise TargetConfigError(f"connector {self.name}: options {', '.join(missing)} are not set")
+        tenant, environment = self.options["tenant"], self.options.get("environment", "production")
+        return f"/v2.0/{tenant}/{environment}/api/v2.0/companies({self.options['company_id']})"
+
+    async def handle(self, delivery: Delivery) -> Sequence[Emitted] | None:
+        if delivery.contract == "return-request":
+            return await self._authorize(delivery)
+        if delivery.contract == "credit-memo":
+            await self._credit(delivery)
+        elif delivery.contract == "supplier-claim":
+            await self._claim(delivery)
+        return None
+
+    # -- operations ----------------------------------------------------------------------
+    async def lookup(self, kind: DocumentKind, number: str) -> dict[str, Any] | None:
+        """An order, invoice or shipment by number, as an ``erp-document`` (``None`` if unknown)."""
+        entity_set, lines = _DOCUMENTS[kind]
+        found = await self._find(entity_set, f"number eq {_literal(number)}", expand=lines)
+        if found is None:
+            return None
+        item_lines = [line for line in found.get(lines) or [] if line.get("lineType", "Item") == "Item"]
+        return self.map("document.inbound", {"document": found, "lines": item_lines}, kind=kind)  # type: ignore[no-any-return]
+
+    async def _authorize(self, delivery: Delivery) -> Sequence[Emitted]:
+        request = delivery.payload
+        await self._check_against_erp(request)
+        key = document_key(delivery.correlation_id)
+        body = self.map("return-request.v1.outbound", request, delivery, document_key=key)
+        memo = await self._find(CREDITS, f"externalDocumentNumber eq {_literal(key)}")
+        if memo is None:
+            memo = reply_json(await self.target.post(f"{self.company}/{CREDITS}", json=body))
+        authorization = self.map(
+            "return-authorization.v1.inbound",
+            {"request": request, "reply": {"document": memo}},
+            delivery,
+            **authorization_variables(self.options, request),
+        )
+        return [
+            self.event("return-authorization.v1", authorization, f"{delivery.message_id}.{self.name}.rma")
+        ]
+
+    async def _check_against_erp(self, request: dict[str, Any]) -> None:
+        """Refuse a return the ERP's documents cannot support: an unknown invoice or order, or a
+        line returning more of a SKU than was invoiced (or ordered)."""
+        references = request["references"]
+        kind: DocumentKind = "invoice" if "invoice" in references else "order"
+        number = references[kind]["number"]
+        document = await self.lookup(kind, number)
+        if document is None:
+            raise PermanentDeliveryFailure(
+                f"Business Central has no {kind} {number}", code="UNKNOWN_DOCUMENT"
+            )
+        check_quantities(request, document)
+
+    async def _credit(self, delivery: Delivery) -> None:
+        """Post the return's credit memo with the credited lines, once."""
+        key = document_key(delivery.payload["return_id"])
+        body = self.map("credit-memo.v1.outbound", delivery.payload, delivery, document_key=key)
+        for attempt in (1, 2):  # a 412 means someone changed the draft after we read it: once more
+            memo = await self._find(
+                CREDITS, f"externalDocumentNumber eq {_literal(key)}", expand=CREDIT_LINES
+            )
+            if memo is None:
+                memo = reply_json(
+                    await self.target.post(
+                        f"{self.company}/{CREDITS}", json=body, params={"$expand": CREDIT_LINES}
+                    )
+                )
+            if memo.get("status") != "Draft":
+                return  # posted by an earlier try
+            try:
+                etag = await self._align_lines(memo, body)
+                await self.target.post(
+                    f"{self.company}/{CREDITS}({memo['id']})/Microsoft.NAV.post", headers={"If-Match": etag}
+                )
+                return
+            except PermanentDeliveryFailure as failure:
+                if failure.code != ENTITY_CHANGED or attempt == 2:
+                    raise
+
+    async def _align_lines(self, memo: dict[str, Any], body: dict[str, Any]) -> str:
+        """Make the draft's lines the credited ones (and its posting date the credit's); answer
+        the etag to post under. Nothing is sent when they already agree."""
+        path = f"{self.company}/{CREDITS}({memo['id']})"
+        etag = str(memo["@odata.etag"])
+        if body.get("postingDate") and memo.get("postingDate") != body["postingDate"]:
+            patched = reply_json(
+                await self.target.patch(
+                    path, json={"postingDate": body["postingDate"]}, headers={"If-Match": etag}
+                )
+            )
+            etag = str(patched["@odata.etag"])
+        wanted = body[CREDIT_LINES]
+        held = memo.get(CREDIT_LINES) or []
+        if sorted(map(_line_fact, held)) == sorted(map(_line_fact, wanted)):
+            return etag
+        for line in held:
+            await self.target.request(
+                "DELETE", f"{path}/{CREDIT_LINES}({line['id']})", headers={"If-Match": line["@odata.etag"]}
+            )
+        for line in wanted:
+            await self.target.post(f"{path}/{CREDIT_LINES}", json=line)
+        return str(reply_json(await self.target.get(path))["@odata.etag"])
+
+    async def _claim(self, delivery: Delivery) -> None:
+        claim = delivery.payload
+        body = self.map("supplier-claim.v1.outbound", claim, delivery)
+        for line, source in zip(body["purchaseCreditMemoLines"], claim["lines"], strict=True):
+            if source["quantity"]:  # BC takes a unit cost; the claim states the line's amount
+                line["directUnitCost"] = float(
+                    Decimal(source["amount_claimed"]["amount"]) / Decimal(str(source["quantity"]))
+                )
+        query = (
+            f"vendorCreditMemoNumber eq {_literal(body['vendorCreditMemoNumber'])} "
+            f"and vendorNumber eq {_literal(body['vendorNumber'])}"
+        )
+        if await self._find(CLAIMS, query) is None:
+            await self.target.post(f"{self.company}/{CLAIMS}", json=body)
+
+    async def _find(
+        self, entity_set: str, odata_filter: str, *, expand: str | None = None
+    ) -> dict[str, Any] | None:
+        """The first entity the filter matches, or ``None``."""
+        params = {"$filter": odata_filter}
+        if expand:
+            params["$expand"] = expand
+        found = reply_json(await self.target.get(f"{self.company}/{entity_set}", params=params))
+        if not isinstance(found, dict) or not isinstance(found.get("value"), list):
+            raise RetryableDeliveryFailure(f"Business Central answered {entity_set} without a value list")
+        return found["value"][0] if found["value"] else None
+
+
+def _line_fact(line: dict[str, Any]) -> tuple[str, float, float]:
+    """What makes two credit memo lines the same credit: item, quantity, price."""
+    return (
+        str(line.get("lineObjectNumber")),
+        float(line.get("quantity") or 0),
+        float(line.get("unitPrice") or 0),
+    )
