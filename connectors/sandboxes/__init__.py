@@ -8,6 +8,10 @@ from connectors.sandboxes._kit import Credentials, Fault, Sandbox, SandboxState,
 #: Profile name → ``module:Class`` of its sandbox.
 SANDBOXES: dict[str, str] = {
     "netsuite": "connectors.sandboxes.netsuite:NetSuiteSandbox",
+    "business_central": "connectors.sandboxes.business_central:BusinessCentralSandbox",
+    "extensiv": "connectors.sandboxes.extensiv:ExtensivSandbox",
+    "easypost": "connectors.sandboxes.easypost:EasyPostSandbox",
+    "salesforce": "connectors.sandboxes.salesforce:SalesforceSandbox",
 }
 
 __all__ = ["SANDBOXES", "Credentials", "Fault", "Sandbox", "SandboxState", "Seen", "running", "server_for"]

@@ -99,6 +99,21 @@ class SandboxState:
         with self.lock:
             return list(self.records.get(collection, {}).values())
 
+    def all_records(self) -> list[dict[str, Any]]:
+        """Every record, whatever its collection."""
+        with self.lock:
+            return [record for items in self.records.values() for record in items.values()]
+
+    def records_like(self, hint: str) -> list[dict[str, Any]]:
+        """Records of the collections whose name contains ``hint`` (any case)."""
+        with self.lock:
+            return [
+                record
+                for name, items in self.records.items()
+                if hint.lower() in name.lower()
+                for record in items.values()
+            ]
+
     def count(self, collection: str) -> int:
         with self.lock:
             return len(self.records.get(collection, {}))
