@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
 from gateway.errors import RetryableDeliveryFailure
 from gateway.routing import CircuitSpec
+
+T = TypeVar("T")
 
 State = Literal["closed", "opened", "half-opened"]
 
@@ -56,12 +58,13 @@ class TargetCircuit:
             if self._on_change is not None:
                 self._on_change(event.state)
 
-    async def call(self, action: Callable[[], Awaitable[None]]) -> None:
-        """Run ``action`` through the breaker; raise :class:`CircuitOpen` instead while it is open."""
+    async def call(self, action: Callable[[], Awaitable[T]]) -> T:
+        """Run ``action`` through the breaker (answering what it answers); raise
+        :class:`CircuitOpen` instead while it is open."""
         breaker = await self._breakers.get_breaker(self.name)
         try:
             async with breaker:
-                await action()
+                return await action()
         except OpenedState as opened:
             wait = max(0.0, opened.opened_at + self.open_seconds - time.time())
             raise CircuitOpen(f"circuit for {self.name} is open", retry_after=wait) from None

@@ -55,6 +55,22 @@ def serve(
     )
 
 
+@app.command()
+def demo(
+    erp: Annotated[str, typer.Option(help="ERP profile: netsuite or business_central.")] = "netsuite",
+    seconds: Annotated[float, typer.Option(help="Give up after this long.")] = 60.0,
+) -> None:
+    """Run the gateway, a connector per system and their sandboxes, submit a few returns,
+    play the warehouse and the carrier, and print each return's path as it happens."""
+    from gateway.demo import run_demo
+
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    raise typer.Exit(code=asyncio.run(run_demo(Settings.from_env(), erp=erp, give_up_after=seconds)))
+
+
 @connector_app.command("run")
 def connector_run(
     name: Annotated[str, typer.Argument(help="The connector's name in the routing table.")],

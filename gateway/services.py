@@ -68,6 +68,10 @@ class Services:
         stack.push_async_callback(deadletters.aclose)
         keys = KeyStore(redis, settings)
         returns = ReturnStore(redis, settings)
+        webhooks = WebhookIntake(
+            settings, routing=routing, mappings=mappings, redis=redis, returns=returns, publisher=publisher
+        )
+        stack.push_async_callback(webhooks.aclose)
         return cls(
             settings=settings,
             registry=registry,

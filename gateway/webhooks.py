@@ -13,16 +13,23 @@ downstream deduplicate on the message id anyway).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping, Sequence
 
 import msgspec
 import redis.asyncio as aioredis
 
-from connectors import Connector, connector_class
+from connectors import Connector, TargetConfigError, build_connector, connector_class
 from connectors._sdk import Emitted, Inbound, WebhookRejected
 from gateway.broker import BrokerPublisher
 from gateway.envelope import Envelope, trace_context
-from gateway.errors import AuthenticationRequired, BrokerUnavailable, UnknownConnector, WebhookRefused
+from gateway.errors import (
+    AuthenticationRequired,
+    BrokerUnavailable,
+    ServiceUnavailable,
+    UnknownConnector,
+    WebhookRefused,
+)
 from gateway.mapping import MappingCatalog
 from gateway.returns_store import ReturnStore
 from gateway.routing import RoutingTable, condition_headers
@@ -30,6 +37,7 @@ from gateway.settings import Settings
 from gateway.storage import redis_errors
 
 _json = msgspec.json.Encoder()
+log = logging.getLogger(__name__)
 
 
 class WebhookResult(msgspec.Struct, frozen=True):
@@ -58,10 +66,19 @@ class WebhookIntake:
         self._publisher = publisher
         self._receivers: dict[str, Connector] = {}
         for name, spec in routing.connectors.items() if routing else ():
-            if spec.use is not None:
+            if spec.use is None:
+                continue
+            try:  # with its target where it can: a receiver may need to look something up
+                self._receivers[name] = build_connector(name, spec, mappings)
+            except TargetConfigError as exc:
+                log.warning("webhooks for %s are taken without its target (%s)", name, exc)
                 self._receivers[name] = connector_class(spec.use)(
                     name, options=spec.options, mappings=mappings
                 )
+
+    async def aclose(self) -> None:
+        for receiver in self._receivers.values():
+            await receiver.aclose()
 
     async def receive(self, connector: str, headers: Mapping[str, str], body: bytes) -> WebhookResult:
         receiver = self._receivers.get(connector)
@@ -74,6 +91,8 @@ class WebhookIntake:
                 raise AuthenticationRequired(f"{connector}: {exc.detail}") from exc
             if exc.status == 404:
                 raise UnknownConnector(exc.detail) from exc
+            if exc.status >= 500:  # the system should send it again later
+                raise ServiceUnavailable(f"{connector}: {exc.detail}", headers={"Retry-After": "30"}) from exc
             raise WebhookRefused(f"{connector}: {exc.detail}") from exc
         return await self._publish(connector, events)
 

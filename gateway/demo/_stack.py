@@ -1,0 +1,256 @@
+"""The whole product on one machine: sandboxes for ERP, WMS, carrier and CRM, the gateway,
+and a connector runtime per system, all on the local RabbitMQ and Redis.
+
+The demo runs it, and so does the end-to-end test: one way to wire the systems together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import socket
+import tempfile
+from collections.abc import Mapping
+from contextlib import AsyncExitStack, ExitStack
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import httpx
+import uvicorn
+
+from connectors import ConnectorRuntime, build_connector
+from connectors._process import declare_topology
+from connectors.sandboxes import Credentials, Sandbox, business_central, easypost, extensiv, running
+from gateway.api import create_app
+from gateway.auth import KeyStore
+from gateway.mapping import MappingCatalog
+from gateway.routing import RoutingTable, delete_routing_topology, parse_routing_table
+from gateway.sandbox_cli import build_sandbox
+from gateway.settings import Settings
+from gateway.storage import connect_redis
+
+#: Which sandbox profile plays each system, and the connector class that talks to it.
+SYSTEMS: dict[str, dict[str, str]] = {
+    "netsuite": {"role": "erp", "use": "connectors.erp.netsuite:NetSuiteConnector"},
+    "business_central": {"role": "erp", "use": "connectors.erp.business_central:BusinessCentralConnector"},
+    "extensiv": {"role": "wms", "use": "connectors.wms.extensiv:ExtensivConnector"},
+    "easypost": {"role": "carrier", "use": "connectors.carrier.easypost:EasyPostConnector"},
+    "salesforce": {"role": "crm", "use": "connectors.crm.salesforce:SalesforceConnector"},
+}
+
+#: Extra options per profile (where goods go back, which account and facility...).
+OPTIONS: dict[str, dict[str, Any]] = {
+    "netsuite": {"return_site": "DC-HAM", "rma_valid_days": 30},
+    "business_central": {
+        "return_site": "DC-HAM",
+        "rma_valid_days": 30,
+        "tenant": business_central.TENANT,
+        "environment": business_central.ENVIRONMENT,
+        "company_id": business_central.COMPANY_ID,
+    },
+    "extensiv": {
+        "customer_id": 1,
+        "default_site": "DC-HAM",
+        "webhook_secret_env": "RGW_DEMO_WMS_WEBHOOK_SECRET",
+    },
+    "easypost": {
+        "webhook_secret_env": "RGW_DEMO_CARRIER_WEBHOOK_SECRET",
+        "default_return_site": "DC-HAM",
+        "return_sites": {
+            "DC-HAM": {
+                "name": "Returns desk",
+                "company": "Nordlicht Distribution GmbH",
+                "street1": "Am Sandtorkai 50",
+                "city": "Hamburg",
+                "zip": "20457",
+                "country": "DE",
+                "phone": "+49 40 555 0100",
+            }
+        },
+        "parcel": {"length": 40, "width": 30, "height": 20, "weight": 112},
+    },
+    "salesforce": {},
+}
+
+#: What the sandboxes sign their webhooks with (their defaults), as the connectors read them.
+WEBHOOK_SECRETS = {
+    "RGW_DEMO_WMS_WEBHOOK_SECRET": extensiv.DEFAULT_WEBHOOK_SECRET,
+    "RGW_DEMO_CARRIER_WEBHOOK_SECRET": easypost.DEFAULT_WEBHOOK_SECRET,
+}
+
+ROUTES = [
+    ("requests-to-erp-and-crm", "return-request.v1", ["erp", "crm"]),
+    ("authorizations-to-fulfilment", "return-authorization.v1", ["wms", "carrier", "crm"]),
+    ("tracking-to-crm", "tracking-event.v1", ["crm"]),
+    ("receipts-to-crm", "receipt.v1", ["crm"]),
+    ("inspections-to-crm", "inspection-result.v1", ["crm"]),
+    ("credits-to-erp-and-crm", "credit-memo.v1", ["erp", "crm"]),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def routing_table(urls: Mapping[str, str], sandboxes: Mapping[str, Sandbox], erp: str) -> str:
+    """The routing table for the profiles in ``urls``: connectors named by role."""
+    lines = ["connectors:"]
+    for profile, url in urls.items():
+        role = SYSTEMS[profile]["role"]
+        env = role.upper()
+        token_path = sandboxes[profile].token_path
+        if token_path is not None:
+            auth = (
+                f"{{type: oauth2_client_credentials, token_url: '{url}{token_path}', "
+                f"client_id_env: RGW_DEMO_{env}_CLIENT_ID, client_secret_env: RGW_DEMO_{env}_CLIENT_SECRET}}"
+            )
+        else:
+            auth = f"{{type: basic, username_env: RGW_DEMO_{env}_CLIENT_ID, password_env: RGW_DEMO_{env}_CLIENT_SECRET}}"
+        options = OPTIONS.get(profile, {})
+        lines += [
+            f"  {role}:",
+            f"    use: {SYSTEMS[profile]['use']}",
+            f"    target: {{base_url: '{url}', timeout_seconds: 5, auth: {auth}}}",
+            f"    options: {json.dumps(options)}",
+            "    prefetch: 8",
+            "    max_attempts: 6",
+            "    retry_delays_ms: [500, 1000, 2000, 5000]",
+        ]
+    lines.append("routes:")
+    for route_id, message, to in ROUTES:
+        lines.append(f"  - {{id: {route_id}, message: {message}, to: [{', '.join(to)}]}}")
+    return "\n".join(lines) + "\n"
+
+
+def credentials_env(profiles: Mapping[str, Any]) -> dict[str, str]:
+    """Environment variables the routing table names, set to what the sandboxes accept."""
+    env = dict(WEBHOOK_SECRETS)
+    for profile in profiles:
+        role = SYSTEMS[profile]["role"].upper()
+        env[f"RGW_DEMO_{role}_CLIENT_ID"] = Credentials().client_id
+        env[f"RGW_DEMO_{role}_CLIENT_SECRET"] = Credentials().client_secret
+    return env
+
+
+@dataclasses.dataclass
+class Stack:
+    """A running system; ``gateway_url`` takes partner calls with ``api_key``."""
+
+    settings: Settings
+    table: RoutingTable
+    table_text: str
+    sandboxes: dict[str, Sandbox]
+    """By role: erp, wms, carrier, crm."""
+    urls: dict[str, str]
+    gateway_url: str
+    api_key: str
+    admin_key: str
+    """An operator's key (``admin`` scope): the dead-letter desk."""
+    runtimes: dict[str, ConnectorRuntime]
+    http: httpx.AsyncClient
+
+    async def submit(self, payload: Mapping[str, Any], idempotency_key: str) -> httpx.Response:
+        return await self.http.post(
+            f"{self.gateway_url}/v1/returns",
+            json=payload,
+            headers={"Authorization": f"Bearer {self.api_key}", "Idempotency-Key": idempotency_key},
+        )
+
+    async def dead_letters(self, connector: str) -> list[dict[str, Any]]:
+        """What waits in ``connector``'s dead-letter queue, as the admin API shows it."""
+        response = await self.http.get(
+            f"{self.gateway_url}/v1/admin/dead-letters",
+            params={"connector": connector},
+            headers={"Authorization": f"Bearer {self.admin_key}"},
+        )
+        response.raise_for_status()
+        return [letter for queue in response.json()["data"] for letter in queue["dead_letters"]]
+
+    async def webhook(self, role: str, body: bytes, headers: Mapping[str, str]) -> httpx.Response:
+        return await self.http.post(
+            f"{self.gateway_url}/v1/webhooks/{role}", content=body, headers={**headers}
+        )
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    settings: Settings,
+    *,
+    erp: str = "netsuite",
+    partner: str = "demo",
+    gateway_port: int | None = None,
+    drop_topology: bool = True,
+):  # type: ignore[no-untyped-def]
+    """Start everything; stop everything (and delete the namespace's topology) on the way out."""
+    profiles = [erp, "extensiv", "easypost", "salesforce"]
+    os.environ.update(credentials_env({p: None for p in profiles}))
+    with ExitStack() as threads, tempfile.TemporaryDirectory(prefix="rgw-demo-") as folder:
+        sandboxes = {SYSTEMS[p]["role"]: build_sandbox(p) for p in profiles}
+        urls = {p: threads.enter_context(running(sandboxes[SYSTEMS[p]["role"]])) for p in profiles}
+        text = routing_table(urls, {p: sandboxes[SYSTEMS[p]["role"]] for p in profiles}, erp)
+        routes = Path(folder) / "routes.yaml"
+        routes.write_text(text)
+        settings = dataclasses.replace(settings, routes_file=routes)
+        table = parse_routing_table(text)
+        async with AsyncExitStack() as stack:
+            await declare_topology(settings, table)
+            if drop_topology:
+                stack.push_async_callback(_drop_topology, settings, table)
+            port = gateway_port or free_port()
+            server = uvicorn.Server(
+                uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+            )
+            serving = asyncio.create_task(server.serve())
+            stack.push_async_callback(_stop_server, server, serving)
+            while not server.started:
+                if serving.done():
+                    serving.result()
+                await asyncio.sleep(0.02)
+            redis = connect_redis(settings.redis_url)
+            stack.push_async_callback(redis.aclose)
+            issued = await KeyStore(redis, settings).create(
+                partner, ["returns:write", "returns:read"], label="demo"
+            )
+            admin = await KeyStore(redis, settings).create("operations", ["admin"], label="demo operator")
+            catalog = MappingCatalog.load(settings.mappings_dir, settings.contracts_dir)
+            runtimes: dict[str, ConnectorRuntime] = {}
+            for name, spec in table.connectors.items():
+                connector = build_connector(name, spec, catalog)
+                stack.push_async_callback(connector.aclose)
+                runtime = ConnectorRuntime(connector, settings=settings, spec=spec, redis=redis)
+                await runtime.start()
+                stack.push_async_callback(runtime.stop)
+                runtimes[name] = runtime
+            http = httpx.AsyncClient(timeout=10)
+            stack.push_async_callback(http.aclose)
+            yield Stack(
+                settings=settings,
+                table=table,
+                table_text=text,
+                sandboxes=sandboxes,
+                urls={SYSTEMS[p]["role"]: u for p, u in urls.items()},
+                gateway_url=f"http://127.0.0.1:{port}",
+                api_key=issued.secret,
+                admin_key=admin.secret,
+                runtimes=runtimes,
+                http=http,
+            )
+
+
+async def _stop_server(server: uvicorn.Server, serving: asyncio.Task[None]) -> None:
+    server.should_exit = True
+    await serving
+
+
+async def _drop_topology(settings: Settings, table: RoutingTable) -> None:
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        await delete_routing_topology(await connection.channel(), settings, table)
+    finally:
+        await connection.close()
