@@ -27,6 +27,7 @@ from connectors._process import declare_topology
 from connectors.sandboxes import Credentials, Sandbox, business_central, easypost, extensiv, running
 from gateway.api import create_app
 from gateway.auth import KeyStore
+from gateway.broker import events_exchange_name, unrouted_name
 from gateway.mapping import MappingCatalog
 from gateway.routing import RoutingTable, delete_routing_topology, parse_routing_table
 from gateway.sandbox_cli import build_sandbox
@@ -111,7 +112,10 @@ def routing_table(urls: Mapping[str, str], sandboxes: Mapping[str, Sandbox], erp
                 f"client_id_env: RGW_DEMO_{env}_CLIENT_ID, client_secret_env: RGW_DEMO_{env}_CLIENT_SECRET}}"
             )
         else:
-            auth = f"{{type: basic, username_env: RGW_DEMO_{env}_CLIENT_ID, password_env: RGW_DEMO_{env}_CLIENT_SECRET}}"
+            auth = (
+                f"{{type: basic, username_env: RGW_DEMO_{env}_CLIENT_ID, "
+                f"password_env: RGW_DEMO_{env}_CLIENT_SECRET}}"
+            )
         options = OPTIONS.get(profile, {})
         lines += [
             f"  {role}:",
@@ -189,7 +193,9 @@ async def running_stack(
 ):  # type: ignore[no-untyped-def]
     """Start everything; stop everything (and delete the namespace's topology) on the way out."""
     profiles = [erp, "extensiv", "easypost", "salesforce"]
-    os.environ.update(credentials_env({p: None for p in profiles}))
+    env = credentials_env(dict.fromkeys(profiles))
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)  # connectors read credentials from the environment, as in production
     with ExitStack() as threads, tempfile.TemporaryDirectory(prefix="rgw-demo-") as folder:
         sandboxes = {SYSTEMS[p]["role"]: build_sandbox(p) for p in profiles}
         urls = {p: threads.enter_context(running(sandboxes[SYSTEMS[p]["role"]])) for p in profiles}
@@ -227,6 +233,7 @@ async def running_stack(
                 await runtime.start()
                 stack.push_async_callback(runtime.stop)
                 runtimes[name] = runtime
+            stack.callback(_restore, saved)
             http = httpx.AsyncClient(timeout=10)
             stack.push_async_callback(http.aclose)
             yield Stack(
@@ -243,14 +250,34 @@ async def running_stack(
             )
 
 
+def _restore(saved: Mapping[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 async def _stop_server(server: uvicorn.Server, serving: asyncio.Task[None]) -> None:
     server.should_exit = True
     await serving
 
 
 async def _drop_topology(settings: Settings, table: RoutingTable) -> None:
+    """Leave nothing of the namespace behind: queues, exchanges, Redis keys."""
     connection = await aio_pika.connect(settings.amqp_url)
     try:
-        await delete_routing_topology(await connection.channel(), settings, table)
+        channel = await connection.channel()
+        await delete_routing_topology(channel, settings, table)
+        await channel.queue_delete(unrouted_name(settings))
+        for exchange in (events_exchange_name(settings), unrouted_name(settings)):
+            await channel.exchange_delete(exchange)
     finally:
         await connection.close()
+    redis = connect_redis(settings.redis_url)
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"{settings.namespace}:*", count=500)]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()

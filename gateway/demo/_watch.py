@@ -12,7 +12,9 @@ from typing import Any
 
 from connectors.sandboxes import Sandbox
 
-_RETURN_ID = re.compile(r"ret_[0-9a-f]{32}")
+#: A return id as the gateway writes it, or as a system with short reference fields holds it
+#: (Business Central's 35-character externalDocumentNumber: ``RGW`` + the id's hex).
+_RETURN_ID = re.compile(r"(?:ret_|RGW)([0-9a-f]{32})")
 #: Fields that say what a record is, first present wins, per kind of value.
 _NUMBER_FIELDS = (
     "tranId",
@@ -30,7 +32,7 @@ _STATE_FIELDS = ("Status", "status", "orderStatus", "Rma_Status__c")
 def return_ids_in(value: Any) -> Iterator[str]:
     """Every gateway return id mentioned anywhere in ``value``."""
     if isinstance(value, str):
-        yield from _RETURN_ID.findall(value)
+        yield from (f"ret_{found}" for found in _RETURN_ID.findall(value))
     elif isinstance(value, Mapping):
         for item in value.values():
             yield from return_ids_in(item)
