@@ -36,11 +36,7 @@ holding the webhook secret).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import os
-import unicodedata
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
@@ -50,6 +46,7 @@ import httpx
 
 from connectors._http import TargetError, reply_json
 from connectors._sdk import Connector, Delivery, Emitted, Inbound, WebhookRejected
+from connectors._signatures import hmac_hex, verify_signature, webhook_secret
 from gateway.errors import DeliveryFailed, PermanentDeliveryFailure
 from gateway.mapping import MappingFailure
 
@@ -62,10 +59,8 @@ DEFAULT_PARCEL = {"length": 12.0, "width": 9.0, "height": 4.0, "weight": 32.0}
 
 
 def signature(secret: str, body: bytes) -> str:
-    """``X-Hmac-Signature`` for ``body``: HMAC-SHA256 keyed with the NFKD-normalised secret, as
-    EasyPost's own client libraries compute it."""
-    key = unicodedata.normalize("NFKD", secret).encode()
-    return SIGNATURE_PREFIX + hmac.new(key, body, hashlib.sha256).hexdigest()
+    """``X-Hmac-Signature`` for ``body``, as EasyPost computes it."""
+    return SIGNATURE_PREFIX + hmac_hex(secret, body)
 
 
 class EasyPostConnector(Connector):
@@ -182,17 +177,8 @@ class EasyPostConnector(Connector):
         return [self.event("tracking-event.v1", payload, f"{self.name}.{event['id']}")]
 
     def _verify(self, inbound: Inbound) -> None:
-        env = self.options.get("webhook_secret_env")
-        secret = os.environ.get(str(env)) if env else None
-        if not secret:
-            raise WebhookRejected(
-                503, f"connector {self.name}: no webhook secret (options.webhook_secret_env)"
-            )
-        given = next((v for k, v in inbound.headers.items() if k.lower() == SIGNATURE_HEADER), None)
-        if given is None:
-            raise WebhookRejected(401, "X-Hmac-Signature header missing")
-        if not hmac.compare_digest(given.strip().lower().encode(), signature(secret, inbound.body).encode()):
-            raise WebhookRejected(401, "X-Hmac-Signature does not match the body")
+        secret = webhook_secret(self.options, self.name)
+        verify_signature(inbound, secret=secret, header=SIGNATURE_HEADER, prefix=SIGNATURE_PREFIX)
 
     async def _tracked_shipment(self, tracker: dict[str, Any]) -> dict[str, str]:
         """The tracker's shipment id and reference (the return id): from the event when it

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal
 
 from gateway.errors import PermanentDeliveryFailure
 
@@ -22,6 +22,24 @@ def authorization_variables(options: Mapping[str, Any], request: Mapping[str, An
     if options.get("return_site"):
         variables["return_site"] = str(options["return_site"])
     return variables
+
+
+DocumentKind = Literal["order", "invoice", "shipment"]
+
+#: An ERP connector's lookup: an order, invoice or shipment by number, as an erp-document.
+Lookup = Callable[[DocumentKind, str], Awaitable[dict[str, Any] | None]]
+
+
+async def check_against_erp(lookup: Lookup, request: Mapping[str, Any], system: str) -> None:
+    """Refuse a return the ERP's documents cannot support: an unknown invoice (or order), or a
+    line returning more of a SKU than it holds. Permanent: retrying changes nothing."""
+    references = request["references"]
+    kind: DocumentKind = "invoice" if "invoice" in references else "order"
+    number = references[kind]["number"]
+    document = await lookup(kind, number)
+    if document is None:
+        raise PermanentDeliveryFailure(f"{system} has no {kind} {number}", code="UNKNOWN_DOCUMENT")
+    check_quantities(request, document)
 
 
 def check_quantities(request: Mapping[str, Any], document: Mapping[str, Any]) -> None:

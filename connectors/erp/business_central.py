@@ -29,17 +29,16 @@ import hashlib
 import re
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import httpx
 
 from connectors._http import TargetError, reply_json
 from connectors._sdk import Connector, Delivery, Emitted
 from connectors._target import TargetConfigError
-from connectors.erp._common import authorization_variables, check_quantities
+from connectors.erp._common import DocumentKind, authorization_variables, check_against_erp
 from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
 
-DocumentKind = Literal["order", "invoice", "shipment"]
 _DOCUMENTS: dict[str, tuple[str, str]] = {
     "order": ("salesOrders", "salesOrderLines"),
     "invoice": ("salesInvoices", "salesInvoiceLines"),
@@ -103,7 +102,7 @@ class BusinessCentralConnector(Connector):
 
     async def _authorize(self, delivery: Delivery) -> Sequence[Emitted]:
         request = delivery.payload
-        await self._check_against_erp(request)
+        await check_against_erp(self.lookup, request, "Business Central")
         key = document_key(delivery.correlation_id)
         body = self.map("return-request.v1.outbound", request, delivery, document_key=key)
         memo = await self._find(CREDITS, f"externalDocumentNumber eq {_literal(key)}")
@@ -118,19 +117,6 @@ class BusinessCentralConnector(Connector):
         return [
             self.event("return-authorization.v1", authorization, f"{delivery.message_id}.{self.name}.rma")
         ]
-
-    async def _check_against_erp(self, request: dict[str, Any]) -> None:
-        """Refuse a return the ERP's documents cannot support: an unknown invoice or order, or a
-        line returning more of a SKU than was invoiced (or ordered)."""
-        references = request["references"]
-        kind: DocumentKind = "invoice" if "invoice" in references else "order"
-        number = references[kind]["number"]
-        document = await self.lookup(kind, number)
-        if document is None:
-            raise PermanentDeliveryFailure(
-                f"Business Central has no {kind} {number}", code="UNKNOWN_DOCUMENT"
-            )
-        check_quantities(request, document)
 
     async def _credit(self, delivery: Delivery) -> None:
         """Post the return's credit memo with the credited lines, once."""

@@ -14,20 +14,18 @@ NetSuite throttles with 429 ``CONCURRENCY_LIMIT_EXCEEDED`` and no ``Retry-After`
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import httpx
 
 from connectors._http import TargetError, reply_json
 from connectors._sdk import Connector, Delivery, Emitted
-from connectors.erp._common import authorization_variables, check_quantities
+from connectors.erp._common import DocumentKind, authorization_variables, check_against_erp
 from gateway.errors import PermanentDeliveryFailure
 
 RECORDS = "/services/rest/record/v1"
 DUPLICATE = "DUP_RCRD"
 _LOOKUP_TYPES = {"order": "salesOrder", "invoice": "invoice", "shipment": "itemFulfillment"}
-
-DocumentKind = Literal["order", "invoice", "shipment"]
 
 
 class NetSuiteConnector(Connector):
@@ -73,7 +71,7 @@ class NetSuiteConnector(Connector):
 
     async def _authorize(self, delivery: Delivery) -> Sequence[Emitted]:
         request = delivery.payload
-        await self._check_against_erp(request)
+        await check_against_erp(self.lookup, request, "NetSuite")
         body = self.map("return-request.v1.outbound", request, delivery)
         record = await self._create("returnAuthorization", body)
         authorization = self.map(
@@ -85,17 +83,6 @@ class NetSuiteConnector(Connector):
         return [
             self.event("return-authorization.v1", authorization, f"{delivery.message_id}.{self.name}.rma")
         ]
-
-    async def _check_against_erp(self, request: dict[str, Any]) -> None:
-        """Refuse a return the ERP's documents cannot support: an unknown invoice or order, or a
-        line returning more of a SKU than was invoiced (or ordered)."""
-        references = request["references"]
-        kind: DocumentKind = "invoice" if "invoice" in references else "order"
-        number = references[kind]["number"]
-        document = await self.lookup(kind, number)
-        if document is None:
-            raise PermanentDeliveryFailure(f"NetSuite has no {kind} {number}", code="UNKNOWN_DOCUMENT")
-        check_quantities(request, document)
 
     async def _credit(self, delivery: Delivery) -> None:
         number = delivery.payload["invoice_reference"]["number"]

@@ -33,9 +33,6 @@ sender (an Extensiv webhook relay, the QC station) signs; a missing or wrong sig
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -45,6 +42,7 @@ import msgspec
 from connectors._auth import TargetConfigError
 from connectors._http import TargetError, plain_error, reply_json
 from connectors._sdk import Connector, Delivery, Emitted, Inbound, WebhookRejected
+from connectors._signatures import verify_signature, webhook_secret
 from gateway.errors import PermanentDeliveryFailure
 from gateway.mapping import MappingFailure
 
@@ -171,19 +169,9 @@ class ExtensivConnector(Connector):
         )
 
     def _verify(self, inbound: Inbound) -> None:
-        """The body must carry the HMAC-SHA256 of the shared secret (constant-time compare)."""
-        variable = self.options.get("webhook_secret_env")
-        secret = os.environ.get(str(variable)) if variable else None
-        if not secret:
-            raise WebhookRejected(
-                401, f"no webhook secret configured (options.webhook_secret_env: {variable!r})"
-            )
-        given = _header(inbound.headers, SIGNATURE_HEADER)
-        if not given:
-            raise WebhookRejected(401, "missing X-Webhook-Signature header")
-        expected = "sha256=" + hmac.new(secret.encode(), inbound.body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(given.strip().lower().encode(), expected.encode()):
-            raise WebhookRejected(401, "X-Webhook-Signature does not match the body")
+        """The body must carry the HMAC-SHA256 of the shared secret (``sha256=<hex>``)."""
+        secret = webhook_secret(self.options, self.name)
+        verify_signature(inbound, secret=secret, header=SIGNATURE_HEADER, prefix="sha256=")
 
     def _receipt(self, event: dict[str, Any]) -> Emitted:
         receiver = event.get("resource")
@@ -203,13 +191,6 @@ class ExtensivConnector(Connector):
         key = f"{_integer(event, 'customerId')}.{inspection_id}"
         inspection = self.map("inspection-result.v1.inbound", event)
         return self.event("inspection-result.v1", inspection, f"{self.name}.inspection.{key}")
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value
-    return None
 
 
 def _integer(event: Mapping[str, Any], field: str) -> int:
