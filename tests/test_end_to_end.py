@@ -41,14 +41,14 @@ async def follow_one_return(stack: Stack, erp_collection: str) -> str:
     carrier, wms = stack.sandboxes["carrier"], stack.sandboxes["wms"]
     await wait_until(
         lambda: (
-            bool(mentioning(stack, "carrier", return_id, "shipments"))
+            any(s.get("tracker") for s in mentioning(stack, "carrier", return_id, "shipments"))
             and bool(mentioning(stack, "wms", return_id, "receivers"))
             and case_status(stack, return_id) is not None
         ),
         within=20,
-        what="the label, the expected receipt and the case",
+        what="the bought label, the expected receipt and the case",
     )
-    [shipment] = mentioning(stack, "carrier", return_id, "shipments")
+    [shipment] = [s for s in mentioning(stack, "carrier", return_id, "shipments") if s.get("tracker")]
     [receiver] = mentioning(stack, "wms", return_id, "receivers")
     webhooks = [
         ("carrier", *carrier.tracker_event(shipment["id"], "in_transit")),  # type: ignore[attr-defined]
