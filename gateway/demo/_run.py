@@ -159,7 +159,7 @@ def _shipment(stack: Stack, return_id: str) -> dict[str, Any] | None:
         (
             s
             for s in stack.sandboxes["carrier"].state.records_like("shipment")
-            if s.get("reference") == return_id
+            if s.get("reference") == return_id and s.get("tracker")  # bought: it has a tracker
         ),
         None,
     )
