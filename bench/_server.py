@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Mapping
@@ -21,6 +20,7 @@ import aio_pika
 import httpx
 import redis.asyncio as aioredis
 
+from connectors.sandboxes import free_port
 from gateway.broker import events_exchange_name, unrouted_name
 from gateway.settings import PROJECT_ROOT, Settings
 
@@ -43,13 +43,6 @@ class Target:
 GATEWAY = Target("gateway", "gateway.api.app:create_app", "/v1/returns")
 FLOOR = Target("floor", "bench.floor_app:create_app", "/floor")
 TARGETS = {t.name: t for t in (GATEWAY, FLOOR)}
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def server_env(settings: Settings) -> dict[str, str]:

@@ -47,7 +47,6 @@ from gateway.broker import (
     to_amqp_message,
 )
 from gateway.delivery_headers import ATTEMPT, DEAD_REASON, FIRST_FAILURE, LAST_ERROR, DeadReason
-from gateway.envelope import Envelope, trace_context
 from gateway.errors import (
     BrokerUnavailable,
     DeliveryFailed,
@@ -231,20 +230,12 @@ class ConnectorRuntime:
         """Publish what the system answered, confirmed, before the effect is recorded: if this
         fails the message is retried, and the system's duplicate answer yields the same events."""
         assert self._channel is not None
-        now = dt.datetime.now(dt.UTC)
         try:
             exchange = await self._channel.get_exchange(events_exchange_name(self._settings), ensure=False)
             for event in emitted:
-                body = _json.encode(event.payload)
-                envelope = Envelope(
-                    message_id=event.message_id,
-                    correlation_id=event.return_id or delivery.correlation_id,
-                    contract=event.contract,
-                    version=event.version,
+                envelope = event.envelope(
                     partner=delivery.partner,
-                    occurred_at=now,
-                    trace=trace_context(None, None),
-                    payload=msgspec.Raw(body),
+                    correlation_id=event.return_id or delivery.correlation_id,
                     causation_id=delivery.message_id,
                 )
                 await publish_confirmed(

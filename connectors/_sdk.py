@@ -30,6 +30,7 @@ import msgspec
 
 from connectors._http import TargetError, plain_error
 from connectors._target import Target
+from gateway.envelope import Envelope, trace_context
 from gateway.mapping import MappingCatalog
 
 
@@ -70,6 +71,20 @@ class Emitted(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def message_type(self) -> str:
         return f"{self.contract}.{self.version}"
+
+    def envelope(self, *, partner: str, correlation_id: str, causation_id: str | None = None) -> Envelope:
+        """The envelope it travels in, for the return it belongs to; a new trace is started."""
+        return Envelope(
+            message_id=self.message_id,
+            correlation_id=correlation_id,
+            contract=self.contract,
+            version=self.version,
+            partner=partner,
+            occurred_at=dt.datetime.now(dt.UTC),
+            trace=trace_context(None, None),
+            payload=msgspec.Raw(msgspec.json.encode(self.payload)),
+            causation_id=causation_id,
+        )
 
 
 class Inbound(msgspec.Struct, frozen=True):

@@ -12,7 +12,6 @@ downstream deduplicate on the message id anyway).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
 
@@ -22,7 +21,6 @@ import redis.asyncio as aioredis
 from connectors import Connector, TargetConfigError, build_connector, connector_class
 from connectors._sdk import Emitted, Inbound, WebhookRejected
 from gateway.broker import BrokerPublisher
-from gateway.envelope import Envelope, trace_context
 from gateway.errors import (
     AuthenticationRequired,
     BrokerUnavailable,
@@ -112,17 +110,7 @@ class WebhookIntake:
             if not first:
                 duplicates.append(event.message_id)
                 continue
-            body = _json.encode(event.payload)
-            envelope = Envelope(
-                message_id=event.message_id,
-                correlation_id=record.id,
-                contract=event.contract,
-                version=event.version,
-                partner=record.partner,
-                occurred_at=dt.datetime.now(dt.UTC),
-                trace=trace_context(None, None),
-                payload=msgspec.Raw(body),
-            )
+            envelope = event.envelope(partner=record.partner, correlation_id=record.id)
             try:
                 await self._publisher.publish(
                     envelope, _json.encode(envelope), headers=condition_headers(record.partner, event.payload)

@@ -3,7 +3,16 @@
 ``returns-gateway sandbox run PROFILE`` serves one; tests and the demo run them in-process.
 """
 
-from connectors.sandboxes._kit import Credentials, Fault, Sandbox, SandboxState, Seen, running, server_for
+from connectors.sandboxes._kit import (
+    Credentials,
+    Fault,
+    Sandbox,
+    SandboxState,
+    Seen,
+    free_port,
+    running,
+    server_for,
+)
 
 #: Profile name → ``module:Class`` of its sandbox.
 SANDBOXES: dict[str, str] = {
@@ -14,4 +23,14 @@ SANDBOXES: dict[str, str] = {
     "salesforce": "connectors.sandboxes.salesforce:SalesforceSandbox",
 }
 
-__all__ = ["SANDBOXES", "Credentials", "Fault", "Sandbox", "SandboxState", "Seen", "running", "server_for"]
+__all__ = [
+    "SANDBOXES",
+    "Credentials",
+    "Fault",
+    "Sandbox",
+    "SandboxState",
+    "Seen",
+    "free_port",
+    "running",
+    "server_for",
+]

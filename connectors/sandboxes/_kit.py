@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -60,6 +61,7 @@ class Seen(msgspec.Struct):
     path: str
     at: float
     status: int = 0
+    """Set when the kit answered itself (an injected fault, a 401); 0 when a handler did."""
     idempotency: str | None = None
 
 
@@ -103,16 +105,6 @@ class SandboxState:
         """Every record, whatever its collection."""
         with self.lock:
             return [record for items in self.records.values() for record in items.values()]
-
-    def records_like(self, hint: str) -> list[dict[str, Any]]:
-        """Records of the collections whose name contains ``hint`` (any case)."""
-        with self.lock:
-            return [
-                record
-                for name, items in self.records.items()
-                if hint.lower() in name.lower()
-                for record in items.values()
-            ]
 
     def count(self, collection: str) -> int:
         with self.lock:
@@ -258,6 +250,13 @@ class Sandbox:
         )
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on right now (the OS picks it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def server_for(sandbox: Sandbox, host: str, port: int) -> uvicorn.Server:
     return uvicorn.Server(
         uvicorn.Config(sandbox.app(), host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
@@ -267,12 +266,7 @@ def server_for(sandbox: Sandbox, host: str, port: int) -> uvicorn.Server:
 @contextmanager
 def running(sandbox: Sandbox, port: int = 0) -> Iterator[str]:
     """Serve ``sandbox`` on loopback in a thread; yields its base URL."""
-    import socket
-
-    if port == 0:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+    port = port or free_port()
     server = server_for(sandbox, "127.0.0.1", port)
     thread = threading.Thread(target=server.run, daemon=True, name=f"sandbox-{sandbox.profile}")
     thread.start()

@@ -27,12 +27,17 @@ API_TITLE = "Returns gateway"
 API_VERSION = "1.0.0"
 
 
-def create_app(settings: Settings | None = None, registry: ContractRegistry | None = None) -> Litestar:
-    """Build the gateway; contracts and the routing table load now, so a defect stops start-up here."""
+def create_app(
+    settings: Settings | None = None,
+    registry: ContractRegistry | None = None,
+    mappings: MappingCatalog | None = None,
+) -> Litestar:
+    """Build the gateway; contracts, mappings and the routing table load now (unless given), so a
+    defect stops start-up here."""
     settings = settings or Settings.from_env()
     registry = registry or ContractRegistry.from_folder(settings.contracts_dir)
     routing = load_routing_table(settings.routes_file) if settings.routes_file else None
-    mappings = MappingCatalog.load(settings.mappings_dir, settings.contracts_dir)
+    mappings = mappings or MappingCatalog.load(settings.mappings_dir, settings.contracts_dir)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -158,7 +158,7 @@ def _shipment(stack: Stack, return_id: str) -> dict[str, Any] | None:
     return next(
         (
             s
-            for s in stack.sandboxes["carrier"].state.records_like("shipment")
+            for s in stack.sandboxes["carrier"].state.all("shipments")
             if s.get("reference") == return_id and s.get("tracker")  # bought: it has a tracker
         ),
         None,

@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import socket
 import tempfile
 from collections.abc import Mapping
 from contextlib import AsyncExitStack, ExitStack
@@ -24,7 +23,15 @@ import uvicorn
 
 from connectors import ConnectorRuntime, build_connector
 from connectors._process import declare_topology
-from connectors.sandboxes import Credentials, Sandbox, business_central, easypost, extensiv, running
+from connectors.sandboxes import (
+    Credentials,
+    Sandbox,
+    business_central,
+    easypost,
+    extensiv,
+    free_port,
+    running,
+)
 from gateway.api import create_app
 from gateway.auth import KeyStore
 from gateway.broker import events_exchange_name, unrouted_name
@@ -91,12 +98,6 @@ ROUTES = [
     ("inspections-to-crm", "inspection-result.v1", ["crm"]),
     ("credits-to-erp-and-crm", "credit-memo.v1", ["erp", "crm"]),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def routing_table(urls: Mapping[str, str], sandboxes: Mapping[str, Sandbox], erp: str) -> str:
@@ -208,9 +209,12 @@ async def running_stack(
             await declare_topology(settings, table)
             if drop_topology:
                 stack.push_async_callback(_drop_topology, settings, table)
+            catalog = MappingCatalog.load(settings.mappings_dir, settings.contracts_dir)  # once, for all
             port = gateway_port or free_port()
             server = uvicorn.Server(
-                uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+                uvicorn.Config(
+                    create_app(settings, mappings=catalog), host="127.0.0.1", port=port, log_level="warning"
+                )
             )
             serving = asyncio.create_task(server.serve())
             stack.push_async_callback(_stop_server, server, serving)
@@ -224,7 +228,6 @@ async def running_stack(
                 partner, ["returns:write", "returns:read"], label="demo"
             )
             admin = await KeyStore(redis, settings).create("operations", ["admin"], label="demo operator")
-            catalog = MappingCatalog.load(settings.mappings_dir, settings.contracts_dir)
             runtimes: dict[str, ConnectorRuntime] = {}
             for name, spec in table.connectors.items():
                 connector = build_connector(name, spec, catalog)

@@ -6,6 +6,7 @@ milliseconds and prints each new or changed record once, with the return id foun
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -68,15 +69,7 @@ class Watcher:
                     if self._seen.get(marker) == record:
                         continue
                     verb = "updated" if marker in self._seen else "created"
-                    self._seen[marker] = _copy(record)
+                    self._seen[marker] = copy.deepcopy(record)
                     owners = sorted(set(return_ids_in(record))) or ["-"]
                     for owner in owners:
                         show(owner, self._labels.get(role, role), f"{collection} {verb}", _describe(record))
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value

@@ -22,13 +22,11 @@ import jsonschema_rs
 import yaml
 
 from gateway.errors import Violation
-from gateway.mapping._compile import STANDARD, Scope, build_function, compile_expression
+from gateway.mapping._compile import STANDARD_VARIABLES, Scope, build_function, compile_expression
 from gateway.mapping._errors import MappingDefinitionError, MappingFailure
 from gateway.mapping._schemas import Located, SchemaIndex
 from gateway.mapping._source import LineDict, line_of, read_yaml
 
-#: Variables every mapping may use; a mapping declares any others its connector passes.
-STANDARD_VARIABLES = STANDARD
 DIRECTIONS = ("outbound", "inbound")
 _KEYS = {"description", "input", "output", "variables", "tables", "map"}
 

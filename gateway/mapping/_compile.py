@@ -54,7 +54,7 @@ _REFERENCE = re.compile(
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 _E: dict[str, Any] = {}
 #: Variables every connector passes with a delivery: a mapping may rely on them being there.
-STANDARD = frozenset({"message_id", "correlation_id", "partner", "occurred_at", "connector"})
+STANDARD_VARIABLES = frozenset({"message_id", "correlation_id", "partner", "occurred_at", "connector"})
 
 
 @dataclass
@@ -135,7 +135,12 @@ def _list(values: Any) -> list[Any] | None:
     return None if values is None else [value for value in values if value is not None]
 
 
+def _index(values: Any, position: int) -> Any:
+    return values[position] if isinstance(values, list) and len(values) > position else None
+
+
 RUNTIME: dict[str, Any] = {
+    "_index": _index,
     "_E": _E,
     "_lookup": _lookup,
     "_first": _first,
@@ -166,7 +171,7 @@ def compile_reference(text: str, scope: Scope, line: int) -> Expr | None:
         if head not in scope.variables:
             known = ", ".join(sorted(scope.variables))
             scope.error(line, f"{text}: unknown variable (known: {known})")
-        return Expr(f"vars.get({head!r})", head in STANDARD)
+        return Expr(f"vars.get({head!r})", head in STANDARD_VARIABLES)
     if head is None and not rest.startswith((".", "[")):
         scope.error(line, f"{text}: a path from the root starts with '$.'")
     index = scope.index
@@ -186,13 +191,6 @@ def compile_reference(text: str, scope: Scope, line: int) -> Expr | None:
         code = f"({code} or _E).get({key!r})"
         node = child
     return Expr(code, node is not None and node.always, node)
-
-
-def _index(values: Any, position: int) -> Any:
-    return values[position] if isinstance(values, list) and len(values) > position else None
-
-
-RUNTIME["_index"] = _index
 
 
 def compile_expression(node: Any, scope: Scope, line: int, target: Located | None) -> Expr:

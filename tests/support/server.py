@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,13 +11,8 @@ from contextlib import contextmanager
 
 import httpx
 
+from connectors.sandboxes import free_port  # re-exported for the tests that import it from here
 from gateway.settings import PROJECT_ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
