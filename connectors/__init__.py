@@ -7,7 +7,7 @@ from connectors._http import RETRYABLE_STATUSES, raise_for_target, retry_after_s
 from connectors._loading import build_connector, connector_class
 from connectors._retry import RetryPlan
 from connectors._runtime import ConnectorRuntime, Decision, Outcome
-from connectors._sdk import Connector, Delivery
+from connectors._sdk import Connector, Delivery, Emitted, RuntimeContext
 from connectors._target import Target, TargetConfigError
 
 __all__ = [
@@ -18,8 +18,10 @@ __all__ = [
     "Decision",
     "Delivery",
     "EffectLedger",
+    "Emitted",
     "Outcome",
     "RetryPlan",
+    "RuntimeContext",
     "Target",
     "TargetCircuit",
     "TargetConfigError",

@@ -38,7 +38,7 @@ from aio_pika.abc import (
 from connectors._circuit import CircuitOpen, State, TargetCircuit
 from connectors._effects import EffectLedger
 from connectors._retry import RetryPlan
-from connectors._sdk import Connector, Delivery, Emitted
+from connectors._sdk import Connector, Delivery, Emitted, RuntimeContext
 from gateway.broker import (
     broker_errors,
     events_exchange_name,
@@ -104,6 +104,7 @@ class ConnectorRuntime:
         graceful_timeout: float = 30.0,
     ) -> None:
         self.connector = connector
+        connector.attach(RuntimeContext(settings=settings, redis=redis))
         self._settings = settings
         self._plan = RetryPlan(spec)
         self._ledger = EffectLedger(redis, settings, lease_seconds=settings.effect_lease_seconds)

@@ -21,9 +21,10 @@ reaches :meth:`Connector.receive` through ``POST /v1/webhooks/{connector}``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 import msgspec
@@ -32,6 +33,11 @@ from connectors._http import TargetError, plain_error
 from connectors._target import Target
 from gateway.envelope import Envelope, trace_context
 from gateway.mapping import MappingCatalog
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from gateway.settings import Settings
 
 
 class Delivery(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,6 +109,15 @@ class WebhookRejected(Exception):
         self.detail = detail
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RuntimeContext:
+    """What the runtime lends a connector that keeps state of its own (the lifecycle
+    orchestrator, partner webhooks): the deployment's settings and its Redis."""
+
+    settings: Settings
+    redis: aioredis.Redis
+
+
 class Connector:
     """Base class for connectors: set ``handles`` and write ``handle``.
 
@@ -136,6 +151,9 @@ class Connector:
         if self._target is None:
             raise TypeError(f"connector {self.name} has no target in the routing table")
         return self._target
+
+    def attach(self, context: RuntimeContext) -> None:
+        """Called once by the runtime before the first message; most connectors need nothing."""
 
     def takes(self, message_type: str) -> bool:
         return self.handles is None or message_type in self.handles
