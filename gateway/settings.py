@@ -34,6 +34,10 @@ class Settings:
     mappings_dir: Path = field(default=PROJECT_ROOT / "mappings")
     """``RGW_MAPPINGS_DIR``: folder of mapping files, ``<profile>/<contract>.<version>.<direction>.yaml``."""
 
+    policies_dir: Path = field(default=PROJECT_ROOT / "policies")
+    """``RGW_POLICIES_DIR``: folder of lifecycle policy files (``*.yaml``: return windows, approvals,
+    evidence, dispositions), checked at start-up."""
+
     routes_file: Path | None = None
     """``RGW_ROUTES_FILE``: the routing table (YAML); unset, every message waits in ``<ns>.unrouted``."""
 

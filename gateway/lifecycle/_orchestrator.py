@@ -1,0 +1,600 @@
+"""The lifecycle orchestrator: a process manager that takes each return from request to close.
+
+It consumes the return's events from RabbitMQ (its queue is fed by the routing table like any
+connector's, and the connector runtime gives it retries, dead letters and deduplication), applies
+each to the return's state in one Redis transaction, and publishes what comes next:
+
+* ``return-request``        → the case opens (requested);
+* ``return-documents``      → the ERP's facts: validated, then authorized (``return-decision`` to
+                              the ERP), rejected (``return-authorization`` rejected), sent to approval,
+                              or stopped for a person (validation failed);
+* ``approval``              → a person's decision (two when a rule says so);
+* ``return-authorization``  → the ERP issued the RMA (its number and document are recorded);
+* ``tracking-event``, ``receipt`` → label issued, in transit, received;
+* ``inspection-result``     → inspected, dispositioned by rule, ``credit-memo`` (draft) to the ERP;
+* ``credit-memo`` (posted)  → credited, closed;
+* ``delivery-failed``       → a posting was dead-lettered: posting failed, linked to the dead
+                              letter; replaying it resumes the return.
+
+Every move is checked against the status model and published as ``return-status-changed``.
+An event that comes early (an inspection before the receipt) waits in the state and is applied
+when the return gets there; one that comes late (a scan after the receipt) is written to the
+timeline and changes nothing. An event on a rejected or closed return is refused (dead letter).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import msgspec
+
+from connectors._sdk import Connector, Delivery, Emitted, RuntimeContext
+from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
+from gateway.lifecycle._policy import PolicyBook
+from gateway.lifecycle._rules import Verdict, credit_totals, dispose, validate
+from gateway.lifecycle._status import PARKED, IllegalTransition, allowed_from, check_move, is_behind, rank
+from gateway.lifecycle._store import Change, LifecycleStore, ReturnState, TimelineEntry
+
+LIFECYCLE: dict[str, str] = {"type": "system", "id": "lifecycle"}
+#: Statuses in which a return waits for a person (the approvals queue).
+WAITING = frozenset({"pending_approval", "validation_failed"})
+#: Messages whose dead letter means a posting failed (the return cannot go on without it).
+POSTINGS = frozenset({"return-decision.v1", "credit-memo.v1", "supplier-claim.v1"})
+_TRACKING_MILESTONES = {
+    "pre_transit": "label_issued",
+    "in_transit": "in_transit",
+    "out_for_delivery": "in_transit",
+    "available_for_pickup": "in_transit",
+    "delivered": "received",
+}
+_delivery = msgspec.json.Decoder(Delivery)
+
+
+def _stamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+class _Parked(Exception):
+    """The event came before the return was ready for it."""
+
+    def __init__(self, waits_for: str) -> None:
+        super().__init__(waits_for)
+        self.waits_for = waits_for
+
+
+class Step:
+    """Everything one event (and the parked events it releases) does to one return."""
+
+    def __init__(self, state: ReturnState, delivery: Delivery, now: dt.datetime) -> None:
+        self.state = state
+        self.delivery = delivery
+        self.now = now
+        self.change = Change(state=state, timeline=[], emitted=[])
+
+    def note(self, action: str, actor: dict[str, str], **fields: Any) -> None:
+        self.change.timeline.append(
+            TimelineEntry(
+                at=self.now, action=action, actor=actor, message_id=self.delivery.message_id, **fields
+            )
+        )
+
+    def emit(self, message_type: str, payload: dict[str, Any], what: str) -> None:
+        contract, _, version = message_type.rpartition(".")
+        self.change.emitted.append(
+            msgspec.to_builtins(
+                Emitted(
+                    contract=contract,
+                    version=version,
+                    payload=payload,
+                    message_id=f"{self.delivery.message_id}.lifecycle.{what}",
+                    return_id=self.state.return_id,
+                )
+            )
+        )
+
+    def move(
+        self,
+        to: str,
+        actor: dict[str, str],
+        *,
+        rule: dict[str, str] | None = None,
+        detail: str | None = None,
+        documents: Sequence[dict[str, str]] = (),
+        dead_letter: dict[str, str] | None = None,
+    ) -> None:
+        state = self.state
+        came_from = state.status
+        check_move(came_from, to, state.resume)
+        if to in PARKED:
+            state.resume = came_from
+        elif came_from in PARKED:
+            state.resume = None
+        state.status, state.updated_at = to, self.now
+        if to in WAITING:
+            self.change.queue = True
+        elif came_from in WAITING:
+            self.change.queue = False
+        self.note(
+            "status_changed",
+            actor,
+            from_status=came_from,
+            to_status=to,
+            rule=rule,
+            detail=detail,
+            documents=list(documents),
+            dead_letter=dead_letter,
+        )
+        event: dict[str, Any] = {
+            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.delivery.message_id}/{to}")),
+            "return_id": state.return_id,
+            "external_id": state.external_id,
+            "partner": state.partner,
+            "from_status": came_from,
+            "to_status": to,
+            "changed_at": _stamp(self.now),
+            "actor": actor,
+        }
+        if state.rma_number:
+            event["rma_number"] = state.rma_number
+        if rule:
+            event["rule"] = rule
+        if detail:
+            event["reason"] = detail[:500]
+        self.emit("return-status-changed.v1", event, f"status.{to}")
+
+
+class Orchestrator(Connector):
+    """Routing-table entry: ``use: gateway.lifecycle:Orchestrator`` (no target)."""
+
+    handles: ClassVar[frozenset[str] | None] = frozenset(
+        {
+            "return-request.v1",
+            "return-documents.v1",
+            "approval.v1",
+            "return-authorization.v1",
+            "tracking-event.v1",
+            "receipt.v1",
+            "inspection-result.v1",
+            "credit-memo.v1",
+            "delivery-failed.v1",
+        }
+    )
+
+    def attach(self, context: RuntimeContext) -> None:
+        self._store = LifecycleStore(context.redis, context.settings)
+        self.policies = PolicyBook.load(context.settings.policies_dir, context.settings.contracts_dir)
+
+    async def handle(self, delivery: Delivery) -> Sequence[Emitted] | None:
+        now = dt.datetime.now(dt.UTC)
+        basis_of: Callable[[ReturnState], Any] = lambda state: state.basis  # noqa: E731
+        if delivery.contract == "return-documents":
+            basis = _basis_of_documents(delivery.payload)
+            basis_of = lambda state: basis  # noqa: E731
+        emitted = await self._store.apply(
+            delivery.correlation_id,
+            delivery.message_id,
+            lambda state, returned: self.decide(delivery, state, returned, now),
+            basis_of=basis_of,
+        )
+        return [Emitted(**e) for e in emitted]
+
+    # -- deciding -----------------------------------------------------------------------
+    def decide(
+        self, delivery: Delivery, state: ReturnState | None, returned: dict[str, float], now: dt.datetime
+    ) -> Change:
+        """The change ``delivery`` makes to ``state`` (pure: the store writes it atomically)."""
+        if delivery.contract == "return-request":
+            return self._open(delivery, state, now)
+        if state is None:  # it overtook the request it belongs to: try again shortly
+            raise RetryableDeliveryFailure(f"return {delivery.correlation_id} is not opened yet")
+        step = Step(state, delivery, now)
+        self._apply(step, returned)
+        self._release_parked(step, returned)
+        return step.change
+
+    def _open(self, delivery: Delivery, state: ReturnState | None, now: dt.datetime) -> Change:
+        if state is not None:
+            return Change(state=None)
+        request = delivery.payload
+        policy = self.policies.for_partner(delivery.partner)
+        state = ReturnState(
+            return_id=delivery.correlation_id,
+            partner=delivery.partner,
+            external_id=str(request["external_id"]),
+            channel=str(request["channel"]),
+            status="requested",
+            created_at=now,
+            updated_at=now,
+            policy=policy.id,
+            policy_version=policy.version,
+            request=request,
+        )
+        step = Step(state, delivery, now)
+        actor = {"type": "partner", "id": delivery.partner}
+        step.note(
+            "status_changed",
+            actor,
+            to_status="requested",
+            detail=f"{state.channel} request {state.external_id}: {len(request['lines'])} line(s), "
+            f"policy {policy.id} {policy.version}",
+        )
+        step.emit(
+            "return-status-changed.v1",
+            {
+                "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{delivery.message_id}/requested")),
+                "return_id": state.return_id,
+                "external_id": state.external_id,
+                "partner": state.partner,
+                "from_status": None,
+                "to_status": "requested",
+                "changed_at": _stamp(now),
+                "actor": actor,
+            },
+            "status.requested",
+        )
+        return step.change
+
+    def _apply(self, step: Step, returned: dict[str, float]) -> None:
+        handler = {
+            "return-documents": self._on_documents,
+            "approval": self._on_approval,
+            "return-authorization": self._on_authorization,
+            "tracking-event": self._on_tracking,
+            "receipt": self._on_receipt,
+            "inspection-result": self._on_inspection,
+            "credit-memo": self._on_credit,
+            "delivery-failed": self._on_delivery_failed,
+        }[step.delivery.contract]
+        try:
+            handler(step, step.delivery.payload, returned)
+        except _Parked as parked:
+            step.state.parked.append(msgspec.to_builtins(step.delivery))
+            step.note(
+                "parked",
+                _system(step.delivery),
+                detail=f"{step.delivery.message_type} early: waits for {parked.waits_for}",
+            )
+        except IllegalTransition as refused:
+            raise PermanentDeliveryFailure(f"{step.delivery.message_type} refused: {refused}") from refused
+
+    def _release_parked(self, step: Step, returned: dict[str, float]) -> None:
+        """Apply events that waited, as long as the return keeps moving."""
+        original = step.delivery
+        progress = True
+        while progress and step.state.parked:
+            progress = False
+            waiting, step.state.parked = step.state.parked, []
+            for raw in waiting:
+                before = len(step.state.parked)
+                step.delivery = msgspec.convert(raw, Delivery)
+                status = step.state.status
+                self._apply(step, returned)
+                if len(step.state.parked) == before and step.state.status != status:
+                    progress = True
+                elif len(step.state.parked) > before:
+                    step.change.timeline.pop()  # still waiting: not worth a second 'parked' line
+        step.delivery = original
+
+    # -- events -------------------------------------------------------------------------
+    def _on_documents(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:
+        state = step.state
+        erp = {"type": "system", "id": str(payload["system"])}
+        if state.status != "requested":
+            step.note("late_event", erp, detail=f"ERP documents arrived with the return {state.status}")
+            return
+        policy = self.policies.policies.get(state.policy) or self.policies.for_partner(state.partner)
+        state.basis = _basis_of_documents(payload)
+        verdict = validate(state.request, payload, returned if state.basis else {}, policy)
+        state.verdict = msgspec.to_builtins(verdict)
+        documents = [
+            {
+                "system": str(payload["system"]),
+                "document_type": d["kind"],
+                "id": d["system_id"],
+                "number": d["number"],
+            }
+            for d in payload["documents"]
+        ]
+        step.note("documents_checked", erp, documents=documents, detail=f"{len(documents)} document(s) found")
+        for finding in verdict.findings:
+            line = f"line {finding.line_number}: " if finding.line_number else ""
+            step.note("rule_applied", LIFECYCLE, rule=finding.rule, detail=line + finding.detail)
+        if verdict.outcome == "validation_failed":
+            step.move("validation_failed", LIFECYCLE, rule=verdict.rule, detail=_summary(verdict))
+            return
+        step.move("validated", LIFECYCLE, detail="checked against the ERP's documents and the policy")
+        if verdict.outcome == "reject":
+            self._reject(
+                step, verdict.lines, verdict.rejection_reason or "policy_violation", LIFECYCLE, verdict.rule
+            )
+        elif verdict.outcome == "approval":
+            state.approvers_needed = verdict.approvers_needed
+            step.move("pending_approval", LIFECYCLE, rule=verdict.rule, detail=_summary(verdict))
+        else:
+            self._authorize(step, verdict.decision, verdict.lines, LIFECYCLE, verdict.rule)
+
+    def _on_approval(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:
+        state = step.state
+        approver = dict(payload["approver"])
+        if state.status not in WAITING:
+            step.note("late_event", approver, detail=f"approval ignored: the return is {state.status}")
+            return
+        if payload.get("approver_partner") == state.partner:
+            step.note(
+                "approval_refused", approver, detail="the requesting partner cannot approve its own return"
+            )
+            return
+        if any(a["approver"]["id"] == approver["id"] for a in state.approvals):
+            step.note("approval_refused", approver, detail="this approver has already decided")
+            return
+        verdict = msgspec.convert(state.verdict, Verdict)
+        record = {"approver": approver, "decided_at": payload["decided_at"]}
+        if payload.get("comment"):
+            record["comment"] = payload["comment"]
+        comment = payload.get("comment")
+        if payload["decision"] == "reject":
+            reason = payload.get("rejection_reason") or "policy_violation"
+            self._reject(
+                step, verdict.lines, reason, approver, verdict.rule, comment=comment, approvals=[record]
+            )
+            return
+        state.approvals.append(record)
+        needed = 1 if state.status == "validation_failed" else max(1, state.approvers_needed)
+        step.note(
+            "approval",
+            approver,
+            rule=verdict.rule,
+            detail=f"approved ({len(state.approvals)} of {needed})" + (f": {comment}" if comment else ""),
+        )
+        if len(state.approvals) >= needed:
+            decision = "partially_authorized" if verdict.decision == "partially_authorized" else "authorized"
+            self._authorize(step, decision, verdict.lines, approver, verdict.rule)
+
+    def _on_authorization(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:
+        state = step.state
+        if payload["decision"] == "rejected":
+            if state.status != "rejected":
+                step.note(
+                    "late_event", _system(step.delivery), detail="a rejection the lifecycle did not decide"
+                )
+            return  # the lifecycle's own rejection, coming back through the routes
+        erp = (
+            dict(payload["decided_by"])
+            if payload["decided_by"]["type"] == "system"
+            else _system(step.delivery)
+        )
+        state.rma_number = payload.get("rma_number") or state.rma_number
+        documents = list(payload.get("erp_documents") or [])
+        state.documents += documents
+        if state.status == "posting_failed" and state.resume == "authorized":
+            step.move(
+                "authorized",
+                erp,
+                detail=f"RMA {state.rma_number} issued after the replay",
+                documents=documents,
+            )
+            return
+        step.note("document_posted", erp, documents=documents, detail=f"RMA {state.rma_number} issued")
+
+    def _on_tracking(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:
+        carrier = {"type": "system", "id": "carrier", "name": str(payload["carrier"])}
+        milestone = _TRACKING_MILESTONES.get(payload["status"])
+        detail = f"{payload['carrier']} {payload['tracking_code']}: {payload['status']}"
+        if milestone is None:
+            step.note("carrier_exception", carrier, detail=detail)
+            return
+        documents = [{"system": "carrier", "document_type": "tracking", "id": str(payload["tracking_code"])}]
+        self._advance(step, milestone, carrier, detail, documents)
+
+    def _on_receipt(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:
+        actor = dict(payload.get("received_by") or {"type": "system", "id": "wms"})
+        documents = [
+            {
+                "system": "wms",
+                "document_type": "receipt",
+                "id": payload["receipt_number"],
+                "number": payload["receipt_number"],
+            }
+        ]
+        count = sum(float(line["quantity"]) for line in payload["lines"])
+        self._advance(step, "received", actor, f"received {count:g} unit(s) at {payload['site']}", documents)
+
+    def _on_inspection(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:
+        state = step.state
+        inspector = dict(payload["inspector"])
+        self._require(step, "received", "inspected")
+        if is_behind(state.status, "inspected"):
+            step.note("late_event", inspector, detail=f"inspection arrived with the return {state.status}")
+            return
+        conditions = ", ".join(sorted({line["condition_code"] for line in payload["lines"]}))
+        step.move("inspected", inspector, detail=f"{len(payload['lines'])} line(s): {conditions}")
+        policy = self.policies.policies.get(state.policy) or self.policies.for_partner(state.partner)
+        disposed = dispose(state.request, payload, policy)
+        for finding in disposed.findings:
+            step.note("rule_applied", LIFECYCLE, rule=finding.rule, detail=finding.detail)
+        step.move(
+            "dispositioned",
+            LIFECYCLE,
+            detail=", ".join(f"{d['sku']} {d['disposition_code']}" for d in disposed.dispositions),
+        )
+        if not disposed.credit_lines:
+            step.move("closed", LIFECYCLE, detail="nothing to credit")
+            return
+        credit = self._credit_memo(state, disposed.credit_lines)
+        if credit is None:
+            step.move("on_hold", LIFECYCLE, detail="no invoice to credit: the request named none")
+            return
+        step.emit("credit-memo.v1", credit, "credit")
+
+    def _on_credit(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:
+        state = step.state
+        if payload["document_status"] != "posted":
+            return  # the lifecycle's own draft, coming back through the routes
+        documents = list(payload.get("erp_documents") or [])
+        erp = _system(step.delivery)
+        number = payload.get("credit_memo_number", "")
+        if state.status in ("credited", "closed"):
+            step.note("late_event", erp, documents=documents, detail=f"credit memo {number} reported again")
+            return
+        if state.status == "posting_failed" and state.resume != "dispositioned":
+            raise _Parked("dispositioned")
+        state.documents += documents
+        total = payload["totals"]["total"]
+        step.move(
+            "credited",
+            erp,
+            documents=documents,
+            detail=f"credit memo {number} posted: {total['amount']} {total['currency']}",
+        )
+        step.move("closed", LIFECYCLE, detail="credited")
+
+    def _on_delivery_failed(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:
+        state = step.state
+        link = {"connector": payload["connector"], "message_id": payload["message_id"]}
+        state.dead_letters.append({**link, "message_type": payload["message_type"]})
+        detail = f"{payload['message_type']} dead-lettered at {payload['connector']}: {payload['detail']}"
+        actor = {"type": "system", "id": str(payload["connector"])}
+        posting = payload["message_type"] in POSTINGS
+        if posting and "posting_failed" in allowed_from(state.status, state.resume):
+            step.move("posting_failed", actor, detail=detail[:500], dead_letter=link)
+        else:
+            step.note("delivery_failed", actor, detail=detail[:500], dead_letter=link)
+
+    # -- decisions ----------------------------------------------------------------------
+    def _authorize(
+        self,
+        step: Step,
+        decision: str,
+        lines: list[dict[str, Any]],
+        actor: dict[str, str],
+        rule: dict[str, str],
+    ) -> None:
+        state = step.state
+        payload: dict[str, Any] = {
+            "return_id": state.return_id,
+            "external_id": state.external_id,
+            "decision": decision,
+            "decided_at": _stamp(step.now),
+            "decided_by": actor,
+            "rule": rule,
+            "lines": lines,
+            "request": state.request,
+        }
+        if state.approvals:
+            payload["approvals"] = state.approvals
+        step.emit("return-decision.v1", payload, "decision")
+        taken: dict[str, float] = {}
+        for line in lines:
+            taken[line["sku"]] = taken.get(line["sku"], 0.0) + float(line["authorized_quantity"])
+        step.change.returned = taken
+        step.move("authorized", actor, rule=rule, detail=f"{decision}: RMA requested from the ERP")
+
+    def _reject(
+        self,
+        step: Step,
+        lines: list[dict[str, Any]],
+        reason: str,
+        actor: dict[str, str],
+        rule: dict[str, str],
+        *,
+        comment: str | None = None,
+        approvals: list[dict[str, Any]] | None = None,
+    ) -> None:
+        state = step.state
+        refused = [
+            {
+                "line_number": ln["line_number"],
+                "sku": ln["sku"],
+                "requested_quantity": ln["requested_quantity"],
+                "authorized_quantity": 0,
+                "unit_of_measure": ln["unit_of_measure"],
+                "rejection_reason": ln.get("rejection_reason") or reason,
+            }
+            for ln in lines
+        ]
+        request = state.request
+        payload: dict[str, Any] = {
+            "return_id": state.return_id,
+            "external_id": state.external_id,
+            "decision": "rejected",
+            "decided_at": _stamp(step.now),
+            "decided_by": actor,
+            "rule": rule,
+            "rejection_reason": reason,
+            "customer": request["customer"],
+            "references": request["references"],
+            "lines": refused,
+        }
+        if comment:
+            payload["notes"] = comment
+        step.emit("return-authorization.v1", payload, "rejection")
+        state.approvals += approvals or []
+        step.move("rejected", actor, rule=rule, detail=reason + (f": {comment}" if comment else ""))
+
+    def _credit_memo(self, state: ReturnState, lines: list[dict[str, Any]]) -> dict[str, Any] | None:
+        request = state.request
+        invoice = request["references"].get("invoice")
+        if invoice is None and state.basis and state.basis["kind"] == "invoice":
+            invoice = {"number": state.basis["number"]}
+        if invoice is None:
+            return None
+        credit: dict[str, Any] = {
+            "return_id": state.return_id,
+            "external_id": f"{state.return_id}.credit",
+            "document_status": "draft",
+            "customer": request["customer"],
+            "invoice_reference": invoice,
+            "reason_code": request["reason_code"],
+            "currency": lines[0]["line_amount"]["currency"],
+            "lines": lines,
+            "totals": credit_totals(lines),
+        }
+        if state.rma_number:
+            credit["rma_number"] = state.rma_number
+        return credit
+
+    # -- moving along the road ------------------------------------------------------------
+    def _require(self, step: Step, needed: str, milestone: str) -> None:
+        """Park the event when the return has not reached ``needed``; refuse it on a dead end."""
+        status = step.state.status
+        if status in ("rejected", "closed"):
+            raise IllegalTransition(status, milestone, f"{step.delivery.message_type} on a {status} return")
+        here, wanted = rank(status), rank(needed)
+        if status in PARKED or here is None or (wanted is not None and here < wanted):
+            raise _Parked(needed)
+
+    def _advance(
+        self, step: Step, milestone: str, actor: dict[str, str], detail: str, documents: list[dict[str, str]]
+    ) -> None:
+        state = step.state
+        self._require(step, "authorized", milestone)
+        if is_behind(state.status, milestone):
+            step.note(
+                "late_event",
+                actor,
+                detail=f"{detail} (the return is already {state.status})",
+                documents=documents,
+            )
+            return
+        if milestone not in allowed_from(state.status, state.resume):
+            raise _Parked(milestone)
+        step.move(milestone, actor, detail=detail, documents=documents)
+
+
+def _system(delivery: Delivery) -> dict[str, str]:
+    return {"type": "system", "id": delivery.contract}
+
+
+def _summary(verdict: Verdict) -> str:
+    return "; ".join(f.detail for f in verdict.findings)[:500] or verdict.outcome
+
+
+def _basis_of_documents(payload: dict[str, Any]) -> dict[str, str] | None:
+    by_kind = {d["kind"]: d for d in payload.get("documents") or []}
+    for kind in ("shipment", "invoice", "order"):
+        if kind in by_kind:
+            return {"kind": kind, "number": str(by_kind[kind]["number"])}
+    return None
