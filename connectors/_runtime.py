@@ -22,6 +22,8 @@ import contextlib
 import datetime as dt
 import enum
 import logging
+import re
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,6 +61,9 @@ from gateway.routing._names import dead_exchange
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
+
+DELIVERY_FAILED = "delivery-failed.v1"
+RETURN_ID = re.compile(r"^ret_[0-9a-f]{32}$")
 
 
 class Outcome(enum.Enum):
@@ -313,6 +318,50 @@ class ConnectorRuntime:
             routing_key=routing_key,
             confirm_within=self._settings.publish_timeout_seconds,
             doing=f"{self.name}: {decision.outcome.value} copy of {message.message_id}",
+        )
+        if not retry:
+            await self._announce_dead(message, decision.failure, attempt, now)
+
+    async def _announce_dead(
+        self, message: AbstractIncomingMessage, failure: DeliveryFailed, attempts: int, now: str
+    ) -> None:
+        """Tell the lifecycle a message about a return was dead-lettered (``delivery-failed``),
+        confirmed like the dead copy itself, so the return waits visibly instead of silently."""
+        assert self._channel is not None
+        try:
+            delivery = _delivery_decoder.decode(message.body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return  # an undecodable message names no return
+        if delivery.message_type == DELIVERY_FAILED or not RETURN_ID.match(delivery.correlation_id):
+            return  # never announce an announcement: no loop
+        payload: dict[str, Any] = {
+            "return_id": delivery.correlation_id,
+            "connector": self.name,
+            "message_id": delivery.message_id,
+            "message_type": delivery.message_type,
+            "error": type(failure).__name__,
+            "detail": failure.detail[:2000],
+            "attempts": attempts,
+            "dead_lettered_at": now.replace("+00:00", "Z"),
+        }
+        if failure.status_code is not None:
+            payload["status_code"] = failure.status_code
+        event = Emitted(
+            contract="delivery-failed",
+            version="v1",
+            payload=payload,
+            message_id=f"{delivery.message_id}.{self.name}.dead.{uuid.uuid4().hex[:8]}",
+        )
+        envelope = event.envelope(
+            partner=delivery.partner, correlation_id=delivery.correlation_id, causation_id=delivery.message_id
+        )
+        exchange = await self._channel.get_exchange(events_exchange_name(self._settings), ensure=False)
+        await publish_confirmed(
+            exchange,
+            to_amqp_message(envelope, _json.encode(envelope), condition_headers(delivery.partner, payload)),
+            routing_key=event.message_type,
+            confirm_within=self._settings.publish_timeout_seconds,
+            doing=f"{self.name}: announcing dead letter {delivery.message_id}",
         )
 
     async def stop(self) -> None:
