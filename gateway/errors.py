@@ -19,6 +19,7 @@ Every error the gateway raises descends from :class:`GatewayError`::
         │   └── DeadLetterNotFound         404  (not, or no longer, in the dead-letter queue)
         ├── IdempotencyKeyInFlight         409
         ├── DuplicateReturn                409
+        ├── StatusConflict                 409  (the return is not in a status that allows it)
         ├── PayloadTooLarge                413
         ├── UnsupportedMediaType           415
         ├── ContractViolation              422  (every violation, with its JSON pointer)
@@ -171,6 +172,14 @@ class DuplicateReturn(ProblemError):
     status_code = 409
     slug = "duplicate-return"
     title = "A return with this external id already exists"
+
+
+class StatusConflict(ProblemError):
+    """The return is not where this request needs it (an approval for a return no one waits on)."""
+
+    status_code = 409
+    slug = "status-conflict"
+    title = "Not allowed in the return's status"
 
 
 class PayloadTooLarge(ProblemError):

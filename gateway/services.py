@@ -13,9 +13,11 @@ from gateway.broker import BrokerPublisher
 from gateway.deadletters import DeadLetterDesk
 from gateway.idempotency import IdempotencyStore
 from gateway.intake import RETURN_REQUEST, ReturnIntake
+from gateway.lifecycle import LifecycleStore, PolicyBook
 from gateway.mapping import MappingCatalog
 from gateway.ratelimit import PartnerRateLimiter
 from gateway.registry import ContractRegistry
+from gateway.return_events import ReturnEvents
 from gateway.returns_store import ReturnStore
 from gateway.routing import RoutingTable, declare_routing_topology
 from gateway.settings import Settings
@@ -39,6 +41,9 @@ class Services:
     deadletters: DeadLetterDesk
     """Operators' dead-letter desk; connects to the broker on first use."""
     webhooks: WebhookIntake
+    lifecycle: LifecycleStore
+    """Where each return stands, its timeline and the approvals queue (written by the orchestrator)."""
+    events: ReturnEvents
 
     @classmethod
     async def start(
@@ -48,6 +53,7 @@ class Services:
         stack: AsyncExitStack,
         routing: RoutingTable | None = None,
         mappings: MappingCatalog | None = None,
+        policies: PolicyBook | None = None,
     ) -> Services:
         """Open Redis and the broker; ``stack`` closes them in reverse order.
 
@@ -68,6 +74,9 @@ class Services:
         stack.push_async_callback(deadletters.aclose)
         keys = KeyStore(redis, settings)
         returns = ReturnStore(redis, settings)
+        idempotency = IdempotencyStore(redis, settings)
+        lifecycle = LifecycleStore(redis, settings)
+        policies = policies or PolicyBook.load(settings.policies_dir, settings.contracts_dir)
         webhooks = WebhookIntake(
             settings, routing=routing, mappings=mappings, redis=redis, returns=returns, publisher=publisher
         )
@@ -87,8 +96,18 @@ class Services:
             publisher=publisher,
             intake=ReturnIntake(
                 contract=registry.require(*RETURN_REQUEST),
-                idempotency=IdempotencyStore(redis, settings),
+                idempotency=idempotency,
                 returns=returns,
+                publisher=publisher,
+            ),
+            lifecycle=lifecycle,
+            events=ReturnEvents(
+                settings,
+                registry=registry,
+                idempotency=idempotency,
+                returns=returns,
+                lifecycle=lifecycle,
+                policies=policies,
                 publisher=publisher,
             ),
             deadletters=deadletters,

@@ -6,8 +6,6 @@ import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
-from gateway.errors import PermanentDeliveryFailure
-
 #: Days an RMA stays open for receipt when a connector's options do not say.
 DEFAULT_RMA_VALID_DAYS = 30
 
@@ -30,30 +28,59 @@ DocumentKind = Literal["order", "invoice", "shipment"]
 Lookup = Callable[[DocumentKind, str], Awaitable[dict[str, Any] | None]]
 
 
-async def check_against_erp(lookup: Lookup, request: Mapping[str, Any], system: str) -> None:
-    """Refuse a return the ERP's documents cannot support: an unknown invoice (or order), or a
-    line returning more of a SKU than it holds. Permanent: retrying changes nothing."""
-    references = request["references"]
-    kind: DocumentKind = "invoice" if "invoice" in references else "order"
-    number = references[kind]["number"]
-    document = await lookup(kind, number)
-    if document is None:
-        raise PermanentDeliveryFailure(f"{system} has no {kind} {number}", code="UNKNOWN_DOCUMENT")
-    check_quantities(request, document)
+async def read_documents(lookup: Lookup, request: Mapping[str, Any], system: str) -> dict[str, Any]:
+    """The ``return-documents`` payload for a request: every referenced order, invoice and
+    shipment the ERP holds, and those it does not. Deciding is the lifecycle's job."""
+    found: list[dict[str, Any]] = []
+    missing: list[dict[str, str]] = []
+    for kind in ("order", "invoice", "shipment"):
+        reference = request["references"].get(kind)
+        if reference is None:
+            continue
+        document = await lookup(kind, reference["number"])  # type: ignore[arg-type]
+        if document is None:
+            missing.append({"kind": kind, "number": reference["number"]})
+        else:
+            found.append(document)
+    return {
+        "system": system,
+        "checked_at": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "documents": found,
+        "missing": missing,
+    }
 
 
-def check_quantities(request: Mapping[str, Any], document: Mapping[str, Any]) -> None:
-    """Refuse a return of more of a SKU than the ERP document (invoice, order) holds."""
-    available: dict[str, float] = {}
-    for line in document["lines"]:
-        available[line["sku"]] = available.get(line["sku"], 0) + line["quantity"]
-    wanted: dict[str, float] = {}
-    for line in request["lines"]:
-        wanted[line["sku"]] = wanted.get(line["sku"], 0) + line["quantity"]
-    over = [
-        f"{sku}: {qty:g} returned, {available.get(sku, 0):g} on {document['kind']} {document['number']}"
-        for sku, qty in wanted.items()
-        if qty > available.get(sku, 0)
+def authorized_request(decision: Mapping[str, Any]) -> dict[str, Any]:
+    """The request of a ``return-decision`` cut to what was authorized: lines at their
+    authorized quantity, rejected lines left out. This is what the ERP's RMA holds."""
+    authorized = {ln["line_number"]: ln["authorized_quantity"] for ln in decision["lines"]}
+    request = dict(decision["request"])
+    request["lines"] = [
+        {**line, "quantity": authorized[line["line_number"]]}
+        for line in request["lines"]
+        if authorized.get(line["line_number"], 0) > 0
     ]
-    if over:
-        raise PermanentDeliveryFailure("; ".join(over), code="QUANTITY_ABOVE_DOCUMENT")
+    return request
+
+
+def with_decision(authorization: dict[str, Any], decision: Mapping[str, Any]) -> dict[str, Any]:
+    """A mapped ``return-authorization`` (the ERP's facts: RMA number, documents, dates) with
+    the lifecycle's decision on it: who decided, by which rule, and each line's quantities."""
+    authorization = dict(authorization)
+    authorization["decision"] = decision["decision"]
+    authorization["decided_by"] = decision["decided_by"]
+    if decision.get("rule"):
+        authorization["rule"] = decision["rule"]
+    authorization["lines"] = [{k: v for k, v in line.items() if k != "rule"} for line in decision["lines"]]
+    return authorization
+
+
+def posted_credit(
+    draft: Mapping[str, Any], document: Mapping[str, str], *, posting_date: str | None
+) -> dict[str, Any]:
+    """The ``credit-memo`` the ERP answers once it posted a draft: its number, date and record."""
+    posted = {**draft, "document_status": "posted", "credit_memo_number": document["number"]}
+    posted["erp_documents"] = [dict(document)]
+    if posting_date:
+        posted["posting_date"] = posting_date
+    return posted

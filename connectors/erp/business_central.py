@@ -6,14 +6,17 @@ companies({id})/<entitySet>``, tokens from the Microsoft identity platform
 ``https://api.businesscentral.dynamics.com/.default``), OData errors ``{"error": {"code",
 "message"}}``, 429 with ``Retry-After`` when throttled, ``@odata.etag`` / ``If-Match``.
 
-* ``return-request.v1``  → checks the lines against the invoice (or order), creates a draft
-  ``salesCreditMemo`` with its lines; answers a canonical ``return-authorization`` whose RMA
-  number is the credit memo's number. The standard API has no ``salesReturnOrders`` (only
+* ``return-request.v1``  → reads the referenced order, invoice and shipment; answers them as a
+  ``return-documents`` event, which the lifecycle validates the request against.
+* ``return-decision.v1`` → for an authorization, creates a draft ``salesCreditMemo`` with the
+  authorized lines; answers a canonical ``return-authorization`` whose RMA number is the credit
+  memo's number. The standard API has no ``salesReturnOrders`` (only
   custom API pages publish one), so the unposted credit memo against the invoice is the
   return document: posting it takes the goods back and credits them.
 * ``credit-memo.v1``     → brings that same credit memo's lines to the credited ones (or creates
   it, for an RMA issued elsewhere) and posts it with the bound action ``Microsoft.NAV.post``,
-  under ``If-Match``: a document someone changed meanwhile (412) is read again and posted once.
+  under ``If-Match``: a document someone changed meanwhile (412) is read again and posted once;
+  answers the credit memo as posted.
 * ``supplier-claim.v1``  → a draft ``purchaseCreditMemo`` to the vendor (no purchase return
   order in the standard API either), keyed by the claim number in ``vendorCreditMemoNumber``.
 
@@ -36,7 +39,14 @@ import httpx
 from connectors._http import TargetError, reply_json
 from connectors._sdk import Connector, Delivery, Emitted
 from connectors._target import TargetConfigError
-from connectors.erp._common import DocumentKind, authorization_variables, check_against_erp
+from connectors.erp._common import (
+    DocumentKind,
+    authorization_variables,
+    authorized_request,
+    posted_credit,
+    read_documents,
+    with_decision,
+)
 from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
 
 _DOCUMENTS: dict[str, tuple[str, str]] = {
@@ -64,7 +74,7 @@ def _literal(value: str) -> str:
 
 class BusinessCentralConnector(Connector):
     handles: ClassVar[frozenset[str] | None] = frozenset(
-        {"return-request.v1", "credit-memo.v1", "supplier-claim.v1"}
+        {"return-request.v1", "return-decision.v1", "credit-memo.v1", "supplier-claim.v1"}
     )
     profile: ClassVar[str] = "business_central"
 
@@ -83,10 +93,19 @@ class BusinessCentralConnector(Connector):
 
     async def handle(self, delivery: Delivery) -> Sequence[Emitted] | None:
         if delivery.contract == "return-request":
+            documents = await read_documents(self.lookup, delivery.payload, "business_central")
+            return [
+                self.event(
+                    "return-documents.v1",
+                    {"return_id": delivery.correlation_id, **documents},
+                    f"{delivery.message_id}.{self.name}.documents",
+                )
+            ]
+        if delivery.contract == "return-decision":
             return await self._authorize(delivery)
         if delivery.contract == "credit-memo":
-            await self._credit(delivery)
-        elif delivery.contract == "supplier-claim":
+            return await self._credit(delivery)
+        if delivery.contract == "supplier-claim":
             await self._claim(delivery)
         return None
 
@@ -100,9 +119,11 @@ class BusinessCentralConnector(Connector):
         item_lines = [line for line in found.get(lines) or [] if line.get("lineType", "Item") == "Item"]
         return self.map("document.inbound", {"document": found, "lines": item_lines}, kind=kind)  # type: ignore[no-any-return]
 
-    async def _authorize(self, delivery: Delivery) -> Sequence[Emitted]:
-        request = delivery.payload
-        await check_against_erp(self.lookup, request, "Business Central")
+    async def _authorize(self, delivery: Delivery) -> Sequence[Emitted] | None:
+        decision = delivery.payload
+        if decision["decision"] == "rejected":
+            return None  # nothing to create: the lifecycle tells everyone else
+        request = authorized_request(decision)
         key = document_key(delivery.correlation_id)
         body = self.map("return-request.v1.outbound", request, delivery, document_key=key)
         memo = await self._find(CREDITS, f"externalDocumentNumber eq {_literal(key)}")
@@ -115,11 +136,32 @@ class BusinessCentralConnector(Connector):
             **authorization_variables(self.options, request),
         )
         return [
-            self.event("return-authorization.v1", authorization, f"{delivery.message_id}.{self.name}.rma")
+            self.event(
+                "return-authorization.v1",
+                with_decision(authorization, decision),
+                f"{delivery.message_id}.{self.name}.rma",
+            )
         ]
 
-    async def _credit(self, delivery: Delivery) -> None:
-        """Post the return's credit memo with the credited lines, once."""
+    async def _credit(self, delivery: Delivery) -> Sequence[Emitted] | None:
+        """Post the return's credit memo with the credited lines, once; answer it as posted."""
+        if delivery.payload["document_status"] == "posted":
+            return None  # a posted credit coming back through the routes: already in BC
+        await self._post_credit(delivery)
+        key = document_key(delivery.payload["return_id"])
+        memo = await self._find(CREDITS, f"externalDocumentNumber eq {_literal(key)}")
+        if memo is None:
+            raise RetryableDeliveryFailure("Business Central does not show the credit memo it posted yet")
+        document = {
+            "system": "business_central",
+            "document_type": "salesCreditMemo",
+            "id": str(memo["id"]),
+            "number": str(memo["number"]),
+        }
+        posted = posted_credit(delivery.payload, document, posting_date=memo.get("postingDate"))
+        return [self.event("credit-memo.v1", posted, f"{delivery.message_id}.{self.name}.posted")]
+
+    async def _post_credit(self, delivery: Delivery) -> None:
         key = document_key(delivery.payload["return_id"])
         body = self.map("credit-memo.v1.outbound", delivery.payload, delivery, document_key=key)
         for attempt in (1, 2):  # a 412 means someone changed the draft after we read it: once more

@@ -1,8 +1,11 @@
 """NetSuite over SuiteTalk REST (``/services/rest/record/v1``), OAuth 2.0 client credentials.
 
-* ``return-request.v1``  → checks the lines against the invoice (or order), creates a
-  ``returnAuthorization``; answers a canonical ``return-authorization`` with NetSuite's RMA number.
-* ``credit-memo.v1``     → transforms the invoice into a ``creditMemo``.
+* ``return-request.v1``  → reads the referenced order, invoice and shipment; answers them as a
+  ``return-documents`` event, which the lifecycle validates the request against.
+* ``return-decision.v1`` → for an authorization, creates a ``returnAuthorization`` for the
+  authorized quantities; answers a canonical ``return-authorization`` with NetSuite's RMA number.
+* ``credit-memo.v1``     → transforms the invoice into a ``creditMemo``; answers the credit memo
+  as posted (its tranId and record id).
 * ``supplier-claim.v1``  → creates a ``vendorReturnAuthorization``.
 
 Idempotency is NetSuite's own: every record carries the message id as ``externalId``, and
@@ -20,7 +23,14 @@ import httpx
 
 from connectors._http import TargetError, reply_json
 from connectors._sdk import Connector, Delivery, Emitted
-from connectors.erp._common import DocumentKind, authorization_variables, check_against_erp
+from connectors.erp._common import (
+    DocumentKind,
+    authorization_variables,
+    authorized_request,
+    posted_credit,
+    read_documents,
+    with_decision,
+)
 from gateway.errors import PermanentDeliveryFailure
 
 RECORDS = "/services/rest/record/v1"
@@ -30,7 +40,7 @@ _LOOKUP_TYPES = {"order": "salesOrder", "invoice": "invoice", "shipment": "itemF
 
 class NetSuiteConnector(Connector):
     handles: ClassVar[frozenset[str] | None] = frozenset(
-        {"return-request.v1", "credit-memo.v1", "supplier-claim.v1"}
+        {"return-request.v1", "return-decision.v1", "credit-memo.v1", "supplier-claim.v1"}
     )
     profile: ClassVar[str] = "netsuite"
 
@@ -47,10 +57,12 @@ class NetSuiteConnector(Connector):
 
     async def handle(self, delivery: Delivery) -> Sequence[Emitted] | None:
         if delivery.contract == "return-request":
+            return [await self._documents(delivery)]
+        if delivery.contract == "return-decision":
             return await self._authorize(delivery)
         if delivery.contract == "credit-memo":
-            await self._credit(delivery)
-        elif delivery.contract == "supplier-claim":
+            return await self._credit(delivery)
+        if delivery.contract == "supplier-claim":
             await self._create(
                 "vendorReturnAuthorization",
                 self.map("supplier-claim.v1.outbound", delivery.payload, delivery),
@@ -69,9 +81,19 @@ class NetSuiteConnector(Connector):
         record = reply_json(await self.target.get(f"{RECORDS}/{record_type}/{found['items'][0]['id']}"))
         return self.map("document.inbound", record, kind=kind)  # type: ignore[no-any-return]
 
-    async def _authorize(self, delivery: Delivery) -> Sequence[Emitted]:
-        request = delivery.payload
-        await check_against_erp(self.lookup, request, "NetSuite")
+    async def _documents(self, delivery: Delivery) -> Emitted:
+        documents = await read_documents(self.lookup, delivery.payload, "netsuite")
+        return self.event(
+            "return-documents.v1",
+            {"return_id": delivery.correlation_id, **documents},
+            f"{delivery.message_id}.{self.name}.documents",
+        )
+
+    async def _authorize(self, delivery: Delivery) -> Sequence[Emitted] | None:
+        decision = delivery.payload
+        if decision["decision"] == "rejected":
+            return None  # nothing to create: the lifecycle tells everyone else
+        request = authorized_request(decision)
         body = self.map("return-request.v1.outbound", request, delivery)
         record = await self._create("returnAuthorization", body)
         authorization = self.map(
@@ -81,20 +103,35 @@ class NetSuiteConnector(Connector):
             **authorization_variables(self.options, request),
         )
         return [
-            self.event("return-authorization.v1", authorization, f"{delivery.message_id}.{self.name}.rma")
+            self.event(
+                "return-authorization.v1",
+                with_decision(authorization, decision),
+                f"{delivery.message_id}.{self.name}.rma",
+            )
         ]
 
-    async def _credit(self, delivery: Delivery) -> None:
-        number = delivery.payload["invoice_reference"]["number"]
+    async def _credit(self, delivery: Delivery) -> Sequence[Emitted] | None:
+        draft = delivery.payload
+        if draft["document_status"] == "posted":
+            return None  # a posted credit coming back through the routes: already in NetSuite
+        number = draft["invoice_reference"]["number"]
         found = reply_json(await self.target.get(f"{RECORDS}/invoice", params={"q": f'tranId IS "{number}"'}))
         if not found.get("items"):
             raise PermanentDeliveryFailure(
                 f"NetSuite has no invoice {number} to credit", code="UNKNOWN_DOCUMENT"
             )
-        body = self.map("credit-memo.v1.outbound", delivery.payload, delivery)
-        await self._create(
+        body = self.map("credit-memo.v1.outbound", draft, delivery)
+        memo = await self._create(
             "creditMemo", body, via=f"{RECORDS}/invoice/{found['items'][0]['id']}/!transform/creditMemo"
         )
+        document = {
+            "system": "netsuite",
+            "document_type": "creditMemo",
+            "id": str(memo["id"]),
+            "number": str(memo.get("tranId") or memo["id"]),
+        }
+        posted = posted_credit(draft, document, posting_date=memo.get("tranDate"))
+        return [self.event("credit-memo.v1", posted, f"{delivery.message_id}.{self.name}.posted")]
 
     async def _create(
         self, record_type: str, body: dict[str, Any], *, via: str | None = None

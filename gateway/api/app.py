@@ -15,8 +15,10 @@ from gateway.api._security import BEARER_SCHEME
 from gateway.api.admin import admin_router
 from gateway.api.contracts import contracts_router
 from gateway.api.health import live, ready
+from gateway.api.lifecycle import approvals_router, return_events_router
 from gateway.api.returns import returns_router
 from gateway.api.webhooks import webhooks_router
+from gateway.lifecycle import PolicyBook
 from gateway.mapping import MappingCatalog
 from gateway.registry import ContractRegistry
 from gateway.routing import load_routing_table
@@ -38,11 +40,12 @@ def create_app(
     registry = registry or ContractRegistry.from_folder(settings.contracts_dir)
     routing = load_routing_table(settings.routes_file) if settings.routes_file else None
     mappings = mappings or MappingCatalog.load(settings.mappings_dir, settings.contracts_dir)
+    policies = PolicyBook.load(settings.policies_dir, settings.contracts_dir)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            app.state.services = await Services.start(settings, registry, stack, routing, mappings)
+            app.state.services = await Services.start(settings, registry, stack, routing, mappings, policies)
             yield
 
     openapi = OpenAPIConfig(
@@ -65,6 +68,8 @@ def create_app(
     app = Litestar(
         route_handlers=[
             returns_router(registry),
+            return_events_router(registry),
+            approvals_router,
             contracts_router,
             admin_router,
             webhooks_router,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
@@ -25,7 +26,7 @@ JSON = "application/json"
 _MAX_ID_LENGTH = 64
 
 
-def _require_json(request: Request[Any, Any, Any]) -> None:
+def require_json(request: Request[Any, Any, Any]) -> None:
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != JSON and not (media_type.startswith("application/") and media_type.endswith("+json")):
         raise UnsupportedMediaType(f"send the body as {JSON}, not {media_type or 'no content type'}")
@@ -55,7 +56,7 @@ def returns_router(registry: ContractRegistry) -> Router:
         principal = await authorize(request, Scope.RETURNS_WRITE)
         services: Services = request.app.state.services
         add_response_headers(request, deprecation_headers(contract))
-        _require_json(request)
+        require_json(request)
         key = parse_key(request.headers.get(HEADER))
         body = await request.body()
         accepted = await services.intake.submit(
@@ -90,6 +91,9 @@ def returns_router(registry: ContractRegistry) -> Router:
         record = await services.returns.get(return_id) if len(return_id) <= _MAX_ID_LENGTH else None
         if record is None or (record.partner != principal.partner and not principal.is_admin):
             raise NotFound(f"no return '{return_id}' for this partner")
+        state = await services.lifecycle.get(return_id)
+        if state is not None:  # the lifecycle's word on where it stands
+            record = msgspec.structs.replace(record, status=state.status, updated_at=state.updated_at)
         return Response(
             render_return(record), status_code=200, media_type=JSON, headers=extra_headers(request)
         )

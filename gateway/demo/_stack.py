@@ -38,7 +38,7 @@ from gateway.broker import events_exchange_name, unrouted_name
 from gateway.mapping import MappingCatalog
 from gateway.routing import RoutingTable, delete_routing_topology, parse_routing_table
 from gateway.sandbox_cli import build_sandbox
-from gateway.settings import Settings
+from gateway.settings import PROJECT_ROOT, Settings
 from gateway.storage import connect_redis
 
 #: Which sandbox profile plays each system, and the connector class that talks to it.
@@ -90,14 +90,19 @@ WEBHOOK_SECRETS = {
     "RGW_DEMO_CARRIER_WEBHOOK_SECRET": easypost.DEFAULT_WEBHOOK_SECRET,
 }
 
-ROUTES = [
-    ("requests-to-erp-and-crm", "return-request.v1", ["erp", "crm"]),
-    ("authorizations-to-fulfilment", "return-authorization.v1", ["wms", "carrier", "crm"]),
-    ("tracking-to-crm", "tracking-event.v1", ["crm"]),
-    ("receipts-to-crm", "receipt.v1", ["crm"]),
-    ("inspections-to-crm", "inspection-result.v1", ["crm"]),
-    ("credits-to-erp-and-crm", "credit-memo.v1", ["erp", "crm"]),
-]
+
+def _routes_of(text: str) -> list[tuple[str, str, list[str]]]:
+    table = parse_routing_table(text)
+    return [(route.id, route.message, list(route.to)) for route in table.routes]
+
+
+#: The routes of the shipped ``routes.yaml``: the demo wires the systems the way production does.
+ROUTES = _routes_of((PROJECT_ROOT / "routes.yaml").read_text())
+#: Connectors that call no system of their own (no sandbox, no target).
+INTERNAL_CONNECTORS = {
+    "lifecycle": "gateway.lifecycle:Orchestrator",
+    "partner-webhooks": "connectors.partner_webhooks:PartnerWebhookConnector",
+}
 
 
 def routing_table(urls: Mapping[str, str], sandboxes: Mapping[str, Sandbox], erp: str) -> str:
@@ -124,6 +129,13 @@ def routing_table(urls: Mapping[str, str], sandboxes: Mapping[str, Sandbox], erp
             f"    target: {{base_url: '{url}', timeout_seconds: 5, auth: {auth}}}",
             f"    options: {json.dumps(options)}",
             "    prefetch: 8",
+            "    max_attempts: 6",
+            "    retry_delays_ms: [500, 1000, 2000, 5000]",
+        ]
+    for name, use in INTERNAL_CONNECTORS.items():
+        lines += [
+            f"  {name}:",
+            f"    use: {use}",
             "    max_attempts: 6",
             "    retry_delays_ms: [500, 1000, 2000, 5000]",
         ]

@@ -1,0 +1,283 @@
+"""Following and moving a return after intake: its timeline, receipts and inspections from
+portals and handhelds, and the approvals queue with its decisions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, Router, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.params import FromPath
+
+from gateway.api._openapi import contract_body, problem_responses
+from gateway.api._problems import extra_headers
+from gateway.api._security import SECURITY, authorize
+from gateway.api.returns import JSON, require_json
+from gateway.auth import Scope
+from gateway.envelope import trace_context
+from gateway.errors import NotFound
+from gateway.idempotency import HEADER, REPLAYED_HEADER, parse_key
+from gateway.lifecycle._policy import credit_value
+from gateway.lifecycle._rules import Verdict
+from gateway.lifecycle._store import TimelineEntry
+from gateway.registry import ContractRegistry
+from gateway.services import Services
+
+_json = msgspec.json.Encoder()
+
+
+class TimelineDocument(msgspec.Struct, kw_only=True):
+    """A return's audit trail, oldest first; nothing in it can be changed through the API."""
+
+    object: str
+    return_id: str
+    status: str
+    policy: dict[str, str]
+    data: list[TimelineEntry]
+
+
+class ReturnEventDocument(msgspec.Struct, kw_only=True):
+    object: str
+    id: str
+    return_id: str
+    type: str
+
+
+class WaitingReturn(msgspec.Struct, kw_only=True):
+    return_id: str
+    partner: str
+    external_id: str
+    status: str
+    waiting_since: dt.datetime
+    age_seconds: int
+    rule: dict[str, str] | None
+    approvers_needed: int
+    approvals_given: int
+    findings: list[str]
+    estimated_credit: list[dict[str, str]]
+
+
+class ApprovalsDocument(msgspec.Struct, kw_only=True):
+    object: str
+    data: list[WaitingReturn]
+
+
+class ApprovalDocument(msgspec.Struct, kw_only=True):
+    object: str
+    id: str
+    return_id: str
+    decision: str
+    approvals_needed: int
+    approvals_given: int
+    complete: bool
+
+
+@dataclass
+class ApprovalBody(Operation):
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="approve or reject, with a comment for the timeline.",
+            content={
+                JSON: OpenAPIMediaType(
+                    schema=Schema(
+                        type="object",  # type: ignore[arg-type]
+                        required=["decision"],
+                        properties={
+                            "decision": Schema(type="string", enum=["approve", "reject"]),  # type: ignore[arg-type]
+                            "comment": Schema(type="string", max_length=2000),  # type: ignore[arg-type]
+                            "rejection_reason": Schema(type="string"),  # type: ignore[arg-type]
+                        },
+                    )
+                )
+            },
+        )
+
+
+def _respond(
+    request: Request[Any, Any, Any], body: bytes, status: int = 200, **headers: str
+) -> Response[bytes]:
+    return Response(body, status_code=status, media_type=JSON, headers={**extra_headers(request), **headers})
+
+
+def return_events_router(registry: ContractRegistry) -> Router:
+    """Timeline, receipts and inspections of one return."""
+
+    def reporting(contract_name: str, path: str, summary: str) -> Any:
+        @post(
+            path,
+            status_code=202,
+            summary=summary,
+            description=(
+                f"Validates the body against `{contract_name}` v1 (`return_id` may be left out: the path "
+                f"names the return) and hands it to the lifecycle. `{HEADER}` is required; a retry "
+                "replays the first answer."
+            ),
+            operation_class=contract_body(registry.require(contract_name, "v1")),
+            security=SECURITY,
+            responses={
+                202: ResponseSpec(
+                    data_container=ReturnEventDocument, description="Accepted for the lifecycle"
+                ),
+                **problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
+            },
+            operation_id=f"report_{contract_name.replace('-', '_')}",
+            name=f"report-{contract_name}",
+        )
+        async def report(request: Request[Any, Any, Any], return_id: FromPath[str]) -> Response[bytes]:
+            principal = await authorize(request, Scope.RETURNS_WRITE)
+            services: Services = request.app.state.services
+            require_json(request)
+            key = parse_key(request.headers.get(HEADER))
+            accepted = await services.events.report(
+                principal,
+                return_id,
+                contract_name,
+                key,
+                await request.body(),
+                trace_context(request.headers.get("traceparent"), request.headers.get("tracestate")),
+            )
+            headers = dict(accepted.response.headers)
+            if accepted.replayed:
+                headers[REPLAYED_HEADER] = "true"
+            return _respond(request, accepted.response.body, accepted.response.status_code, **headers)
+
+        return report
+
+    @get(
+        "/{return_id:str}/timeline",
+        summary="A return's timeline",
+        description=(
+            "Every step, oldest first: who or which system, what, when, the rule id and version behind "
+            "each decision, the documents posted in each system and the message that carried it. "
+            "Append-only: nothing in it can be changed through any API."
+        ),
+        security=SECURITY,
+        responses={
+            200: ResponseSpec(data_container=TimelineDocument, description="The timeline"),
+            **problem_responses(401, 403, 404, 429, 503),
+        },
+    )
+    async def timeline(request: Request[Any, Any, Any], return_id: FromPath[str]) -> Response[bytes]:
+        principal = await authorize(request, Scope.RETURNS_READ)
+        services: Services = request.app.state.services
+        state = await services.lifecycle.get(return_id) if len(return_id) <= 64 else None
+        visible = state is not None and (
+            state.partner == principal.partner or services.events.may_decide(principal, state)
+        )
+        if state is None or not visible:
+            raise NotFound(f"no return '{return_id}' for this partner")
+        document = TimelineDocument(
+            object="timeline",
+            return_id=return_id,
+            status=state.status,
+            policy={"id": state.policy, "version": state.policy_version},
+            data=await services.lifecycle.timeline(return_id),
+        )
+        return _respond(request, _json.encode(document))
+
+    return Router(
+        "/v1/returns",
+        route_handlers=[
+            timeline,
+            reporting("receipt", "/{return_id:str}/receipts", "Report goods received"),
+            reporting("inspection-result", "/{return_id:str}/inspections", "Report an inspection"),
+        ],
+        tags=["lifecycle"],
+    )
+
+
+@get(
+    "/v1/approvals",
+    summary="Returns waiting for a person",
+    description=(
+        "The approvals queue, oldest first, with how long each has waited: returns a rule sent to "
+        "approval and returns whose validation failed. Shows only returns under policies that name "
+        "the caller's tenant as approver, never the caller's own returns. Needs `returns:approve`."
+    ),
+    security=SECURITY,
+    responses={
+        200: ResponseSpec(data_container=ApprovalsDocument, description="The queue"),
+        **problem_responses(401, 403, 429, 503),
+    },
+    tags=["lifecycle"],
+)
+async def approvals_queue(request: Request[Any, Any, Any]) -> Response[bytes]:
+    principal = await authorize(request, Scope.RETURNS_APPROVE)
+    services: Services = request.app.state.services
+    now = time.time()
+    waiting: list[WaitingReturn] = []
+    for return_id, since in await services.lifecycle.waiting():
+        state = await services.lifecycle.get(return_id)
+        if (
+            state is None
+            or state.partner == principal.partner
+            or not services.events.may_decide(principal, state)
+        ):
+            continue
+        verdict = msgspec.convert(state.verdict, Verdict) if state.verdict else None
+        waiting.append(
+            WaitingReturn(
+                return_id=return_id,
+                partner=state.partner,
+                external_id=state.external_id,
+                status=state.status,
+                waiting_since=dt.datetime.fromtimestamp(since, dt.UTC),
+                age_seconds=int(now - since),
+                rule=verdict.rule if verdict else None,
+                approvers_needed=1 if state.status == "validation_failed" else max(1, state.approvers_needed),
+                approvals_given=len(state.approvals),
+                findings=[f.detail for f in verdict.findings] if verdict else [],
+                estimated_credit=_estimate(state.request, verdict),
+            )
+        )
+    return _respond(request, _json.encode(ApprovalsDocument(object="list", data=waiting)))
+
+
+def _estimate(request: dict[str, Any], verdict: Verdict | None) -> list[dict[str, str]]:
+    authorized = {ln["line_number"]: ln["authorized_quantity"] for ln in verdict.lines} if verdict else {}
+    lines = [
+        {"unit_price": line["unit_price"], "quantity": authorized.get(line["line_number"], line["quantity"])}
+        for line in request["lines"]
+    ]
+    return [
+        {"amount": f"{amount:.2f}", "currency": currency} for currency, amount in credit_value(lines).items()
+    ]
+
+
+@post(
+    "/v1/returns/{return_id:str}/approval",
+    status_code=202,
+    summary="Approve or reject a return",
+    description=(
+        "One approver's decision on a return in the approvals queue. Needs `returns:approve`; the "
+        "partner that requested the return can never approve it (403), and one approver counts once "
+        "(409): a rule may require two different approvers."
+    ),
+    operation_class=ApprovalBody,
+    security=SECURITY,
+    responses={
+        202: ResponseSpec(data_container=ApprovalDocument, description="Recorded; the lifecycle applies it"),
+        **problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
+    },
+    tags=["lifecycle"],
+)
+async def decide_approval(request: Request[Any, Any, Any], return_id: FromPath[str]) -> Response[bytes]:
+    principal = await authorize(request, Scope.RETURNS_APPROVE)
+    services: Services = request.app.state.services
+    require_json(request)
+    body = await services.events.approve(
+        principal,
+        return_id,
+        await request.body(),
+        trace_context(request.headers.get("traceparent"), request.headers.get("tracestate")),
+    )
+    return _respond(request, body, 202)
+
+
+approvals_router = Router("/", route_handlers=[approvals_queue, decide_approval])

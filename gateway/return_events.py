@@ -1,0 +1,201 @@
+"""What people and devices tell the gateway about a return after it was accepted: receipts and
+inspections from portals and handhelds, and approvals from the people a rule asked.
+
+Each is a canonical contract, validated, and published (confirmed) for the lifecycle, which alone
+changes a return's state. Receipts and inspections are idempotent like return requests (the
+``Idempotency-Key`` header, replayed answers); an approval is idempotent by nature: one approver
+decides a return once, and its message id says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from typing import Any
+
+import msgspec
+
+from gateway.auth import Principal
+from gateway.broker import BrokerPublisher
+from gateway.envelope import Envelope, TraceContext
+from gateway.errors import ContractViolation, NotFound, PermissionDenied, StatusConflict, Violation
+from gateway.idempotency import IdempotencyStore, StoredResponse, fingerprint
+from gateway.intake import Accepted, decode_json
+from gateway.lifecycle import LifecycleStore, PolicyBook, ReturnState
+from gateway.lifecycle._orchestrator import WAITING
+from gateway.registry import ContractRegistry
+from gateway.returns_store import ReturnRecord, ReturnStore
+from gateway.routing import condition_headers
+from gateway.settings import Settings
+
+_json = msgspec.json.Encoder()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+class ReturnEvents:
+    """Receipts, inspections and approvals into the pipeline."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: ContractRegistry,
+        idempotency: IdempotencyStore,
+        returns: ReturnStore,
+        lifecycle: LifecycleStore,
+        policies: PolicyBook,
+        publisher: BrokerPublisher,
+    ) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._idempotency = idempotency
+        self._returns = returns
+        self._lifecycle = lifecycle
+        self.policies = policies
+        self._publisher = publisher
+
+    async def own_return(self, principal: Principal, return_id: str) -> ReturnRecord:
+        """The caller's return (any return for an operator); another partner's is 404."""
+        record = await self._returns.get(return_id) if len(return_id) <= 64 else None
+        if record is None or (record.partner != principal.partner and not principal.is_admin):
+            raise NotFound(f"no return '{return_id}' for this partner")
+        return record
+
+    def may_decide(self, principal: Principal, state: ReturnState) -> bool:
+        """Whether the caller's tenant approves returns under the return's policy."""
+        policy = self.policies.policies.get(state.policy)
+        return principal.is_admin or (policy is not None and principal.partner in policy.approvers)
+
+    # -- receipts and inspections -----------------------------------------------------------
+    async def report(
+        self,
+        principal: Principal,
+        return_id: str,
+        contract_name: str,
+        key: str,
+        body: bytes,
+        trace: TraceContext,
+    ) -> Accepted:
+        """Publish a ``receipt`` or ``inspection-result`` for one return, once per idempotency key."""
+        record = await self.own_return(principal, return_id)
+        payload = decode_json(body)
+        if isinstance(payload, dict):
+            payload.setdefault("return_id", return_id)
+            if payload["return_id"] != return_id:
+                raise ContractViolation(
+                    "the body names another return than the path",
+                    [Violation("/return_id", f"expected '{return_id}' (the return in the path)")],
+                )
+        contract = self._registry.require(contract_name, "v1")
+        violations = contract.violations(payload)
+        if violations:
+            raise ContractViolation(f"{len(violations)} violation(s) of {contract_name} v1", violations)
+        assert isinstance(payload, dict)
+        outcome = await self._idempotency.claim(
+            partner=principal.partner,
+            key=key,
+            payload_fingerprint=fingerprint({"contract": contract_name, "payload": payload}),
+            external_id=f"event:{contract_name}:{return_id}:{key}",
+            new_ids=(return_id, f"msg_{uuid.uuid4().hex}"),
+        )
+        if isinstance(outcome, StoredResponse):
+            return Accepted(outcome, replayed=True)
+        raw = msgspec.Raw(_json.encode(payload))
+        try:
+            await self._publish(record, contract_name, outcome.message_id, raw, trace)
+        except BaseException:
+            await self._idempotency.release(outcome)
+            raise
+        answer = {
+            "object": "return_event",
+            "id": outcome.message_id,
+            "return_id": return_id,
+            "type": f"{contract_name}.v1",
+        }
+        response = StoredResponse(
+            202, _json.encode(answer), {"Location": f"/v1/returns/{return_id}/timeline"}
+        )
+        await self._idempotency.complete(
+            outcome, response, resource=(self._settings.key("return-event", outcome.message_id), raw)
+        )
+        return Accepted(response, replayed=False)
+
+    # -- approvals ------------------------------------------------------------------------
+    async def approve(self, principal: Principal, return_id: str, body: bytes, trace: TraceContext) -> bytes:
+        """Record one approver's decision on a return waiting for people; answer what it means."""
+        state = await self._lifecycle.get(return_id) if len(return_id) <= 64 else None
+        if state is None or not self.may_decide(principal, state):
+            raise NotFound(f"no return '{return_id}' waits for this approver")
+        if state.partner == principal.partner:
+            raise PermissionDenied("segregation of duties: a partner never approves its own return")
+        if state.status not in WAITING:
+            raise StatusConflict(f"return {return_id} is {state.status}: nothing waits for approval")
+        if any(a["approver"]["id"] == principal.key_id for a in state.approvals):
+            raise StatusConflict(f"this approver already approved return {return_id}; another must")
+        submitted = decode_json(body)
+        fields = submitted if isinstance(submitted, dict) else {}
+        approval: dict[str, Any] = {
+            "return_id": return_id,
+            "decision": fields.get("decision"),
+            "approver": {"type": "user", "id": principal.key_id},
+            "approver_partner": principal.partner,
+            "decided_at": _now(),
+        }
+        for optional in ("comment", "rejection_reason"):
+            if optional in fields:
+                approval[optional] = fields[optional]
+        unknown = sorted(set(fields) - {"decision", "comment", "rejection_reason"})
+        violations = self._registry.require("approval", "v1").violations(approval)
+        violations += [Violation(f"/{name}", "is not a field of an approval") for name in unknown]
+        if not isinstance(submitted, dict):
+            violations = [Violation("", "expected an object with 'decision' (approve or reject)")]
+        if violations:
+            raise ContractViolation(f"{len(violations)} violation(s) of the approval", violations)
+        digest = hashlib.sha256(f"{principal.key_id}:{return_id}".encode()).hexdigest()[:32]
+        envelope = Envelope(
+            message_id=f"apr_{digest}",  # one decision per approver and return, however often sent
+            correlation_id=return_id,
+            contract="approval",
+            version="v1",
+            partner=state.partner,
+            occurred_at=dt.datetime.now(dt.UTC),
+            trace=trace,
+            payload=msgspec.Raw(_json.encode(approval)),
+        )
+        await self._publisher.publish(
+            envelope, _json.encode(envelope), headers=condition_headers(state.partner, {})
+        )
+        needed = 1 if state.status == "validation_failed" else max(1, state.approvers_needed)
+        given = len(state.approvals) + (1 if approval["decision"] == "approve" else 0)
+        return _json.encode(
+            {
+                "object": "approval",
+                "id": envelope.message_id,
+                "return_id": return_id,
+                "decision": approval["decision"],
+                "approvals_needed": needed,
+                "approvals_given": given,
+                "complete": approval["decision"] == "reject" or given >= needed,
+            }
+        )
+
+    async def _publish(
+        self, record: ReturnRecord, contract: str, message_id: str, payload: msgspec.Raw, trace: TraceContext
+    ) -> None:
+        envelope = Envelope(
+            message_id=message_id,
+            correlation_id=record.id,
+            contract=contract,
+            version="v1",
+            partner=record.partner,
+            occurred_at=dt.datetime.now(dt.UTC),
+            trace=trace,
+            payload=payload,
+        )
+        await self._publisher.publish(
+            envelope, _json.encode(envelope), headers=condition_headers(record.partner, {})
+        )
