@@ -1,0 +1,417 @@
+"""The orchestrator on the real broker and Redis: events published to the events exchange, the
+lifecycle's runtime consuming them, its commands and status events captured as they leave."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import msgspec
+import pytest
+import redis.asyncio as aioredis
+from aio_pika.abc import AbstractRobustConnection
+
+from connectors import ConnectorRuntime, Delivery, RuntimeContext
+from connectors._process import declare_topology
+from gateway.broker import events_exchange_name
+from gateway.envelope import Envelope, trace_context
+from gateway.lifecycle import LifecycleStore, Orchestrator
+from gateway.registry import ContractRegistry
+from gateway.routing import parse_routing_table
+from gateway.settings import Settings
+from tests.support.broker import CapturedQueue, capture, delete_routing_topology
+from tests.support.payloads import return_request
+from tests.support.waiting import wait_until
+
+TABLE = """
+connectors:
+  lifecycle:
+    use: gateway.lifecycle:Orchestrator
+    max_attempts: 3
+    retry_delays_ms: [200, 400]
+routes:
+"""
+TABLE += "".join(
+    f"  - {{id: r{i}, message: {m}, to: [lifecycle]}}\n"
+    for i, m in enumerate(sorted(Orchestrator.handles or ()))
+)
+_REGISTRY = ContractRegistry.from_folder(Path(__file__).resolve().parents[2] / "contracts")
+
+
+def example(contract: str, name: str) -> dict[str, Any]:
+    found = {e.name: e for e in _REGISTRY.require(contract, "v1").valid_examples}
+    return copy.deepcopy(found[name].payload)
+
+
+@dataclasses.dataclass
+class Lifecycle:
+    settings: Settings
+    channel: aio_pika.abc.AbstractChannel
+    store: LifecycleStore
+    out: CapturedQueue
+    runtime: ConnectorRuntime
+
+    async def publish(
+        self, message_type: str, payload: dict[str, Any], return_id: str, message_id: str | None = None
+    ) -> str:
+        """Publish one canonical event about ``return_id``, validated against its contract first."""
+        contract, _, version = message_type.rpartition(".")
+        assert _REGISTRY.require(contract, version).violations(payload) == [], payload
+        envelope = Envelope(
+            message_id=message_id or f"msg_{uuid.uuid4().hex}",
+            correlation_id=return_id,
+            contract=contract,
+            version=version,
+            partner="acme",
+            occurred_at=__import__("datetime").datetime.now(__import__("datetime").UTC),
+            trace=trace_context(None, None),
+            payload=msgspec.Raw(msgspec.json.encode(payload)),
+        )
+        exchange = await self.channel.get_exchange(events_exchange_name(self.settings))
+        await exchange.publish(
+            aio_pika.Message(msgspec.json.encode(envelope), delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=message_type,
+        )
+        return envelope.message_id
+
+    async def status(self, return_id: str) -> str | None:
+        state = await self.store.get(return_id)
+        return None if state is None else state.status
+
+    async def reaches(self, return_id: str, status: str) -> None:
+        async def there() -> bool:
+            return await self.status(return_id) == status
+
+        try:
+            await wait_until(there, within=15, what=f"{return_id} to be {status}")
+        except AssertionError:
+            timeline = [(e.action, e.to_status, e.detail) for e in await self.store.timeline(return_id)]
+            raise AssertionError(
+                f"{return_id} is {await self.status(return_id)}, not {status}: {timeline}"
+            ) from None
+
+    def emitted(self, message_type: str, return_id: str) -> list[dict[str, Any]]:
+        """Payloads of ``message_type`` the lifecycle published about ``return_id``."""
+        found = []
+        for message in self.out.messages:
+            envelope = msgspec.json.decode(message.body)
+            if message.routing_key == message_type and envelope["correlation_id"] == return_id:
+                found.append(envelope["payload"])
+        return found
+
+    async def one(self, message_type: str, return_id: str) -> dict[str, Any]:
+        """The one ``message_type`` the lifecycle published about ``return_id`` (waits for it)."""
+        await wait_until(
+            lambda: bool(self.emitted(message_type, return_id)), within=10, what=f"{message_type} out"
+        )
+        [payload] = self.emitted(message_type, return_id)
+        return payload
+
+    async def statuses(self, return_id: str) -> list[str]:
+        return [e.to_status for e in await self.store.timeline(return_id) if e.action == "status_changed"]
+
+
+@pytest.fixture
+async def lifecycle(
+    settings: Settings, redis: aioredis.Redis, amqp: AbstractRobustConnection
+) -> AsyncIterator[Lifecycle]:
+    table = parse_routing_table(TABLE)
+    await declare_topology(settings, table)
+    channel = await amqp.channel(publisher_confirms=True)
+    out = await capture(amqp, events_exchange_name(settings), settings.amqp_name("capture", "events"))
+    runtime = ConnectorRuntime(
+        Orchestrator("lifecycle"), settings=settings, spec=table.connectors["lifecycle"], redis=redis
+    )
+    await runtime.start()
+    try:
+        yield Lifecycle(settings, channel, LifecycleStore(redis, settings), out, runtime)
+    finally:
+        await runtime.stop()
+        await delete_routing_topology(amqp, settings, TABLE)
+
+
+def documents(return_id: str, *, shipped: float = 3, missing: bool = False) -> dict[str, Any]:
+    return {
+        "return_id": return_id,
+        "system": "netsuite",
+        "checked_at": "2024-02-20T09:00:00Z",
+        "documents": [
+            {
+                "kind": "invoice",
+                "number": "90031877",
+                "system_id": "9003",
+                "date": "2024-02-06",
+                "lines": [{"line_number": 1, "sku": "SSD-SAM-PM893-1T92", "quantity": shipped}],
+            },
+        ],
+        "missing": [{"kind": "order", "number": "4500118832"}] if missing else [],
+    }
+
+
+def authorization(decision: dict[str, Any]) -> dict[str, Any]:
+    """What the ERP answers a decision with: the RMA."""
+    return {
+        "return_id": decision["return_id"],
+        "external_id": decision["external_id"],
+        "decision": decision["decision"],
+        "rma_number": "RMA40007",
+        "decided_at": decision["decided_at"],
+        "decided_by": decision["decided_by"],
+        "expires_on": "2024-03-21",
+        "erp_documents": [
+            {
+                "system": "netsuite",
+                "document_type": "returnAuthorization",
+                "id": "40007",
+                "number": "RMA40007",
+            }
+        ],
+        "lines": [{k: v for k, v in line.items() if k != "rule"} for line in decision["lines"]],
+    }
+
+
+def receipt(return_id: str) -> dict[str, Any]:
+    payload = example("receipt", "ssd-received-into-quarantine")
+    payload["return_id"] = return_id
+    return payload
+
+
+def inspection(return_id: str) -> dict[str, Any]:
+    payload = example("inspection-result", "ssd-split-by-condition")  # defective, no fault, new
+    payload["return_id"] = return_id
+    return payload
+
+
+def tracking(return_id: str, status: str) -> dict[str, Any]:
+    return {
+        "event_id": f"trk_{uuid.uuid4().hex}",
+        "return_id": return_id,
+        "carrier": "UPS",
+        "tracking_code": "1Z999AA10123456784",
+        "status": status,
+        "occurred_at": "2024-02-21T08:00:00Z",
+    }
+
+
+def posted(draft: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **draft,
+        "document_status": "posted",
+        "credit_memo_number": "CM7001",
+        "posting_date": "2024-03-20",
+        "erp_documents": [
+            {"system": "netsuite", "document_type": "creditMemo", "id": "7001", "number": "CM7001"}
+        ],
+    }
+
+
+async def opened(lifecycle: Lifecycle, **changes: Any) -> str:
+    return_id = f"ret_{uuid.uuid4().hex}"
+    payload = return_request(**{"requested_date": "2024-02-20", **changes})
+    await lifecycle.publish("return-request.v1", payload, return_id)
+    await lifecycle.reaches(return_id, "requested")
+    return return_id
+
+
+async def authorized(lifecycle: Lifecycle) -> tuple[str, dict[str, Any]]:
+    return_id = await opened(lifecycle)
+    await lifecycle.publish("return-documents.v1", documents(return_id), return_id)
+    await lifecycle.reaches(return_id, "authorized")
+    decision = await lifecycle.one("return-decision.v1", return_id)
+    await lifecycle.publish("return-authorization.v1", authorization(decision), return_id)
+    await wait_until(lambda: _has_rma(lifecycle, return_id), within=10, what="the RMA to be recorded")
+    return return_id, decision
+
+
+async def _has_rma(lifecycle: Lifecycle, return_id: str) -> bool:
+    state = await lifecycle.store.get(return_id)
+    return state is not None and state.rma_number == "RMA40007"
+
+
+async def test_a_return_travels_the_whole_road_and_every_step_is_on_its_timeline(
+    lifecycle: Lifecycle,
+) -> None:
+    return_id, decision = await authorized(lifecycle)
+    assert decision["decision"] == "authorized"
+    assert decision["decided_by"] == {"type": "system", "id": "lifecycle"}
+    assert decision["rule"]["id"] == "auto-authorize"
+    assert decision["request"]["external_id"].startswith("RMA-")
+
+    await lifecycle.publish("tracking-event.v1", tracking(return_id, "pre_transit"), return_id)
+    await lifecycle.reaches(return_id, "label_issued")
+    await lifecycle.publish("tracking-event.v1", tracking(return_id, "in_transit"), return_id)
+    await lifecycle.reaches(return_id, "in_transit")
+    await lifecycle.publish("receipt.v1", receipt(return_id), return_id)
+    await lifecycle.reaches(return_id, "received")
+    await lifecycle.publish("inspection-result.v1", inspection(return_id), return_id)
+    await lifecycle.reaches(return_id, "dispositioned")
+    draft = await lifecycle.one("credit-memo.v1", return_id)
+    assert _REGISTRY.require("credit-memo", "v1").violations(draft) == []
+    assert draft["document_status"] == "draft" and draft["rma_number"] == "RMA40007"
+    assert draft["totals"]["total"] == {"amount": "579.00", "currency": "EUR"}  # no-fault unit not credited
+    await lifecycle.publish("credit-memo.v1", posted(draft), return_id)
+    await lifecycle.reaches(return_id, "closed")
+
+    assert await lifecycle.statuses(return_id) == [
+        "requested",
+        "validated",
+        "authorized",
+        "label_issued",
+        "in_transit",
+        "received",
+        "inspected",
+        "dispositioned",
+        "credited",
+        "closed",
+    ]
+    timeline = await lifecycle.store.timeline(return_id)
+    rules = {e.rule["id"] for e in timeline if e.rule}
+    assert {"auto-authorize", "vendor-pays-defects", "restock-no-fault", "restock-as-new"} <= rules
+    posted_documents = {(d["system"], d.get("number")) for e in timeline for d in e.documents}
+    assert {
+        ("netsuite", "RMA40007"),
+        ("netsuite", "CM7001"),
+        ("wms", "WR-HAM-240318-0007"),
+    } <= posted_documents
+    await wait_until(
+        lambda: len(lifecycle.emitted("return-status-changed.v1", return_id)) == 10, what="ten status events"
+    )
+    changes = lifecycle.emitted("return-status-changed.v1", return_id)
+    assert [c["to_status"] for c in changes] == await lifecycle.statuses(return_id)
+    for change in changes:
+        assert _REGISTRY.require("return-status-changed", "v1").violations(change) == []
+    assert {o.value for o in lifecycle.runtime.outcomes} == {"ack"}
+
+
+async def test_a_redelivered_event_changes_nothing(lifecycle: Lifecycle, redis: aioredis.Redis) -> None:
+    return_id, _ = await authorized(lifecycle)
+    message_id = await lifecycle.publish("receipt.v1", receipt(return_id), return_id)
+    await lifecycle.reaches(return_id, "received")
+    timeline = await lifecycle.store.timeline(return_id)
+
+    # The same message again, as the broker redelivers it, and past the runtime's own ledger:
+    await lifecycle.publish("receipt.v1", receipt(return_id), return_id, message_id=message_id)
+    orchestrator = Orchestrator("lifecycle")
+    orchestrator.attach(RuntimeContext(settings=lifecycle.settings, redis=redis))
+    again = msgspec.convert(
+        {
+            "message_id": message_id,
+            "correlation_id": return_id,
+            "contract": "receipt",
+            "version": "v1",
+            "partner": "acme",
+            "occurred_at": "2024-03-18T10:00:00Z",
+            "payload": receipt(return_id),
+        },
+        Delivery,
+    )
+    first = await orchestrator.handle(again)
+    second = await orchestrator.handle(again)
+    assert first == second  # the same commands, the same message ids: consumers deduplicate
+    await wait_until(lambda: lifecycle.runtime.outcomes.total() >= 5, within=10, what="the duplicate")
+    assert await lifecycle.store.timeline(return_id) == timeline
+    assert await lifecycle.statuses(return_id) == ["requested", "validated", "authorized", "received"]
+
+
+async def test_an_early_event_waits_and_a_late_one_is_only_noted(lifecycle: Lifecycle) -> None:
+    return_id, _ = await authorized(lifecycle)
+    await lifecycle.publish("inspection-result.v1", inspection(return_id), return_id)  # before the receipt
+    await wait_until(lambda: _parked(lifecycle, return_id), within=10, what="the inspection to wait")
+    assert await lifecycle.status(return_id) == "authorized"
+
+    await lifecycle.publish("tracking-event.v1", tracking(return_id, "delivered"), return_id)
+    await lifecycle.reaches(return_id, "dispositioned")  # received, then the waiting inspection
+    await lifecycle.publish("tracking-event.v1", tracking(return_id, "in_transit"), return_id)  # late scan
+    await wait_until(lambda: _late(lifecycle, return_id), within=10, what="the late scan to be noted")
+    assert await lifecycle.statuses(return_id) == [
+        "requested",
+        "validated",
+        "authorized",
+        "received",
+        "inspected",
+        "dispositioned",
+    ]
+
+
+async def _parked(lifecycle: Lifecycle, return_id: str) -> bool:
+    return any(e.action == "parked" for e in await lifecycle.store.timeline(return_id))
+
+
+async def _late(lifecycle: Lifecycle, return_id: str) -> bool:
+    return any(e.action == "late_event" for e in await lifecycle.store.timeline(return_id))
+
+
+async def test_an_event_on_a_rejected_return_is_refused_into_the_dead_letters(lifecycle: Lifecycle) -> None:
+    return_id = await opened(lifecycle, requested_date="2027-01-01")  # outside every window
+    await lifecycle.publish("return-documents.v1", documents(return_id), return_id)
+    await lifecycle.reaches(return_id, "rejected")
+    rejection = await lifecycle.one("return-authorization.v1", return_id)
+    assert rejection["decision"] == "rejected" and rejection["rejection_reason"] == "outside_return_window"
+    assert _REGISTRY.require("return-authorization", "v1").violations(rejection) == []
+
+    await lifecycle.publish("receipt.v1", receipt(return_id), return_id)
+    await wait_until(lambda: lifecycle.runtime.outcomes.get(_dead()) == 1, within=10, what="the refusal")
+    assert await lifecycle.status(return_id) == "rejected"
+
+
+def _dead() -> Any:
+    from connectors import Outcome
+
+    return Outcome.DEAD
+
+
+async def test_a_failed_posting_parks_the_return_and_the_replayed_posting_resumes_it(
+    lifecycle: Lifecycle,
+) -> None:
+    return_id, _ = await authorized(lifecycle)
+    await lifecycle.publish("receipt.v1", receipt(return_id), return_id)
+    await lifecycle.publish("inspection-result.v1", inspection(return_id), return_id)
+    await lifecycle.reaches(return_id, "dispositioned")
+    draft = await lifecycle.one("credit-memo.v1", return_id)
+    failure = {
+        "return_id": return_id,
+        "connector": "erp",
+        "message_id": "msg_credit.lifecycle.credit",
+        "message_type": "credit-memo.v1",
+        "error": "PermanentDeliveryFailure",
+        "detail": "NetSuite has no invoice 90031877 to credit",
+        "status_code": 400,
+        "attempts": 1,
+        "dead_lettered_at": "2024-03-20T10:00:00Z",
+    }
+    await lifecycle.publish("delivery-failed.v1", failure, return_id)
+    await lifecycle.reaches(return_id, "posting_failed")
+    state = await lifecycle.store.get(return_id)
+    assert state is not None and state.resume == "dispositioned"
+    [entry] = [e for e in await lifecycle.store.timeline(return_id) if e.to_status == "posting_failed"]
+    assert entry.dead_letter == {"connector": "erp", "message_id": "msg_credit.lifecycle.credit"}
+
+    await lifecycle.publish("credit-memo.v1", posted(draft), return_id)  # the replay got through
+    await lifecycle.reaches(return_id, "closed")
+    assert (await lifecycle.statuses(return_id))[-3:] == ["posting_failed", "credited", "closed"]
+
+
+async def test_a_request_that_cannot_be_checked_waits_in_the_approvals_queue(lifecycle: Lifecycle) -> None:
+    return_id = await opened(lifecycle)
+    await lifecycle.publish("return-documents.v1", documents(return_id, missing=True), return_id)
+    await lifecycle.reaches(return_id, "validation_failed")
+    assert return_id in [r for r, _ in await lifecycle.store.waiting()]
+    approval = {
+        "return_id": return_id,
+        "decision": "approve",
+        "approver": {"type": "user", "id": "key_ops"},
+        "approver_partner": "operations",
+        "decided_at": "2024-02-21T10:00:00Z",
+        "comment": "order is old",
+    }
+    await lifecycle.publish("approval.v1", approval, return_id)
+    await lifecycle.reaches(return_id, "authorized")
+    assert return_id not in [r for r, _ in await lifecycle.store.waiting()]
+    decision = await lifecycle.one("return-decision.v1", return_id)
+    assert decision["decided_by"] == {"type": "user", "id": "key_ops"}
+    assert decision["approvals"][0]["comment"] == "order is old"
