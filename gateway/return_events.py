@@ -104,7 +104,8 @@ class ReturnEvents:
         )
         if isinstance(outcome, StoredResponse):
             return Accepted(outcome, replayed=True)
-        raw = msgspec.Raw(_json.encode(payload))
+        encoded = _json.encode(payload)
+        raw = msgspec.Raw(encoded)
         try:
             await self._publish(record, contract_name, outcome.message_id, raw, trace)
         except BaseException:
@@ -120,7 +121,7 @@ class ReturnEvents:
             202, _json.encode(answer), {"Location": f"/v1/returns/{return_id}/timeline"}
         )
         await self._idempotency.complete(
-            outcome, response, resource=(self._settings.key("return-event", outcome.message_id), raw)
+            outcome, response, resource=(self._settings.key("return-event", outcome.message_id), encoded)
         )
         return Accepted(response, replayed=False)
 
@@ -128,10 +129,10 @@ class ReturnEvents:
     async def approve(self, principal: Principal, return_id: str, body: bytes, trace: TraceContext) -> bytes:
         """Record one approver's decision on a return waiting for people; answer what it means."""
         state = await self._lifecycle.get(return_id) if len(return_id) <= 64 else None
+        if state is not None and state.partner == principal.partner:
+            raise PermissionDenied("segregation of duties: a partner never approves its own return")
         if state is None or not self.may_decide(principal, state):
             raise NotFound(f"no return '{return_id}' waits for this approver")
-        if state.partner == principal.partner:
-            raise PermissionDenied("segregation of duties: a partner never approves its own return")
         if state.status not in WAITING:
             raise StatusConflict(f"return {return_id} is {state.status}: nothing waits for approval")
         if any(a["approver"]["id"] == principal.key_id for a in state.approvals):

@@ -69,6 +69,7 @@ def with_decision(authorization: dict[str, Any], decision: Mapping[str, Any]) ->
     authorization = dict(authorization)
     authorization["decision"] = decision["decision"]
     authorization["decided_by"] = decision["decided_by"]
+    authorization["decided_at"] = decision["decided_at"]
     if decision.get("rule"):
         authorization["rule"] = decision["rule"]
     authorization["lines"] = [{k: v for k, v in line.items() if k != "rule"} for line in decision["lines"]]
@@ -78,9 +79,10 @@ def with_decision(authorization: dict[str, Any], decision: Mapping[str, Any]) ->
 def posted_credit(
     draft: Mapping[str, Any], document: Mapping[str, str], *, posting_date: str | None
 ) -> dict[str, Any]:
-    """The ``credit-memo`` the ERP answers once it posted a draft: its number, date and record."""
+    """The ``credit-memo`` the ERP answers once it posted a draft: its number, date and record.
+    An ERP that does not say when it posted posted today (the contract needs the date)."""
     posted = {**draft, "document_status": "posted", "credit_memo_number": document["number"]}
     posted["erp_documents"] = [dict(document)]
-    if posting_date:
-        posted["posting_date"] = posting_date
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    posted["posting_date"] = posting_date or draft.get("posting_date") or today
     return posted

@@ -1,17 +1,20 @@
-"""The Business Central connector against the Business Central sandbox, over real HTTP: success,
-repeats (Business Central keeps no unique key, so the connector's look-before-create is the
-guard), throttling, server errors, malformed replies, timeouts, credentials and ETag conflicts.
-And the swap: NetSuite or Business Central, the canonical answer to a return is the same."""
+"""The Business Central connector against the Business Central sandbox, over real HTTP: a
+request is answered with the documents Business Central holds, a decision becomes the draft
+credit memo that is the RMA, a draft credit is posted and answered as posted; repeats
+(Business Central keeps no unique key, so the connector's look-before-create is the guard),
+throttling, server errors, malformed replies, timeouts, credentials and ETag conflicts.
+And the swap: NetSuite or Business Central, the canonical answer to a decision is the same."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
 
-from connectors import Connector
+from connectors import Connector, Delivery, Emitted
 from connectors.erp.business_central import document_key
 from connectors.sandboxes import Fault
 from connectors.sandboxes.business_central import API, COMPANY_ID, ENVIRONMENT, TENANT, BusinessCentralSandbox
@@ -19,7 +22,6 @@ from connectors.sandboxes.netsuite import NetSuiteSandbox
 from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
 from gateway.registry import ContractRegistry
 from gateway.settings import PROJECT_ROOT
-from tests.support.payloads import RETURN_REQUEST
 from tests.support.profiles import connector_on, delivery
 
 USE = "connectors.erp.business_central:BusinessCentralConnector"
@@ -27,20 +29,88 @@ OPTIONS = {"tenant": TENANT, "environment": ENVIRONMENT, "company_id": COMPANY_I
 COMPANY = f"{API}/companies({COMPANY_ID})"
 CREDITS = f"{COMPANY}/salesCreditMemos"
 CONTRACTS = ContractRegistry.from_folder(PROJECT_ROOT / "contracts")
+SSD = "SSD-SAM-PM893-1T92"
 
 
 def request(**changes: object) -> dict[str, Any]:
-    payload = copy.deepcopy(RETURN_REQUEST.valid_examples[0].payload)  # invoice 90031877, 3 SSDs
+    """The contract's first valid return request: order 4500118832, shipment 80071234,
+    invoice 90031877; lines 1 (2 SSDs) and 2 (1 SSD)."""
+    payload = copy.deepcopy(CONTRACTS.require("return-request", "v1").valid_examples[0].payload)
     payload.update(changes)
+    return payload  # type: ignore[no-any-return]
+
+
+def decision(
+    on: dict[str, Any] | None = None, authorized: dict[int, float] | None = None, **changes: Any
+) -> dict[str, Any]:
+    """A valid ``return-decision`` on ``on`` (the default request): every line in full, but for
+    the line numbers ``authorized`` gives a quantity (0 rejects the line). The decision follows:
+    authorized, partially authorized, or rejected when nothing is."""
+    on = on if on is not None else request()
+    cut = authorized or {}
+    lines = []
+    for line in on["lines"]:
+        quantity = cut.get(line["line_number"], line["quantity"])
+        decided = {
+            "line_number": line["line_number"],
+            "sku": line["sku"],
+            "requested_quantity": line["quantity"],
+            "authorized_quantity": quantity,
+            "unit_of_measure": line["unit_of_measure"],
+        }
+        if quantity < line["quantity"]:
+            decided["rejection_reason"] = "exceeds_returnable_quantity"
+            decided["rule"] = {"id": "returnable-quantity", "version": "3"}
+        lines.append(decided)
+    if all(line["authorized_quantity"] == 0 for line in lines):
+        outcome = "rejected"
+    elif any(line["authorized_quantity"] < line["requested_quantity"] for line in lines):
+        outcome = "partially_authorized"
+    else:
+        outcome = "authorized"
+    payload: dict[str, Any] = {
+        "return_id": f"ret_{uuid.uuid4().hex}",
+        "external_id": on["external_id"],
+        "decision": outcome,
+        "decided_at": "2024-03-11T09:42:18Z",
+        "decided_by": {"type": "system", "id": "lifecycle"},
+        "rule": {"id": "auto-authorize", "version": "2026-12-01"},
+        "lines": lines,
+        "request": on,
+    }
+    if outcome == "rejected":
+        payload["rejection_reason"] = "exceeds_returnable_quantity"
+    payload.update(changes)
+    assert CONTRACTS.require("return-decision", "v1").violations(payload) == []
     return payload
 
 
+def decided(payload: dict[str, Any] | None = None) -> Delivery:
+    """A ``return-decision`` delivery about its own return (correlation id = return id)."""
+    payload = payload if payload is not None else decision()
+    return delivery("return-decision.v1", payload, correlation_id=payload["return_id"])
+
+
 def credit_for(return_id: str, *, quantity: int = 3) -> dict[str, Any]:
+    """A valid draft ``credit-memo`` for the return: one SSD line, invoice 90031877."""
     payload = copy.deepcopy(CONTRACTS.require("credit-memo", "v1").valid_examples[1].payload)
+    for posted_only in ("credit_memo_number", "erp_documents"):
+        del payload[posted_only]
+    payload["document_status"] = "draft"
     payload["return_id"] = return_id
     payload["invoice_reference"] = {"number": "90031877"}
     payload["lines"] = [{**payload["lines"][0], "quantity": quantity}]
+    assert CONTRACTS.require("credit-memo", "v1").violations(payload) == []
     return payload  # type: ignore[no-any-return]
+
+
+def only(emitted: Sequence[Emitted] | None, message_type: str) -> Emitted:
+    """The one event emitted, of ``message_type`` and valid against its contract."""
+    assert emitted is not None
+    [event] = emitted
+    assert event.message_type == message_type
+    assert CONTRACTS.require(event.contract, event.version).violations(event.payload) == []
+    return event
 
 
 def creates(sandbox: BusinessCentralSandbox, path: str = CREDITS) -> int:
@@ -58,25 +128,96 @@ async def bc(sandbox: BusinessCentralSandbox) -> AsyncIterator[Connector]:
         yield connector
 
 
-async def test_a_request_becomes_one_draft_credit_memo_and_a_canonical_answer(
+# -- return-request: the documents Business Central holds ------------------------------------
+
+
+async def test_a_request_is_answered_with_the_documents_business_central_holds(
     bc: Connector, sandbox: BusinessCentralSandbox
 ) -> None:
     message = delivery("return-request.v1", request())
-    emitted = await bc.handle(message)
+    event = only(await bc.handle(message), "return-documents.v1")
+
+    assert event.message_id == f"{message.message_id}.erp.documents"
+    payload = event.payload
+    assert payload["return_id"] == message.correlation_id and payload["system"] == "business_central"
+    assert payload["missing"] == []
+    documents = {document["kind"]: document for document in payload["documents"]}
+    assert {kind: (d["number"], d["system_id"]) for kind, d in documents.items()} == {
+        "order": ("4500118832", "5d0c8f3e-1a2b-4c3d-8e4f-500000118832"),
+        "invoice": ("90031877", "5d0c8f3e-1a2b-4c3d-8e4f-500000031877"),
+        "shipment": ("80071234", "5d0c8f3e-1a2b-4c3d-8e4f-500000071234"),
+    }
+    assert {kind: d["date"] for kind, d in documents.items()} == {
+        "order": "2024-02-02", "invoice": "2024-02-06", "shipment": "2024-02-05",
+    }  # fmt: skip
+    invoice = documents["invoice"]
+    assert invoice["customer"] == "C100234" and invoice["currency"] == "EUR"
+    assert {line["sku"]: line["quantity"] for line in invoice["lines"]} == {
+        SSD: 6, "PSU-MW-RSP-500-24": 4, "CBL-CAT6A-SFTP-5M": 50,
+    }  # fmt: skip
+    assert all(seen.method == "GET" for seen in sandbox.state.requests_to("GET", API))
+    assert sandbox.state.requests_to("POST", API) == []  # read only: no credit memo
+    assert sandbox.state.count("salesCreditMemos") == 0
+
+
+async def test_unknown_references_are_listed_as_missing(
+    bc: Connector, sandbox: BusinessCentralSandbox
+) -> None:
+    references = {"order": {"number": "4500118832"}, "invoice": {"number": "99999999"}}
+    message = delivery("return-request.v1", request(references=references))
+    event = only(await bc.handle(message), "return-documents.v1")
+
+    assert event.payload["missing"] == [{"kind": "invoice", "number": "99999999"}]
+    assert [(d["kind"], d["number"]) for d in event.payload["documents"]] == [("order", "4500118832")]
+    assert sandbox.state.count("salesCreditMemos") == 0
+
+
+async def test_no_known_reference_is_still_an_answer_not_a_failure(bc: Connector) -> None:
+    references = {"invoice": {"number": "99999999"}, "shipment": {"number": "80079999"}}
+    message = delivery("return-request.v1", request(references=references))
+    event = only(await bc.handle(message), "return-documents.v1")
+
+    assert event.payload["documents"] == []
+    assert event.payload["missing"] == [
+        {"kind": "invoice", "number": "99999999"},
+        {"kind": "shipment", "number": "80079999"},
+    ]
+
+
+async def test_a_request_for_more_than_was_invoiced_is_not_judged_here(
+    bc: Connector, sandbox: BusinessCentralSandbox
+) -> None:
+    """Quantities are the lifecycle's to check: the connector reads and answers, creates nothing."""
+    payload = request()
+    payload["lines"][0]["quantity"] = 40
+    event = only(await bc.handle(delivery("return-request.v1", payload)), "return-documents.v1")
+    assert len(event.payload["documents"]) == 3
+    assert sandbox.state.requests_to("POST", API) == []
+    assert sandbox.state.count("salesCreditMemos") == 0
+
+
+# -- return-decision: the draft credit memo that is the RMA -----------------------------------
+
+
+async def test_an_authorized_decision_becomes_one_draft_credit_memo_and_a_canonical_answer(
+    bc: Connector, sandbox: BusinessCentralSandbox
+) -> None:
+    payload = decision()
+    message = decided(payload)
+    event = only(await bc.handle(message), "return-authorization.v1")
 
     [memo] = sandbox.state.all("salesCreditMemos")
-    assert memo["externalDocumentNumber"] == document_key(message.correlation_id)
+    assert memo["externalDocumentNumber"] == document_key(payload["return_id"])
     assert len(memo["externalDocumentNumber"]) == 35
     assert memo["customerNumber"] == "C100234" and memo["invoiceNumber"] == "90031877"
     assert memo["status"] == "Draft"
     assert [line["quantity"] for line in memo["salesCreditMemoLines"]] == [2, 1]
-    assert emitted is not None
-    [event] = emitted
-    assert event.message_type == "return-authorization.v1"
     assert event.message_id == f"{message.message_id}.erp.rma"
     assert event.payload["rma_number"] == memo["number"]
-    assert event.payload["return_id"] == message.correlation_id
+    assert event.payload["return_id"] == payload["return_id"]
+    assert event.payload["external_id"] == payload["external_id"]
     assert event.payload["return_site"] == "DC-HAM"
+    assert event.payload["expires_on"] == "2024-04-10"  # requested 2024-03-11, 30 days to receive
     assert event.payload["erp_documents"] == [
         {
             "system": "business_central",
@@ -85,20 +226,52 @@ async def test_a_request_becomes_one_draft_credit_memo_and_a_canonical_answer(
             "number": memo["number"],
         }
     ]
+    assert event.payload["decision"] == "authorized"
+    assert event.payload["decided_by"] == payload["decided_by"]
+    assert event.payload["rule"] == payload["rule"]
+    assert event.payload["lines"] == payload["lines"]
+
+
+async def test_a_partial_decision_creates_the_rma_for_the_authorized_quantities_only(
+    bc: Connector, sandbox: BusinessCentralSandbox
+) -> None:
+    payload = decision(authorized={1: 1, 2: 0}, rule={"id": "returnable-quantity", "version": "3"})
+    event = only(await bc.handle(decided(payload)), "return-authorization.v1")
+
+    [memo] = sandbox.state.all("salesCreditMemos")
+    assert [(line["lineObjectNumber"], line["quantity"]) for line in memo["salesCreditMemoLines"]] == [
+        (SSD, 1)  # line 2 left out
+    ]
+    assert event.payload["decision"] == "partially_authorized"
+    assert event.payload["rule"] == {"id": "returnable-quantity", "version": "3"}
+    assert event.payload["rma_number"] == memo["number"]
+    assert [
+        (line["line_number"], line["requested_quantity"], line["authorized_quantity"])
+        for line in event.payload["lines"]
+    ] == [(1, 2, 1), (2, 1, 0)]
+    assert event.payload["lines"][1]["rejection_reason"] == "exceeds_returnable_quantity"
+    assert all("rule" not in line for line in event.payload["lines"])  # not in return-authorization
+
+
+async def test_a_rejected_decision_makes_no_call(bc: Connector, sandbox: BusinessCentralSandbox) -> None:
+    payload = decision(authorized={1: 0, 2: 0})
+    assert payload["decision"] == "rejected"
+    assert await bc.handle(decided(payload)) is None
+    assert sandbox.state.requests == []  # not even a token
+    assert sandbox.state.count("salesCreditMemos") == 0
 
 
 async def test_a_repeat_finds_the_first_document_and_creates_none(
     bc: Connector, sandbox: BusinessCentralSandbox
 ) -> None:
-    message = delivery("return-request.v1", request())
-    first = await bc.handle(message)
-    again = await bc.handle(message)
+    message = decided()
+    first = only(await bc.handle(message), "return-authorization.v1")
+    again = only(await bc.handle(message), "return-authorization.v1")
 
     assert sandbox.state.count("salesCreditMemos") == 1
     assert creates(sandbox) == 1  # the repeat looked it up by externalDocumentNumber and stopped
-    assert first is not None and again is not None
-    assert first[0].payload == again[0].payload
-    assert first[0].message_id == again[0].message_id
+    assert first.payload == again.payload
+    assert first.message_id == again.message_id
 
 
 async def test_business_central_itself_would_take_a_duplicate(sandbox: BusinessCentralSandbox) -> None:
@@ -110,40 +283,24 @@ async def test_business_central_itself_would_take_a_duplicate(sandbox: BusinessC
     assert sandbox.state.count("salesCreditMemos") == 2
 
 
-async def test_more_than_was_invoiced_is_refused_before_anything_is_posted(
-    bc: Connector, sandbox: BusinessCentralSandbox
-) -> None:
-    payload = request()
-    payload["lines"][0]["quantity"] = 40
-    with pytest.raises(PermanentDeliveryFailure, match="41 returned, 6 on invoice 90031877") as caught:
-        await bc.handle(delivery("return-request.v1", payload))
-    assert caught.value.code == "QUANTITY_ABOVE_DOCUMENT"
-    assert sandbox.state.count("salesCreditMemos") == 0
-
-
-async def test_an_unknown_invoice_is_a_permanent_failure(bc: Connector) -> None:
-    payload = request(references={"invoice": {"number": "99999999"}})
-    with pytest.raises(PermanentDeliveryFailure, match="Business Central has no invoice 99999999"):
-        await bc.handle(delivery("return-request.v1", payload))
-
-
 async def test_throttling_is_retryable_after_the_wait_business_central_names(
     bc: Connector, sandbox: BusinessCentralSandbox
 ) -> None:
     sandbox.state.faults.append(Fault(status=429, retry_after="12", method="POST", path=CREDITS))
     with pytest.raises(RetryableDeliveryFailure, match="Application_TooManyRequests") as caught:
-        await bc.handle(delivery("return-request.v1", request()))
+        await bc.handle(decided())
     assert caught.value.status_code == 429 and caught.value.retry_after == 12
+    assert sandbox.state.count("salesCreditMemos") == 0
 
 
 async def test_a_server_error_is_retryable_and_the_retry_creates_once(
     bc: Connector, sandbox: BusinessCentralSandbox
 ) -> None:
-    message = delivery("return-request.v1", request())
+    message = decided()
     sandbox.state.faults.append(Fault(status=503, method="POST", path=CREDITS))
     with pytest.raises(RetryableDeliveryFailure, match="answered 503"):
         await bc.handle(message)
-    await bc.handle(message)
+    only(await bc.handle(message), "return-authorization.v1")
     assert sandbox.state.count("salesCreditMemos") == 1
 
 
@@ -151,12 +308,20 @@ async def test_a_malformed_reply_is_retryable_and_the_retry_finds_the_document(
     bc: Connector, sandbox: BusinessCentralSandbox
 ) -> None:
     sandbox.state.faults.append(Fault(status=None, malformed=True, method="POST", path=CREDITS))
-    message = delivery("return-request.v1", request())
+    message = decided()
     with pytest.raises(RetryableDeliveryFailure, match="not JSON"):
         await bc.handle(message)
-    emitted = await bc.handle(message)  # the first POST did create it: the lookup finds it
-    assert emitted is not None and sandbox.state.count("salesCreditMemos") == 1
-    assert emitted[0].payload["rma_number"] == sandbox.state.all("salesCreditMemos")[0]["number"]
+    event = only(await bc.handle(message), "return-authorization.v1")  # the first POST did create it
+    assert sandbox.state.count("salesCreditMemos") == 1
+    assert event.payload["rma_number"] == sandbox.state.all("salesCreditMemos")[0]["number"]
+
+
+async def test_a_malformed_lookup_reply_is_retryable(bc: Connector, sandbox: BusinessCentralSandbox) -> None:
+    sandbox.state.faults.append(
+        Fault(status=None, malformed=True, method="GET", path=f"{COMPANY}/salesInvoices")
+    )
+    with pytest.raises(RetryableDeliveryFailure, match="not JSON"):
+        await bc.handle(delivery("return-request.v1", request()))
 
 
 async def test_a_timeout_is_retryable(sandbox: BusinessCentralSandbox) -> None:
@@ -167,9 +332,9 @@ async def test_a_timeout_is_retryable(sandbox: BusinessCentralSandbox) -> None:
 
 
 async def test_a_revoked_token_is_renewed_once(bc: Connector, sandbox: BusinessCentralSandbox) -> None:
-    await bc.handle(delivery("return-request.v1", request()))
+    only(await bc.handle(decided()), "return-authorization.v1")
     sandbox.revoke_tokens()
-    await bc.handle(delivery("return-request.v1", request()))
+    only(await bc.handle(decided()), "return-authorization.v1")
     assert sandbox.state.count("salesCreditMemos") == 2
     assert len(sandbox.state.requests_to("POST", BusinessCentralSandbox.token_path or "")) == 2
 
@@ -179,42 +344,81 @@ async def test_wrong_credentials_are_a_permanent_failure(sandbox: BusinessCentra
     async with connector_on(sandbox, USE, name="erp", options=OPTIONS) as bc:
         with pytest.raises(PermanentDeliveryFailure, match="answered 401"):
             await bc.handle(delivery("return-request.v1", request()))
+        with pytest.raises(PermanentDeliveryFailure, match="answered 401"):
+            await bc.handle(decided())
     assert sandbox.state.count("salesCreditMemos") == 0
 
 
-async def test_the_credit_posts_the_returns_draft_once(
+# -- credit-memo: posted, and answered as posted -------------------------------------------
+
+
+async def test_the_credit_posts_the_returns_draft_once_and_answers_it_as_posted(
     bc: Connector, sandbox: BusinessCentralSandbox
 ) -> None:
-    authorized = delivery("return-request.v1", request())
+    authorized = decided()
     await bc.handle(authorized)
-    credit = delivery("credit-memo.v1", credit_for(authorized.correlation_id, quantity=2))
-    await bc.handle(credit)
-    await bc.handle(credit)
+    draft = credit_for(authorized.correlation_id, quantity=2)
+    credit = delivery("credit-memo.v1", draft)
+    first = only(await bc.handle(credit), "credit-memo.v1")
+    again = only(await bc.handle(credit), "credit-memo.v1")
 
     [memo] = sandbox.state.all("salesCreditMemos")  # the RMA's draft became the credit: no second memo
     assert memo["status"] == "Open" and memo["postingDate"] == "2024-03-20"
     assert [(line["lineObjectNumber"], line["quantity"]) for line in memo["salesCreditMemoLines"]] == [
-        ("SSD-SAM-PM893-1T92", 2)
+        (SSD, 2)
     ]
     posts = sandbox.state.requests_to("POST", f"{CREDITS}({memo['id']})/Microsoft.NAV.post")
-    assert len(posts) == 1
+    assert len(posts) == 1 and all(seen.status == 0 for seen in posts)
+    assert first.message_id == again.message_id == f"{credit.message_id}.erp.posted"
+    assert first.payload == again.payload
+    posted = first.payload
+    assert posted["document_status"] == "posted"
+    assert posted["credit_memo_number"] == memo["number"]
+    assert posted["posting_date"] == "2024-03-20"
+    assert posted["erp_documents"] == [
+        {"system": "business_central", "document_type": "salesCreditMemo", "id": memo["id"],
+         "number": memo["number"]},
+    ]  # fmt: skip
+    unchanged = {"credit_memo_number", "document_status", "erp_documents", "posting_date"}
+    assert {k: v for k, v in posted.items() if k not in unchanged} == {
+        k: v for k, v in draft.items() if k not in unchanged
+    }
 
 
 async def test_a_credit_without_a_draft_creates_and_posts_one(
     bc: Connector, sandbox: BusinessCentralSandbox
 ) -> None:
     credit = delivery("credit-memo.v1", credit_for("ret_" + "ab" * 16))
-    await bc.handle(credit)
-    await bc.handle(credit)
+    first = only(await bc.handle(credit), "credit-memo.v1")
+    only(await bc.handle(credit), "credit-memo.v1")
     [memo] = sandbox.state.all("salesCreditMemos")
     assert memo["status"] == "Open" and memo["externalDocumentNumber"] == "RGW" + "ab" * 16
     assert creates(sandbox) == 1
+    assert first.payload["credit_memo_number"] == memo["number"]
+
+
+async def test_a_draft_without_a_posting_date_is_answered_with_the_date_business_central_posted(
+    bc: Connector, sandbox: BusinessCentralSandbox
+) -> None:
+    draft = credit_for("ret_" + "cd" * 16)
+    del draft["posting_date"]
+    event = only(await bc.handle(delivery("credit-memo.v1", draft)), "credit-memo.v1")
+    [memo] = sandbox.state.all("salesCreditMemos")
+    assert memo["status"] == "Open" and event.payload["posting_date"] == memo["postingDate"]
+
+
+async def test_a_posted_credit_is_ignored(bc: Connector, sandbox: BusinessCentralSandbox) -> None:
+    posted = copy.deepcopy(CONTRACTS.require("credit-memo", "v1").valid_examples[1].payload)
+    assert posted["document_status"] == "posted"
+    assert await bc.handle(delivery("credit-memo.v1", posted)) is None
+    assert sandbox.state.requests == []
+    assert sandbox.state.count("salesCreditMemos") == 0
 
 
 async def test_a_draft_changed_meanwhile_is_read_again_and_posted_once(
     bc: Connector, sandbox: BusinessCentralSandbox
 ) -> None:
-    authorized = delivery("return-request.v1", request())
+    authorized = decided()
     await bc.handle(authorized)
     [memo] = sandbox.state.all("salesCreditMemos")
     # A user edits the draft between our read and our post: the etag we post under is stale once.
@@ -230,11 +434,13 @@ async def test_a_draft_changed_meanwhile_is_read_again_and_posted_once(
         return original(req, record, required)
 
     sandbox._stale = edited_once  # type: ignore[method-assign]
-    await bc.handle(delivery("credit-memo.v1", credit_for(authorized.correlation_id)))
+    credit = delivery("credit-memo.v1", credit_for(authorized.correlation_id))
+    event = only(await bc.handle(credit), "credit-memo.v1")
 
     assert refused == [412]  # the first post was refused as stale; the connector read again and posted
     assert len(sandbox.state.requests_to("POST", f"{CREDITS}({memo['id']})/Microsoft.NAV.post")) == 2
     assert memo["status"] == "Open" and sandbox.state.count("salesCreditMemos") == 1
+    assert event.payload["credit_memo_number"] == memo["number"]
 
 
 async def test_a_stale_etag_is_refused_with_412(sandbox: BusinessCentralSandbox) -> None:
@@ -260,14 +466,14 @@ async def test_a_supplier_claim_is_one_draft_purchase_credit_memo(
     assert memo["vendorNumber"] == "V20018" and memo["vendorCreditMemoNumber"] == "VRA-2024-00318"
     assert memo["status"] == "Draft"
     [line] = memo["purchaseCreditMemoLines"]
-    assert line["lineObjectNumber"] == "SSD-SAM-PM893-1T92" and line["directUnitCost"] == 214.0
+    assert line["lineObjectNumber"] == SSD and line["directUnitCost"] == 214.0
 
 
 async def test_lookup_reads_invoice_order_and_shipment_as_erp_documents(bc: Connector) -> None:
     invoice = await bc.lookup("invoice", "90031877")  # type: ignore[attr-defined]
     assert invoice["kind"] == "invoice" and invoice["date"] == "2024-02-06"
     assert {line["sku"]: line["quantity"] for line in invoice["lines"]} == {
-        "SSD-SAM-PM893-1T92": 6, "PSU-MW-RSP-500-24": 4, "CBL-CAT6A-SFTP-5M": 50,
+        SSD: 6, "PSU-MW-RSP-500-24": 4, "CBL-CAT6A-SFTP-5M": 50,
     }  # fmt: skip
     assert {line["sku"]: line["unit_price"] for line in invoice["lines"]}["CBL-CAT6A-SFTP-5M"] == "7.9"
     order = await bc.lookup("order", "4500118832")  # type: ignore[attr-defined]
@@ -277,28 +483,23 @@ async def test_lookup_reads_invoice_order_and_shipment_as_erp_documents(bc: Conn
 
 
 async def test_netsuite_or_business_central_the_canonical_answer_is_the_same() -> None:
-    """The swap: one return request, either ERP configured, the same return-authorization but
-    for the ERP's own document number and id."""
-    message = delivery("return-request.v1", request())
+    """The swap: one decision, either ERP configured, the same return-authorization but for the
+    ERP's own document number and id (and when the ERP recorded it)."""
+    payload = decision(authorized={2: 0})
+    message = decided(payload)
     answers = {}
     for sandbox, use, options in (
         (NetSuiteSandbox(), "connectors.erp.netsuite:NetSuiteConnector", {"return_site": "DC-HAM"}),
         (BusinessCentralSandbox(), USE, OPTIONS),
     ):
         async with connector_on(sandbox, use, name="erp", options=options) as connector:
-            emitted = await connector.handle(message)
-        assert emitted is not None
-        [event] = emitted
-        contract = CONTRACTS.require(event.contract, event.version)
-        assert contract.violations(event.payload) == []
-        answers[use] = event
+            answers[use] = only(await connector.handle(message), "return-authorization.v1")
 
     netsuite, business_central = answers.values()
-    assert netsuite.message_type == business_central.message_type == "return-authorization.v1"
     assert netsuite.message_id == business_central.message_id
-    system_specific = {"rma_number", "erp_documents", "decided_at", "decided_by"}
+    system_specific = {"rma_number", "erp_documents"}
     same = {k: v for k, v in netsuite.payload.items() if k not in system_specific}
     assert same == {k: v for k, v in business_central.payload.items() if k not in system_specific}
-    assert same["return_id"] == message.correlation_id and same["lines"] == netsuite.payload["lines"]
+    assert same["return_id"] == payload["return_id"] and same["decision"] == "partially_authorized"
+    assert same["decided_by"] == payload["decided_by"] and same["rule"] == payload["rule"]
     assert netsuite.payload.keys() == business_central.payload.keys()
-    assert netsuite.payload["decided_by"]["id"] == business_central.payload["decided_by"]["id"] == "erp"

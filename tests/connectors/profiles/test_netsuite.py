@@ -1,28 +1,115 @@
-"""The NetSuite connector against the NetSuite sandbox, over real HTTP: success, duplicates,
-throttling, server errors, malformed replies and credentials, each read the way NetSuite means it."""
+"""The NetSuite connector against the NetSuite sandbox, over real HTTP: a request is answered
+with the documents NetSuite holds, a decision becomes the return authorization, a draft credit
+is posted and answered as posted; duplicates, throttling, server errors, malformed replies and
+credentials, each read the way NetSuite means it."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 
-from connectors import Connector
+from connectors import Connector, Delivery, Emitted
 from connectors.sandboxes import Fault
 from connectors.sandboxes.netsuite import NetSuiteSandbox
 from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
-from tests.support.payloads import RETURN_REQUEST
+from gateway.registry import ContractRegistry
+from gateway.settings import PROJECT_ROOT
 from tests.support.profiles import connector_on, delivery
 
 USE = "connectors.erp.netsuite:NetSuiteConnector"
-RA = "/services/rest/record/v1/returnAuthorization"
+RECORDS = "/services/rest/record/v1"
+RA = f"{RECORDS}/returnAuthorization"
+CONTRACTS = ContractRegistry.from_folder(PROJECT_ROOT / "contracts")
+SSD = "SSD-SAM-PM893-1T92"
 
 
-def request(**changes: object) -> dict[str, object]:
-    payload = copy.deepcopy(RETURN_REQUEST.valid_examples[0].payload)  # invoice 90031877, 3 SSDs
+def request(**changes: object) -> dict[str, Any]:
+    """The contract's first valid return request: order 4500118832, shipment 80071234,
+    invoice 90031877; lines 1 (2 SSDs) and 2 (1 SSD)."""
+    payload = copy.deepcopy(CONTRACTS.require("return-request", "v1").valid_examples[0].payload)
     payload.update(changes)
+    return payload  # type: ignore[no-any-return]
+
+
+def decision(
+    on: dict[str, Any] | None = None, authorized: dict[int, float] | None = None, **changes: Any
+) -> dict[str, Any]:
+    """A valid ``return-decision`` on ``on`` (the default request): every line in full, but for
+    the line numbers ``authorized`` gives a quantity (0 rejects the line). The decision follows:
+    authorized, partially authorized, or rejected when nothing is."""
+    on = on if on is not None else request()
+    cut = authorized or {}
+    lines = []
+    for line in on["lines"]:
+        quantity = cut.get(line["line_number"], line["quantity"])
+        decided = {
+            "line_number": line["line_number"],
+            "sku": line["sku"],
+            "requested_quantity": line["quantity"],
+            "authorized_quantity": quantity,
+            "unit_of_measure": line["unit_of_measure"],
+        }
+        if quantity < line["quantity"]:
+            decided["rejection_reason"] = "exceeds_returnable_quantity"
+            decided["rule"] = {"id": "returnable-quantity", "version": "3"}
+        lines.append(decided)
+    if all(line["authorized_quantity"] == 0 for line in lines):
+        outcome = "rejected"
+    elif any(line["authorized_quantity"] < line["requested_quantity"] for line in lines):
+        outcome = "partially_authorized"
+    else:
+        outcome = "authorized"
+    payload: dict[str, Any] = {
+        "return_id": f"ret_{uuid.uuid4().hex}",
+        "external_id": on["external_id"],
+        "decision": outcome,
+        "decided_at": "2024-03-11T09:42:18Z",
+        "decided_by": {"type": "system", "id": "lifecycle"},
+        "rule": {"id": "auto-authorize", "version": "2026-12-01"},
+        "lines": lines,
+        "request": on,
+    }
+    if outcome == "rejected":
+        payload["rejection_reason"] = "exceeds_returnable_quantity"
+    payload.update(changes)
+    assert CONTRACTS.require("return-decision", "v1").violations(payload) == []
     return payload
+
+
+def decided(payload: dict[str, Any] | None = None) -> Delivery:
+    """A ``return-decision`` delivery about its own return (correlation id = return id)."""
+    payload = payload if payload is not None else decision()
+    return delivery("return-decision.v1", payload, correlation_id=payload["return_id"])
+
+
+def draft_credit(**changes: Any) -> dict[str, Any]:
+    """A valid draft ``credit-memo`` against invoice 90031877."""
+    payload = copy.deepcopy(CONTRACTS.require("credit-memo", "v1").valid_examples[0].payload)
+    payload["invoice_reference"] = {"number": "90031877"}
+    payload["posting_date"] = "2024-03-20"
+    payload.update(changes)
+    assert payload["document_status"] == "draft"
+    assert CONTRACTS.require("credit-memo", "v1").violations(payload) == []
+    return payload  # type: ignore[no-any-return]
+
+
+def only(emitted: Sequence[Emitted] | None, message_type: str) -> Emitted:
+    """The one event emitted, of ``message_type`` and valid against its contract."""
+    assert emitted is not None
+    [event] = emitted
+    assert event.message_type == message_type
+    assert CONTRACTS.require(event.contract, event.version).violations(event.payload) == []
+    return event
+
+
+def calls(sandbox: NetSuiteSandbox) -> list[tuple[str, str]]:
+    """Every request NetSuite saw but for tokens."""
+    return [(s.method, s.path) for s in sandbox.state.requests if s.path != NetSuiteSandbox.token_path]
 
 
 @pytest.fixture
@@ -36,101 +123,196 @@ async def netsuite(sandbox: NetSuiteSandbox) -> AsyncIterator[Connector]:
         yield connector
 
 
-async def test_a_request_becomes_one_return_authorization_and_a_canonical_answer(
+# -- return-request: the documents NetSuite holds --------------------------------------------
+
+
+async def test_a_request_is_answered_with_the_documents_netsuite_holds(
     netsuite: Connector, sandbox: NetSuiteSandbox
 ) -> None:
     message = delivery("return-request.v1", request())
-    emitted = await netsuite.handle(message)
+    event = only(await netsuite.handle(message), "return-documents.v1")
+
+    assert event.message_id == f"{message.message_id}.erp.documents"
+    payload = event.payload
+    assert payload["return_id"] == message.correlation_id and payload["system"] == "netsuite"
+    assert payload["missing"] == []
+    documents = {document["kind"]: document for document in payload["documents"]}
+    assert {kind: (d["number"], d["system_id"]) for kind, d in documents.items()} == {
+        "order": ("4500118832", "9001"),
+        "invoice": ("90031877", "9003"),
+        "shipment": ("80071234", "9002"),
+    }
+    invoice = documents["invoice"]
+    assert invoice["date"] == "2024-02-06" and invoice["customer"] == "C100234"
+    assert invoice["currency"] == "EUR"
+    assert {line["sku"]: line["quantity"] for line in invoice["lines"]} == {
+        SSD: 6, "PSU-MW-RSP-500-24": 4, "CBL-CAT6A-SFTP-5M": 50,
+    }  # fmt: skip
+    assert [line["line_number"] for line in invoice["lines"]] == [10, 20, 30]
+    assert all(method == "GET" for method, _ in calls(sandbox))  # read only: no RMA
+    assert sandbox.state.count("returnAuthorization") == 0
+
+
+async def test_unknown_references_are_listed_as_missing(
+    netsuite: Connector, sandbox: NetSuiteSandbox
+) -> None:
+    references = {"invoice": {"number": "99999999"}, "shipment": {"number": "80071234"}}
+    message = delivery("return-request.v1", request(references=references))
+    event = only(await netsuite.handle(message), "return-documents.v1")
+
+    assert event.payload["missing"] == [{"kind": "invoice", "number": "99999999"}]
+    assert [(d["kind"], d["number"]) for d in event.payload["documents"]] == [("shipment", "80071234")]
+    assert sandbox.state.count("returnAuthorization") == 0
+
+
+async def test_no_known_reference_is_still_an_answer_not_a_failure(netsuite: Connector) -> None:
+    references = {"order": {"number": "SO-404"}, "invoice": {"number": "99999999"}}
+    message = delivery("return-request.v1", request(references=references))
+    event = only(await netsuite.handle(message), "return-documents.v1")
+
+    assert event.payload["documents"] == []
+    assert event.payload["missing"] == [
+        {"kind": "order", "number": "SO-404"},
+        {"kind": "invoice", "number": "99999999"},
+    ]
+
+
+async def test_a_request_for_more_than_was_invoiced_is_not_judged_here(
+    netsuite: Connector, sandbox: NetSuiteSandbox
+) -> None:
+    """Quantities are the lifecycle's to check: the connector reads and answers, creates nothing."""
+    payload = request()
+    payload["lines"][0]["quantity"] = 40
+    event = only(await netsuite.handle(delivery("return-request.v1", payload)), "return-documents.v1")
+    assert len(event.payload["documents"]) == 3
+    assert sandbox.state.requests_to("POST", RECORDS) == []
+    assert sandbox.state.count("returnAuthorization") == 0
+
+
+# -- return-decision: the return authorization ------------------------------------------------
+
+
+async def test_an_authorized_decision_becomes_one_return_authorization_and_a_canonical_answer(
+    netsuite: Connector, sandbox: NetSuiteSandbox
+) -> None:
+    payload = decision()
+    message = decided(payload)
+    event = only(await netsuite.handle(message), "return-authorization.v1")
 
     [record] = sandbox.state.all("returnAuthorization")
     assert record["externalId"] == message.message_id
     assert record["entity"] == {"externalId": "C100234"}
-    assert [line["quantity"] for line in record["item"]["items"]] == [2, 1]
-    assert emitted is not None
-    [event] = emitted
-    assert event.message_type == "return-authorization.v1"
+    assert [(line["line"], line["quantity"]) for line in record["item"]["items"]] == [(1, 2), (2, 1)]
+    assert event.message_id == f"{message.message_id}.erp.rma"
     assert event.payload["rma_number"] == record["tranId"]
-    assert event.payload["return_id"] == message.correlation_id
+    assert event.payload["return_id"] == payload["return_id"]
+    assert event.payload["external_id"] == payload["external_id"]
     assert event.payload["return_site"] == "DC-HAM"
-    assert event.payload["erp_documents"][0]["id"] == record["id"]
+    assert event.payload["expires_on"] == "2024-04-10"  # requested 2024-03-11, 30 days to receive
+    assert event.payload["erp_documents"] == [
+        {"system": "netsuite", "document_type": "returnAuthorization", "id": record["id"],
+         "number": record["tranId"]},
+    ]  # fmt: skip
+    assert event.payload["decision"] == "authorized"
+    assert event.payload["decided_by"] == payload["decided_by"]
+    assert event.payload["rule"] == payload["rule"]
+    assert event.payload["lines"] == payload["lines"]
+
+
+async def test_a_partial_decision_creates_the_rma_for_the_authorized_quantities_only(
+    netsuite: Connector, sandbox: NetSuiteSandbox
+) -> None:
+    payload = decision(authorized={1: 1, 2: 0}, rule={"id": "returnable-quantity", "version": "3"})
+    event = only(await netsuite.handle(decided(payload)), "return-authorization.v1")
+
+    [record] = sandbox.state.all("returnAuthorization")
+    # line 2 is left out: nothing of it was authorized
+    assert [(line["line"], line["quantity"]) for line in record["item"]["items"]] == [(1, 1)]
+    assert event.payload["decision"] == "partially_authorized"
+    assert event.payload["rule"] == {"id": "returnable-quantity", "version": "3"}
+    assert event.payload["rma_number"] == record["tranId"]
+    assert [
+        (line["line_number"], line["requested_quantity"], line["authorized_quantity"])
+        for line in event.payload["lines"]
+    ] == [(1, 2, 1), (2, 1, 0)]
+    assert event.payload["lines"][1]["rejection_reason"] == "exceeds_returnable_quantity"
+    assert all("rule" not in line for line in event.payload["lines"])  # not in return-authorization
+
+
+async def test_a_rejected_decision_makes_no_call(netsuite: Connector, sandbox: NetSuiteSandbox) -> None:
+    payload = decision(authorized={1: 0, 2: 0})
+    assert payload["decision"] == "rejected"
+    assert await netsuite.handle(decided(payload)) is None
+    assert sandbox.state.requests == []  # not even a token
+    assert sandbox.state.count("returnAuthorization") == 0
 
 
 async def test_a_repeat_is_refused_by_netsuite_and_answered_with_the_first_record(
     netsuite: Connector, sandbox: NetSuiteSandbox
 ) -> None:
-    message = delivery("return-request.v1", request())
-    first = await netsuite.handle(message)
-    again = await netsuite.handle(message)
+    message = decided()
+    first = only(await netsuite.handle(message), "return-authorization.v1")
+    again = only(await netsuite.handle(message), "return-authorization.v1")
 
     assert sandbox.state.count("returnAuthorization") == 1
     assert len(sandbox.state.requests_to("POST", RA)) == 2  # the second refused with DUP_RCRD
-    assert first is not None and again is not None
-    assert first[0].payload["rma_number"] == again[0].payload["rma_number"]
-    assert first[0].message_id == again[0].message_id
-
-
-async def test_more_than_was_invoiced_is_refused_before_anything_is_posted(
-    netsuite: Connector, sandbox: NetSuiteSandbox
-) -> None:
-    payload = request()
-    payload["lines"][0]["quantity"] = 40  # type: ignore[index]
-    with pytest.raises(PermanentDeliveryFailure, match="41 returned, 6 on invoice 90031877") as caught:
-        await netsuite.handle(delivery("return-request.v1", payload))
-    assert caught.value.code == "QUANTITY_ABOVE_DOCUMENT"
-    assert sandbox.state.count("returnAuthorization") == 0
-
-
-async def test_an_unknown_invoice_is_a_permanent_failure(netsuite: Connector) -> None:
-    payload = request(references={"invoice": {"number": "99999999"}})
-    with pytest.raises(PermanentDeliveryFailure, match="NetSuite has no invoice 99999999"):
-        await netsuite.handle(delivery("return-request.v1", payload))
+    assert first.payload["rma_number"] == again.payload["rma_number"]
+    assert first.message_id == again.message_id
 
 
 async def test_concurrency_throttling_is_retryable(netsuite: Connector, sandbox: NetSuiteSandbox) -> None:
     sandbox.state.faults.append(Fault(status=429, method="POST", path=RA))
     with pytest.raises(RetryableDeliveryFailure, match="CONCURRENCY_LIMIT_EXCEEDED") as caught:
-        await netsuite.handle(delivery("return-request.v1", request()))
+        await netsuite.handle(decided())
     assert caught.value.status_code == 429
+    assert sandbox.state.count("returnAuthorization") == 0
 
 
 async def test_retry_after_is_kept_for_the_runtime(netsuite: Connector, sandbox: NetSuiteSandbox) -> None:
     sandbox.state.faults.append(Fault(status=503, retry_after="7", path=RA))
     with pytest.raises(RetryableDeliveryFailure) as caught:
-        await netsuite.handle(delivery("return-request.v1", request()))
+        await netsuite.handle(decided())
     assert caught.value.retry_after == 7
 
 
 async def test_a_server_error_is_retryable_and_the_retry_posts_once(
     netsuite: Connector, sandbox: NetSuiteSandbox
 ) -> None:
-    message = delivery("return-request.v1", request())
+    message = decided()
     sandbox.state.faults.append(Fault(status=500, method="POST", path=RA))
     with pytest.raises(RetryableDeliveryFailure, match="answered 500"):
         await netsuite.handle(message)
-    await netsuite.handle(message)
+    only(await netsuite.handle(message), "return-authorization.v1")
     assert sandbox.state.count("returnAuthorization") == 1
 
 
 async def test_a_malformed_reply_is_retryable(netsuite: Connector, sandbox: NetSuiteSandbox) -> None:
     sandbox.state.faults.append(Fault(status=None, malformed=True, method="GET", path=f"{RA}/eid:"))
-    message = delivery("return-request.v1", request())
+    message = decided()
     with pytest.raises(RetryableDeliveryFailure, match="not JSON"):
         await netsuite.handle(message)
-    emitted = await netsuite.handle(message)  # the record exists: NetSuite says DUP_RCRD, we read it
-    assert emitted is not None and sandbox.state.count("returnAuthorization") == 1
+    event = only(await netsuite.handle(message), "return-authorization.v1")  # DUP_RCRD: we read it
+    assert sandbox.state.count("returnAuthorization") == 1
+    assert event.payload["rma_number"] == sandbox.state.all("returnAuthorization")[0]["tranId"]
+
+
+async def test_a_malformed_lookup_reply_is_retryable(netsuite: Connector, sandbox: NetSuiteSandbox) -> None:
+    sandbox.state.faults.append(Fault(status=None, malformed=True, method="GET", path=f"{RECORDS}/invoice"))
+    with pytest.raises(RetryableDeliveryFailure, match="not JSON"):
+        await netsuite.handle(delivery("return-request.v1", request()))
 
 
 async def test_a_timeout_is_retryable(sandbox: NetSuiteSandbox) -> None:
     async with connector_on(sandbox, USE, name="erp", timeout_seconds=0.3) as netsuite:
-        sandbox.state.faults.append(Fault(status=None, delay=1.0, path="/services/rest/record/v1/invoice"))
+        sandbox.state.faults.append(Fault(status=None, delay=1.0, path=f"{RECORDS}/invoice"))
         with pytest.raises(RetryableDeliveryFailure, match="unreachable"):
             await netsuite.handle(delivery("return-request.v1", request()))
 
 
 async def test_a_revoked_token_is_renewed_once(netsuite: Connector, sandbox: NetSuiteSandbox) -> None:
-    await netsuite.handle(delivery("return-request.v1", request()))
+    only(await netsuite.handle(decided()), "return-authorization.v1")
     sandbox.revoke_tokens()
-    await netsuite.handle(delivery("return-request.v1", request()))
+    only(await netsuite.handle(decided()), "return-authorization.v1")
     assert sandbox.state.count("returnAuthorization") == 2
     assert len(sandbox.state.requests_to("POST", NetSuiteSandbox.token_path or "")) == 2
 
@@ -142,26 +324,68 @@ async def test_wrong_credentials_are_a_permanent_failure_with_netsuites_message(
     async with connector_on(sandbox, USE, name="erp") as netsuite:
         with pytest.raises(PermanentDeliveryFailure, match="answered 401"):
             await netsuite.handle(delivery("return-request.v1", request()))
+        with pytest.raises(PermanentDeliveryFailure, match="answered 401"):
+            await netsuite.handle(decided())
+    assert sandbox.state.count("returnAuthorization") == 0
 
 
-async def test_a_credit_memo_is_transformed_from_its_invoice_once(
+# -- credit-memo: posted, and answered as posted -------------------------------------------
+
+
+async def test_a_draft_credit_is_transformed_from_its_invoice_once_and_answered_as_posted(
     netsuite: Connector, sandbox: NetSuiteSandbox
 ) -> None:
-    from gateway.registry import ContractRegistry
-    from gateway.settings import PROJECT_ROOT
+    draft = draft_credit()
+    message = delivery("credit-memo.v1", draft)
+    first = only(await netsuite.handle(message), "credit-memo.v1")
+    again = only(await netsuite.handle(message), "credit-memo.v1")  # DUP_RCRD: the same memo
 
-    credit = ContractRegistry.from_folder(PROJECT_ROOT / "contracts").require("credit-memo", "v1")
-    payload = copy.deepcopy(credit.valid_examples[0].payload)
-    payload["invoice_reference"] = {"number": "90031877"}
-    message = delivery("credit-memo.v1", payload)
-    await netsuite.handle(message)
-    await netsuite.handle(message)
     [memo] = sandbox.state.all("creditMemo")
     assert memo["createdFrom"] == {"id": "9003"} and memo["externalId"] == message.message_id
+    assert first.message_id == again.message_id == f"{message.message_id}.erp.posted"
+    assert first.payload == again.payload
+    posted = first.payload
+    assert posted["document_status"] == "posted"
+    assert posted["credit_memo_number"] == memo["tranId"]
+    assert posted["posting_date"] == "2024-03-20"
+    assert posted["erp_documents"] == [
+        {"system": "netsuite", "document_type": "creditMemo", "id": memo["id"], "number": memo["tranId"]}
+    ]
+    unchanged = {"credit_memo_number", "document_status", "erp_documents", "posting_date"}
+    assert {k: v for k, v in posted.items() if k not in unchanged} == {
+        k: v for k, v in draft.items() if k not in unchanged
+    }
+
+
+async def test_a_draft_credit_without_a_posting_date_is_answered_with_a_valid_posted_credit(
+    netsuite: Connector,
+) -> None:
+    draft = draft_credit()
+    del draft["posting_date"]
+    posted = only(await netsuite.handle(delivery("credit-memo.v1", draft)), "credit-memo.v1")
+    assert posted.payload["posting_date"] == dt.datetime.now(dt.UTC).date().isoformat()
+
+
+async def test_a_posted_credit_is_ignored(netsuite: Connector, sandbox: NetSuiteSandbox) -> None:
+    posted = copy.deepcopy(CONTRACTS.require("credit-memo", "v1").valid_examples[1].payload)
+    assert posted["document_status"] == "posted"
+    assert await netsuite.handle(delivery("credit-memo.v1", posted)) is None
+    assert sandbox.state.requests == []
+    assert sandbox.state.count("creditMemo") == 0
+
+
+async def test_a_credit_for_an_unknown_invoice_is_a_permanent_failure(
+    netsuite: Connector, sandbox: NetSuiteSandbox
+) -> None:
+    draft = draft_credit(invoice_reference={"number": "99999999"})
+    with pytest.raises(PermanentDeliveryFailure, match="NetSuite has no invoice 99999999") as caught:
+        await netsuite.handle(delivery("credit-memo.v1", draft))
+    assert caught.value.code == "UNKNOWN_DOCUMENT"
+    assert sandbox.state.count("creditMemo") == 0
 
 
 async def test_lookup_reads_an_invoice_as_an_erp_document(netsuite: Connector) -> None:
     document = await netsuite.lookup("invoice", "90031877")  # type: ignore[attr-defined]
     assert document["kind"] == "invoice" and document["system_id"] == "9003"
-    assert {line["sku"]: line["quantity"] for line in document["lines"]}["SSD-SAM-PM893-1T92"] == 6
+    assert {line["sku"]: line["quantity"] for line in document["lines"]}[SSD] == 6
     assert await netsuite.lookup("order", "nope") is None  # type: ignore[attr-defined]
