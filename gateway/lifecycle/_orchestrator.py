@@ -11,7 +11,8 @@ each to the return's state in one Redis transaction, and publishes what comes ne
 * ``approval``              → a person's decision (two when a rule says so);
 * ``return-authorization``  → the ERP issued the RMA (its number and document are recorded);
 * ``tracking-event``, ``receipt`` → label issued, in transit, received;
-* ``inspection-result``     → inspected, dispositioned by rule, ``credit-memo`` (draft) to the ERP;
+* ``inspection-result``     → inspected, dispositioned by rule, ``credit-memo`` (draft) to the ERP,
+                              and a ``supplier-claim`` where the vendor pays for what goes back;
 * ``credit-memo`` (posted)  → credited, closed;
 * ``delivery-failed``       → a posting was dead-lettered: posting failed, linked to the dead
                               letter; replaying it resumes the return.
@@ -34,7 +35,7 @@ import msgspec
 from connectors._sdk import Connector, Delivery, Emitted, RuntimeContext
 from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
 from gateway.lifecycle._policy import PolicyBook
-from gateway.lifecycle._rules import Verdict, credit_totals, dispose, validate
+from gateway.lifecycle._rules import Claim, Verdict, credit_totals, dispose, validate
 from gateway.lifecycle._status import PARKED, IllegalTransition, allowed_from, check_move, is_behind, rank
 from gateway.lifecycle._store import Change, LifecycleStore, ReturnState, TimelineEntry
 
@@ -420,6 +421,17 @@ class Orchestrator(Connector):
             LIFECYCLE,
             detail=", ".join(f"{d['sku']} {d['disposition_code']}" for d in disposed.dispositions),
         )
+        for claim in disposed.claims:
+            payload = self._supplier_claim(state, claim, step.now)
+            step.emit("supplier-claim.v1", payload, f"claim.{claim.rule['id']}")
+            total = payload["totals"]["total"]
+            step.note(
+                "supplier_claim",
+                LIFECYCLE,
+                rule=claim.rule,
+                detail=f"claim {payload['claim_number']} to vendor {claim.vendor}: "
+                f"{total['amount']} {total['currency']}",
+            )
         if not disposed.credit_lines:
             step.move("closed", LIFECYCLE, detail="nothing to credit")
             return
@@ -533,6 +545,23 @@ class Orchestrator(Connector):
         step.emit("return-authorization.v1", payload, "rejection")
         state.approvals += approvals or []
         step.move("rejected", actor, rule=rule, detail=reason + (f": {comment}" if comment else ""))
+
+    def _supplier_claim(self, state: ReturnState, claim: Claim, now: dt.datetime) -> dict[str, Any]:
+        deadline = (now + dt.timedelta(days=claim.claim_window_days)).date().isoformat()
+        payload: dict[str, Any] = {
+            "return_id": state.return_id,
+            "claim_number": f"CLM-{state.return_id[4:16].upper()}-{claim.rule['id']}"[:64],
+            "vendor": {"account_number": claim.vendor},
+            "claim_status": "submitted",
+            "references": {"purchase_order": {"number": claim.purchase_order}},
+            "claim_deadline": deadline,
+            "submitted_at": _stamp(now),
+            "submitted_by": LIFECYCLE,
+            "lines": claim.lines,
+            "totals": credit_totals(claim.lines, "amount_claimed"),
+        }
+        del payload["totals"]["tax"]
+        return payload
 
     def _credit_memo(self, state: ReturnState, lines: list[dict[str, Any]]) -> dict[str, Any] | None:
         request = state.request

@@ -24,9 +24,13 @@ Example (``policies/default.yaml``)::
       - {id: serials-for-defects, reasons: [defective, warranty_claim], require: [serial_numbers]}
     dispositions:
       - {id: restock-as-new, conditions: [new_unopened], disposition: restock, location: STOCK}
+      - {id: vendor-pays-defects, conditions: [defective], disposition: return_to_vendor}
       - {id: restock-with-fee, conditions: [opened_like_new], disposition: restock, location: STOCK,
          credit_percent: 85}
       - {id: scrap-damaged, conditions: [damaged], disposition: scrap, credit_percent: 100}
+    suppliers:                          # who pays for goods returned to the vendor
+      - {id: samsung-warranty, sku_prefixes: [SSD-SAM-], vendor: V-20417, purchase_order: PO-FRAME-2024-SAM,
+         claim_window_days: 30, cost_percent: 80}
 """
 
 from __future__ import annotations
@@ -96,6 +100,20 @@ class DispositionRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     credit_percent: Annotated[int, msgspec.Meta(ge=0, le=100)] = 100
 
 
+class SupplierRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Who pays for goods sent back to the vendor: a claim goes to the vendor for matching SKUs."""
+
+    id: _ID
+    sku_prefixes: Annotated[list[str], msgspec.Meta(min_length=1)]
+    vendor: str
+    """The vendor's account number in the ERP."""
+    purchase_order: str
+    """The (frame) purchase order the vendor's claims go against."""
+    claim_window_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
+    cost_percent: Annotated[int, msgspec.Meta(ge=0, le=100)] = 100
+    """Share of our selling price claimed back (the vendor refunds what we paid, not what we sold at)."""
+
+
 class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: _ID
     version: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")]
@@ -108,6 +126,7 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     customer_tiers: dict[str, list[str]] = {}
     evidence: list[EvidenceRule] = []
     dispositions: list[DispositionRule] = []
+    suppliers: list[SupplierRule] = []
 
     def rule(self, rule_id: str) -> dict[str, str]:
         """A ``RuleReference`` for one of this policy's rules."""
@@ -124,6 +143,9 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def disposition_for(self, condition: str) -> DispositionRule | None:
         return next((d for d in self.dispositions if condition in d.conditions), None)
+
+    def supplier_for(self, sku: str) -> SupplierRule | None:
+        return next((s for s in self.suppliers if any(sku.startswith(p) for p in s.sku_prefixes)), None)
 
 
 class Vocabulary(msgspec.Struct, frozen=True):
@@ -152,7 +174,13 @@ def check_policy(policy: Policy, vocabulary: Vocabulary) -> list[str]:
     problems: list[str] = []
     ids = [
         r.id
-        for group in (policy.return_windows, policy.approvals, policy.evidence, policy.dispositions)
+        for group in (
+            policy.return_windows,
+            policy.approvals,
+            policy.evidence,
+            policy.dispositions,
+            policy.suppliers,
+        )
         for r in group
     ]
     problems += [f"rule id '{i}' is used twice" for i in sorted({i for i in ids if ids.count(i) > 1})]

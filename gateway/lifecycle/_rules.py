@@ -257,7 +257,17 @@ class Disposed(msgspec.Struct, frozen=True, kw_only=True):
     dispositions: list[dict[str, Any]]
     """Disposition lines (the contract's shape), each with the rule that chose it."""
     credit_lines: list[dict[str, Any]]
+    claims: list[Claim]
+    """Supplier claims for goods going back to vendors who pay for them."""
     findings: list[Finding]
+
+
+class Claim(msgspec.Struct, frozen=True, kw_only=True):
+    rule: dict[str, str]
+    vendor: str
+    purchase_order: str
+    claim_window_days: int
+    lines: list[dict[str, Any]]
 
 
 def _money(amount: Decimal, currency: str) -> dict[str, str]:
@@ -266,10 +276,13 @@ def _money(amount: Decimal, currency: str) -> dict[str, str]:
 
 def dispose(request: Mapping[str, Any], inspection: Mapping[str, Any], policy: Policy) -> Disposed:
     """Disposition by condition code, and the credit each inspected line earns (price x percent)."""
-    prices = {line["sku"]: line for line in request["lines"]}
+    prices: dict[str, Mapping[str, Any]] = {}
+    for line in request["lines"]:
+        prices.setdefault(line["sku"], line)  # the first line of a SKU prices it
     dispositions: list[dict[str, Any]] = []
     credit_lines: list[dict[str, Any]] = []
     findings: list[Finding] = []
+    claims: dict[str, Claim] = {}
     for index, line in enumerate(inspection["lines"], start=1):
         rule = policy.disposition_for(line["condition_code"])
         assert rule is not None  # check_policy insists every condition is covered
@@ -286,6 +299,40 @@ def dispose(request: Mapping[str, Any], inspection: Mapping[str, Any], policy: P
             disposition["target_location"] = rule.location
         dispositions.append(disposition)
         source = prices.get(line["sku"])
+        supplier = policy.supplier_for(line["sku"]) if rule.disposition == "return_to_vendor" else None
+        if supplier is not None and source is not None:
+            claim = claims.setdefault(
+                supplier.id,
+                Claim(
+                    rule=policy.rule(supplier.id),
+                    vendor=supplier.vendor,
+                    purchase_order=supplier.purchase_order,
+                    claim_window_days=supplier.claim_window_days,
+                    lines=[],
+                ),
+            )
+            claimed = Decimal(source["unit_price"]["amount"]) * Decimal(str(line["quantity"]))
+            claim_line: dict[str, Any] = {
+                "line_number": len(claim.lines) + 1,
+                "sku": line["sku"],
+                "quantity": line["quantity"],
+                "unit_of_measure": line["unit_of_measure"],
+                "amount_claimed": _money(
+                    claimed * supplier.cost_percent / 100, source["unit_price"]["currency"]
+                ),
+                "reason_code": str(source.get("reason_code") or request["reason_code"]),
+                "condition_code": line["condition_code"],
+            }
+            if line.get("serial_numbers"):
+                claim_line["serial_numbers"] = line["serial_numbers"]
+            claim.lines.append(claim_line)
+            findings.append(
+                Finding(
+                    policy.rule(supplier.id),
+                    f"{line['sku']} x{line['quantity']:g} claimed from vendor {supplier.vendor}",
+                    line["line_number"],
+                )
+            )
         detail = f"{line['sku']} x{line['quantity']:g} {line['condition_code']}: {rule.disposition}"
         if source is None or rule.credit_percent == 0:
             findings.append(Finding(reference, f"{detail}, no credit", line["line_number"]))
@@ -307,13 +354,17 @@ def dispose(request: Mapping[str, Any], inspection: Mapping[str, Any], policy: P
         findings.append(
             Finding(reference, f"{detail}, {rule.credit_percent} % credited", line["line_number"])
         )
-    return Disposed(dispositions=dispositions, credit_lines=credit_lines, findings=findings)
+    return Disposed(
+        dispositions=dispositions, credit_lines=credit_lines, claims=list(claims.values()), findings=findings
+    )
 
 
-def credit_totals(lines: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, str]]:
-    """Subtotal and total of credit lines (tax is the ERP's to compute when it posts)."""
-    currency = lines[0]["line_amount"]["currency"]
-    subtotal = sum((Decimal(ln["line_amount"]["amount"]) for ln in lines), Decimal(0))
+def credit_totals(
+    lines: Sequence[Mapping[str, Any]], field: str = "line_amount"
+) -> dict[str, dict[str, str]]:
+    """Subtotal and total of credit (or claim) lines; tax is the ERP's to compute when it posts."""
+    currency = lines[0][field]["currency"]
+    subtotal = sum((Decimal(ln[field]["amount"]) for ln in lines), Decimal(0))
     return {
         "subtotal": _money(subtotal, currency),
         "tax": _money(Decimal(0), currency),

@@ -254,6 +254,12 @@ async def test_a_return_travels_the_whole_road_and_every_step_is_on_its_timeline
     assert _REGISTRY.require("credit-memo", "v1").violations(draft) == []
     assert draft["document_status"] == "draft" and draft["rma_number"] == "RMA40007"
     assert draft["totals"]["total"] == {"amount": "579.00", "currency": "EUR"}  # no-fault unit not credited
+    claim = await lifecycle.one("supplier-claim.v1", return_id)  # the defective unit goes back to Samsung
+    assert _REGISTRY.require("supplier-claim", "v1").violations(claim) == []
+    assert claim["vendor"] == {"account_number": "V-20417"}
+    assert [(ln["sku"], ln["quantity"], ln["amount_claimed"]["amount"]) for ln in claim["lines"]] == [
+        ("SSD-SAM-PM893-1T92", 1, "231.60")  # 80 % of 289.50
+    ]
     await lifecycle.publish("credit-memo.v1", posted(draft), return_id)
     await lifecycle.reaches(return_id, "closed")
 

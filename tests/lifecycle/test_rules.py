@@ -178,6 +178,30 @@ def test_dispositions_follow_the_condition_and_credit_their_percentage() -> None
         "wrong-item-back-to-stock",
     ]
     assert credit_totals(disposed.credit_lines)["total"] == {"amount": "535.58", "currency": "EUR"}
+    assert disposed.claims == []  # nothing goes back to the vendor
+
+
+def test_defects_go_back_to_the_vendor_who_pays_a_share() -> None:
+    inspection = {
+        "lines": [
+            {
+                "line_number": 1,
+                "sku": "SSD-SAM-PM893-1T92",
+                "quantity": 2,
+                "unit_of_measure": "EA",
+                "condition_code": "defective",
+                "serial_numbers": ["S1", "S2"],
+            },
+        ]
+    }
+    disposed = dispose(request(), inspection, POLICY)
+    assert disposed.dispositions[0]["disposition_code"] == "return_to_vendor"
+    [claim] = disposed.claims
+    assert claim.rule == {"id": "samsung-warranty", "version": VERSION}
+    assert claim.vendor == "V-20417" and claim.purchase_order == "PO-FRAME-2024-SAM"
+    assert claim.lines[0]["amount_claimed"] == {"amount": "463.20", "currency": "EUR"}  # 80 % of 2 x 289.50
+    assert claim.lines[0]["serial_numbers"] == ["S1", "S2"]
+    assert disposed.credit_lines[0]["line_amount"]["amount"] == "579.00"  # the customer gets it all
 
 
 def test_validation_never_changes_the_request() -> None:
