@@ -24,20 +24,33 @@ console = Console(highlight=False, soft_wrap=True)
 LABELS = {"erp": "ERP", "wms": "WMS", "carrier": "carrier", "crm": "CRM"}
 
 
+#: How each demo return should end, by the policy in ``policies/default.yaml``.
+EXPECTED_END = {
+    "SSD": "closed",  # authorized by rule; one unit defective (claimed from the vendor), one restocked
+    "PSU": "closed",  # transit damage with photos, inside its 7-day window
+    "UNASKED": "closed",  # an unauthorized return: the returns desk approves it, then it travels
+    "CABLE-LATE": "rejected",  # remorse asked after the 30-day window
+    "TOO-MANY": "rejected",  # more than was shipped
+}
+
+
 def _returns(registry: ContractRegistry) -> list[tuple[str, dict[str, Any]]]:
-    """Four returns against invoice 90031877 (seeded in every ERP sandbox); the last asks for
-    more than was invoiced, so the ERP refuses it and it waits in the dead-letter queue."""
+    """Five returns against shipment 80071234 and invoice 90031877 (seeded in every ERP
+    sandbox), each meeting a different rule of the default policy."""
     base = copy.deepcopy(registry.require("return-request", "v1").valid_examples[0].payload)
+    base["requested_date"] = "2024-02-20"  # 15 days after shipping
     tag = secrets.token_hex(3).upper()
 
     def variant(
-        name: str, reason: str, lines: list[dict[str, Any]], notes: str
+        name: str, reason: str, lines: list[dict[str, Any]], notes: str, **changes: Any
     ) -> tuple[str, dict[str, Any]]:
         payload = copy.deepcopy(base)
-        payload.update(external_id=f"DEMO-{tag}-{name}", reason_code=reason, notes=notes, lines=lines)
+        payload.update(
+            external_id=f"DEMO-{tag}-{name}", reason_code=reason, notes=notes, lines=lines, **changes
+        )
         return name, payload
 
-    ssd = base["lines"][0]
+    ssd = {**base["lines"][0], "quantity": 1, "serial_numbers": ["S5KANE0R409911"]}
     psu = {
         "line_number": 1,
         "sku": "PSU-MW-RSP-500-24",
@@ -45,6 +58,7 @@ def _returns(registry: ContractRegistry) -> list[tuple[str, dict[str, Any]]]:
         "unit_of_measure": "C62",
         "unit_price": {"amount": "96.00", "currency": "EUR"},
         "order_line_number": 20,
+        "photos": ["https://files.returns-gateway.example/demo/psu-carton.jpg"],
     }
     cable = {
         "line_number": 1,
@@ -56,8 +70,13 @@ def _returns(registry: ContractRegistry) -> list[tuple[str, dict[str, Any]]]:
     }
     return [
         ("SSD", base | {"external_id": f"DEMO-{tag}-SSD"}),
-        variant("PSU", "damaged_in_transit", [psu], "Carton crushed on arrival, unit rattles."),
-        variant("CABLE", "ordered_in_error", [cable], "Ordered 5 m instead of 2 m."),
+        variant(
+            "PSU", "damaged_in_transit", [psu], "Carton crushed on arrival.", requested_date="2024-02-09"
+        ),
+        variant("UNASKED", "unauthorized_return", [ssd], "Parcel arrived without an RMA."),
+        variant(
+            "CABLE-LATE", "ordered_in_error", [cable], "Ordered 5 m, needed 2 m.", requested_date="2024-03-20"
+        ),
         variant("TOO-MANY", "defective", [{**ssd, "quantity": 40}], "More than we ever bought."),
     ]
 
@@ -68,6 +87,8 @@ class Progress:
     names: dict[str, str] = dataclasses.field(default_factory=dict)
     """return id → short name."""
     played: set[tuple[str, str]] = dataclasses.field(default_factory=set)
+    statuses: dict[str, str] = dataclasses.field(default_factory=dict)
+    """return id → last status seen."""
 
     def show(self, return_id: str, system: str, what: str, detail: str) -> None:
         if return_id == "-":
@@ -104,26 +125,39 @@ async def run_demo(settings: Settings, *, erp: str = "netsuite", give_up_after: 
                 continue
             progress.names[body["id"]] = name
             progress.show(body["id"], "gateway", "return accepted (202)", body["status"])
-        expected = [rid for rid, name in progress.names.items() if name != "TOO-MANY"]
         deadline = time.monotonic() + give_up_after
-        done = False
-        while time.monotonic() < deadline and not done:
+        ended: dict[str, str] = {}
+        while time.monotonic() < deadline and len(ended) < len(progress.names):
             watcher.poll(progress.show)
-            await play_the_outside_world(stack, progress, expected, lambda: watcher.poll(progress.show))
-            done = all(_finished(stack, rid) for rid in expected)
+            await play_the_outside_world(
+                stack, progress, list(progress.names), lambda: watcher.poll(progress.show)
+            )
+            for return_id in progress.names:
+                status = await stack.status(return_id)
+                if status != progress.statuses.get(return_id):
+                    progress.statuses[return_id] = status
+                    progress.show(return_id, "gateway", "status", status)
+                if status == "pending_approval" and (return_id, "approval") not in progress.played:
+                    progress.played.add((return_id, "approval"))
+                    decided = await stack.approve(return_id, "Known customer; goods expected back.")
+                    progress.show(
+                        return_id, "desk", "approves (returns:approve)", f"→ gateway {decided.status_code}"
+                    )
+                if status in ("closed", "rejected"):
+                    ended[return_id] = status
             await asyncio.sleep(0.05)
         watcher.poll(progress.show)
         await _report_dead_letters(stack, progress)
-        _summary(stack, progress, expected)
-        return 0 if done else 1
-
-
-def _finished(stack: Stack, return_id: str) -> bool:
-    """The CRM case has heard of the inspection: the end of the path this demo plays."""
-    return any(
-        return_id in set(return_ids_in(c)) and "inspect" in str(c).lower()
-        for c in stack.sandboxes["crm"].state.all_records()
-    )
+        await _timelines(stack, progress)
+        _summary(stack, progress)
+        wrong = {
+            progress.names[rid]: ended.get(rid, progress.statuses.get(rid))
+            for rid in progress.names
+            if ended.get(rid) != EXPECTED_END[progress.names[rid]]
+        }
+        if wrong:
+            console.print(f"[red]not where the policy sends them: {wrong}[/red]")
+        return 0 if not wrong else 1
 
 
 async def play_the_outside_world(
@@ -132,6 +166,14 @@ async def play_the_outside_world(
     """What people and parcels do: the carrier scans the parcel in transit and delivered; the
     warehouse receives and inspects it. Each step once, sent as the systems' signed webhooks."""
     for return_id in returns:
+        if progress.statuses.get(return_id) in (
+            None,
+            "requested",
+            "validated",
+            "pending_approval",
+            "rejected",
+        ):
+            continue  # nothing is shipped before it is authorized
         for step, ready, play in _STEPS:
             if (return_id, step) in progress.played or not ready(stack, return_id, progress):
                 continue
@@ -185,7 +227,8 @@ def _warehouse_receives(stack: Stack, return_id: str) -> list[tuple[bytes, dict[
 def _warehouse_inspects(stack: Stack, return_id: str) -> list[tuple[bytes, dict[str, str], str]]:
     receiver = _receiver(stack, return_id)
     assert receiver is not None
-    body, headers = stack.sandboxes["wms"].inspect_return(receiver["referenceNum"])  # type: ignore[attr-defined]
+    # QC finds the first line defective (it goes back to the vendor), the rest as new.
+    body, headers = stack.sandboxes["wms"].inspect_return(receiver["referenceNum"], grades={1: "DEF"})  # type: ignore[attr-defined]
     return [(body, headers, "wms")]
 
 
@@ -223,13 +266,36 @@ async def _report_dead_letters(stack: Stack, progress: Progress) -> None:
             console.print(f"  [yellow]dead letter[/yellow] {owner}: {reason.get('detail', reason)}")
 
 
-def _summary(stack: Stack, progress: Progress, expected: list[str]) -> None:
+async def _timelines(stack: Stack, progress: Progress) -> None:
+    """Each return's timeline as ``GET /v1/returns/{id}/timeline`` tells it: every step explained."""
+    for return_id, name in progress.names.items():
+        console.print(f"\n[bold]{name}[/bold] {return_id} timeline")
+        for entry in await stack.timeline(return_id):
+            moved = f"→ {entry['to_status']}" if entry.get("to_status") else entry["action"]
+            rule = (
+                f" [magenta]{entry['rule']['id']}@{entry['rule']['version']}[/magenta]"
+                if entry.get("rule")
+                else ""
+            )
+            documents = ", ".join(
+                f"{d['system']} {d['document_type']} {d.get('number') or d['id']}"
+                for d in entry.get("documents", [])
+            )
+            detail = entry.get("detail") or ""
+            console.print(
+                f"  {entry['at'][11:23]} {entry['actor']['id']:14} {moved:18}{rule} {detail}"
+                + (f" [cyan]({documents})[/cyan]" if documents else "")
+            )
+
+
+def _summary(stack: Stack, progress: Progress) -> None:
     table = Table(title="Where each return went (records per system)")
     table.add_column("return")
+    table.add_column("status")
     for role in stack.sandboxes:
         table.add_column(LABELS[role])
     for return_id, name in progress.names.items():
-        row = [name]
+        row = [name, progress.statuses.get(return_id, "?")]
         for sandbox in stack.sandboxes.values():
             count = sum(1 for r in sandbox.state.all_records() if return_id in set(return_ids_in(r)))
             row.append(str(count))

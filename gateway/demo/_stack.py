@@ -169,6 +169,8 @@ class Stack:
     api_key: str
     admin_key: str
     """An operator's key (``admin`` scope): the dead-letter desk."""
+    approver_key: str
+    """The returns desk's key (tenant ``operations``, ``returns:approve``): what rules send to people."""
     runtimes: dict[str, ConnectorRuntime]
     http: httpx.AsyncClient
 
@@ -188,6 +190,30 @@ class Stack:
         )
         response.raise_for_status()
         return [letter for queue in response.json()["data"] for letter in queue["dead_letters"]]
+
+    async def status(self, return_id: str) -> str:
+        """Where the return stands, as its partner sees it."""
+        response = await self.http.get(
+            f"{self.gateway_url}/v1/returns/{return_id}", headers={"Authorization": f"Bearer {self.api_key}"}
+        )
+        response.raise_for_status()
+        return str(response.json()["status"])
+
+    async def timeline(self, return_id: str) -> list[dict[str, Any]]:
+        response = await self.http.get(
+            f"{self.gateway_url}/v1/returns/{return_id}/timeline",
+            headers={"Authorization": f"Bearer {self.api_key}"},
+        )
+        response.raise_for_status()
+        return list(response.json()["data"])
+
+    async def approve(self, return_id: str, comment: str) -> httpx.Response:
+        """The returns desk approves, as a person would in its tool."""
+        return await self.http.post(
+            f"{self.gateway_url}/v1/returns/{return_id}/approval",
+            json={"decision": "approve", "comment": comment},
+            headers={"Authorization": f"Bearer {self.approver_key}"},
+        )
 
     async def webhook(self, role: str, body: bytes, headers: Mapping[str, str]) -> httpx.Response:
         return await self.http.post(
@@ -240,6 +266,9 @@ async def running_stack(
                 partner, ["returns:write", "returns:read"], label="demo"
             )
             admin = await KeyStore(redis, settings).create("operations", ["admin"], label="demo operator")
+            approver = await KeyStore(redis, settings).create(
+                "operations", ["returns:approve", "returns:read"], label="demo returns desk"
+            )
             runtimes: dict[str, ConnectorRuntime] = {}
             for name, spec in table.connectors.items():
                 connector = build_connector(name, spec, catalog)
@@ -260,6 +289,7 @@ async def running_stack(
                 gateway_url=f"http://127.0.0.1:{port}",
                 api_key=issued.secret,
                 admin_key=admin.secret,
+                approver_key=approver.secret,
                 runtimes=runtimes,
                 http=http,
             )
