@@ -16,6 +16,7 @@ from gateway.api.admin import admin_router
 from gateway.api.contracts import contracts_router
 from gateway.api.health import live, ready
 from gateway.api.returns import returns_router
+from gateway.api.webhook_endpoints import webhook_endpoints_router
 from gateway.api.webhooks import webhooks_router
 from gateway.mapping import MappingCatalog
 from gateway.registry import ContractRegistry
@@ -68,6 +69,7 @@ def create_app(
             contracts_router,
             admin_router,
             webhooks_router,
+            webhook_endpoints_router,
             live,
             ready,
         ],
