@@ -41,7 +41,7 @@ connectors:
     options: {{timeout_seconds: 2}}
     circuit: {{failure_threshold: 1000}}
     max_attempts: 3
-    retry_delays_ms: [200, 500]
+    retry_delays_ms: [200, 500, 1000, 2000]
 routes:
   - {{id: status-to-partners, message: return-status-changed.v1, to: [partner-webhooks]}}
 """
@@ -115,10 +115,11 @@ class Harness:
         assert response.status_code == 201, response.text
         return dict(response.json())
 
-    async def publish(self, partner: str, **changes: Any) -> dict[str, Any]:
-        """A ``return-status-changed.v1`` envelope as the orchestrator publishes it."""
+    async def publish(self, partner: str, /, **changes: Any) -> dict[str, Any]:
+        """A ``return-status-changed.v1`` envelope for ``partner`` as the orchestrator publishes it;
+        ``changes`` to its payload."""
         payload = copy.deepcopy(EVENT)
-        payload.update(partner=partner, event_id=str(uuid.uuid4()), **changes)
+        payload.update({"partner": partner, "event_id": str(uuid.uuid4()), **changes})
         envelope = {
             "message_id": f"msg_{uuid.uuid4().hex}",
             "correlation_id": payload["return_id"],
