@@ -28,8 +28,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import msgspec
@@ -38,14 +37,13 @@ from connectors._effects import EffectLedger
 from connectors._http import TargetError, plain_error, raise_for_target, target_errors
 from connectors._sdk import Connector, Delivery, RuntimeContext
 from connectors._signatures import timestamped_signature
-from connectors._target import Target, TargetConfigError
+from connectors._target import TargetConfigError
 from gateway.errors import (
     DeliveryFailed,
     PermanentDeliveryFailure,
     RetryableDeliveryFailure,
     StoreUnavailable,
 )
-from gateway.mapping import MappingCatalog
 from gateway.partner_endpoints import EndpointRegistry, WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -76,35 +74,26 @@ class PartnerWebhookConnector(Connector):
 
     handles = frozenset({"return-status-changed.v1"})
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        target: Target | None = None,
-        options: Mapping[str, Any] | None = None,
-        mappings: MappingCatalog | None = None,
-    ) -> None:
-        super().__init__(name, target=target, options=options, mappings=mappings)
-        try:
-            self._config = msgspec.convert(self.options, PartnerWebhookOptions)
-        except msgspec.ValidationError as exc:
-            raise TargetConfigError(f"connector {name}: options: {exc}") from exc
-        self._endpoints: EndpointRegistry | None = None
-        self._taken: EffectLedger | None = None
-        self._client: httpx.AsyncClient | None = None
+    _endpoints: EndpointRegistry | None = None
+    _taken: EffectLedger | None = None
+    _client: httpx.AsyncClient | None = None
 
     def attach(self, context: RuntimeContext) -> None:
+        try:
+            config = msgspec.convert(self.options, PartnerWebhookOptions)
+        except msgspec.ValidationError as exc:
+            raise TargetConfigError(f"connector {self.name}: options: {exc}") from exc
         self._endpoints = EndpointRegistry(context.redis, context.settings)
         self._taken = EffectLedger(
             context.redis, context.settings, lease_seconds=context.settings.effect_lease_seconds
         )
         limits = httpx.Limits(
-            max_connections=self._config.max_connections,
-            max_keepalive_connections=self._config.max_connections,
+            max_connections=config.max_connections,
+            max_keepalive_connections=config.max_connections,
         )
         self._client = httpx.AsyncClient(
             headers={"User-Agent": "returns-gateway"},
-            timeout=httpx.Timeout(self._config.timeout_seconds, connect=self._config.connect_timeout_seconds),
+            timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
             limits=limits,
             follow_redirects=False,  # a partner's redirect is its answer, not somewhere else to post
         )

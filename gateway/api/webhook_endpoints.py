@@ -26,7 +26,7 @@ from gateway.services import Services
 
 JSON = "application/json"
 
-EndpointId = Annotated[str, PathParameter(description="The endpoint's id (`we_…`).", max_length=64)]
+EndpointId = Annotated[str, PathParameter(description="The endpoint's id (`we_…`).")]
 
 
 class EndpointRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
