@@ -23,14 +23,14 @@ from litestar import Request, post
 from litestar.handlers import BaseRouteHandler
 from litestar.testing import AsyncTestClient
 
-from connectors import ConnectorRuntime, build_connector
+from connectors import ConnectorRuntime
 from connectors.sandboxes import Sandbox, running
 from gateway.broker import events_exchange_name
 from gateway.registry import ContractRegistry
-from gateway.routing import dead_letter_queue, parse_routing_table
 from gateway.settings import PROJECT_ROOT, Settings
 from tests.conftest import KeyFactory
-from tests.connectors.conftest import routed_gateway
+from tests.connectors.conftest import routed_gateway, running_connector
+from tests.support.broker import take_dead_letters
 
 CONNECTOR = "partner-webhooks"
 MESSAGE_TYPE = "return-status-changed.v1"
@@ -139,13 +139,7 @@ class Harness:
         return envelope
 
     async def dead_letters(self) -> list[AbstractIncomingMessage]:
-        channel = await self.amqp.channel()
-        queue = await channel.get_queue(dead_letter_queue(self.settings, CONNECTOR))
-        found = []
-        while (message := await queue.get(fail=False, no_ack=True)) is not None:
-            found.append(message)
-        await channel.close()
-        return found
+        return await take_dead_letters(self.amqp, self.settings, CONNECTOR)
 
 
 def auth(key: str) -> Mapping[str, str]:
@@ -162,13 +156,8 @@ async def harness(
     make_key: KeyFactory,
 ) -> AsyncIterator[Harness]:
     """A gateway routing ``return-status-changed.v1`` to the connector, and its runtime running."""
-    async with routed_gateway(tmp_path, settings, registry, amqp, TABLE) as routed:
-        spec = parse_routing_table(routed.table).connectors[CONNECTOR]
-        connector = build_connector(CONNECTOR, spec)
-        runtime = ConnectorRuntime(connector, settings=routed.settings, spec=spec, redis=redis)
-        await runtime.start()
-        try:
-            yield Harness(routed.client, runtime, routed.settings, amqp, make_key)
-        finally:
-            await runtime.stop()
-            await connector.aclose()
+    async with (
+        routed_gateway(tmp_path, settings, registry, amqp, TABLE) as routed,
+        running_connector(routed, CONNECTOR, redis) as runtime,
+    ):
+        yield Harness(routed.client, runtime, routed.settings, amqp, make_key)
