@@ -17,14 +17,12 @@ from litestar.params import PathParameter
 from gateway.api._openapi import problem_responses
 from gateway.api._problems import extra_headers
 from gateway.api._security import SECURITY, authorize
-from gateway.api.admin import _body, _json_body
+from gateway.api.admin import _answer, _body, _json_body
 from gateway.api.returns import _require_json
 from gateway.auth import Principal, Scope
 from gateway.errors import NotFound
 from gateway.partner_endpoints import MAX_URL_LENGTH, EndpointRegistry, EndpointResource, WebhookEndpoint
 from gateway.services import Services
-
-JSON = "application/json"
 
 EndpointId = Annotated[str, PathParameter(description="The endpoint's id (`we_…`).")]
 
@@ -40,19 +38,10 @@ class EndpointList(msgspec.Struct, kw_only=True):
     data: list[EndpointResource]
 
 
-_encoder = msgspec.json.Encoder()
-
-
 async def _caller(request: Request[Any, Any, Any]) -> tuple[Principal, EndpointRegistry]:
     principal = await authorize(request, Scope.WEBHOOKS_MANAGE)
     services: Services = request.app.state.services
     return principal, EndpointRegistry(services.redis, services.settings)
-
-
-def _answer(request: Request[Any, Any, Any], document: object, status: int = 200) -> Response[bytes]:
-    return Response(
-        _encoder.encode(document), status_code=status, media_type=JSON, headers=extra_headers(request)
-    )
 
 
 def _not_found(endpoint_id: str) -> NotFound:
