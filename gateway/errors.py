@@ -25,6 +25,7 @@ Every error the gateway raises descends from :class:`GatewayError`::
         ├── ContractViolation              422  (every violation, with its JSON pointer)
         ├── IdempotencyKeyReused           422
         ├── WebhookRefused                 422  (unreadable, unmappable, or an unknown return)
+        ├── InvalidWebhookEndpoint         422  (a partner's endpoint URL we will not post to)
         ├── RateLimited                    429  (Retry-After)
         └── ServiceUnavailable             503  (Retry-After)
 
@@ -211,6 +212,15 @@ class WebhookRefused(ProblemError):
     status_code = 422
     slug = "webhook-refused"
     title = "The webhook cannot be taken"
+
+
+class InvalidWebhookEndpoint(ProblemError):
+    """A webhook endpoint a partner may not register: not https (unless allowed), no host,
+    credentials in the URL, or one endpoint too many (422)."""
+
+    status_code = 422
+    slug = "invalid-webhook-endpoint"
+    title = "The webhook endpoint cannot be registered"
 
 
 class IdempotencyKeyReused(ProblemError):

@@ -72,6 +72,10 @@ class Settings:
     retry_after_seconds: int = 5
     """``RGW_RETRY_AFTER_SECONDS``: the ``Retry-After`` a client gets when the broker is unavailable."""
 
+    webhook_allow_http: bool = False
+    """``RGW_WEBHOOK_ALLOW_HTTP``: let partners register ``http://`` webhook endpoints, not only
+    ``https://`` (for tests and the demo on loopback; leave it off in production)."""
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``RGW_*`` variables; explicit ``overrides`` win."""

@@ -17,6 +17,7 @@ from gateway.api.contracts import contracts_router
 from gateway.api.health import live, ready
 from gateway.api.lifecycle import approvals_router, return_events_router
 from gateway.api.returns import returns_router
+from gateway.api.webhook_endpoints import webhook_endpoints_router
 from gateway.api.webhooks import webhooks_router
 from gateway.lifecycle import PolicyBook
 from gateway.mapping import MappingCatalog
@@ -73,6 +74,7 @@ def create_app(
             contracts_router,
             admin_router,
             webhooks_router,
+            webhook_endpoints_router,
             live,
             ready,
         ],

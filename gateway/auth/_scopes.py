@@ -11,4 +11,5 @@ class Scope(StrEnum):
     RETURNS_WRITE = "returns:write"
     RETURNS_READ = "returns:read"
     RETURNS_APPROVE = "returns:approve"
+    WEBHOOKS_MANAGE = "webhooks:manage"
     ADMIN = "admin"

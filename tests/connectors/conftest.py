@@ -13,8 +13,10 @@ import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 from litestar.testing import AsyncTestClient
 
+from connectors import ConnectorRuntime, build_connector
 from gateway.api import create_app
 from gateway.registry import ContractRegistry
+from gateway.routing import parse_routing_table
 from gateway.settings import Settings
 from tests.conftest import KeyFactory
 from tests.support.broker import delete_routing_topology
@@ -64,6 +66,22 @@ async def routed_gateway(
                 yield RoutedGateway(client, sandbox, routed, text)
         finally:
             await delete_routing_topology(amqp, settings, text)
+
+
+@asynccontextmanager
+async def running_connector(
+    routed: RoutedGateway, name: str, redis: aioredis.Redis
+) -> AsyncIterator[ConnectorRuntime]:
+    """Connector ``name`` of the routed gateway's table, built and run as ``connector run`` does."""
+    spec = parse_routing_table(routed.table).connectors[name]
+    connector = build_connector(name, spec)
+    runtime = ConnectorRuntime(connector, settings=routed.settings, spec=spec, redis=redis)
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
+        await connector.aclose()
 
 
 @dataclass

@@ -15,14 +15,15 @@ import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 from litestar.testing import AsyncTestClient
 
-from connectors import Connector, ConnectorRuntime, Delivery, Outcome, build_connector
+from connectors import Connector, ConnectorRuntime, Delivery, Outcome
 from gateway.broker import events_exchange_name
 from gateway.delivery_headers import DEAD_REASON
 from gateway.registry import ContractRegistry
-from gateway.routing import dead_letter_queue, parse_routing_table, retry_queue
+from gateway.routing import retry_queue
 from gateway.settings import Settings
 from tests.conftest import KeyFactory
-from tests.connectors.conftest import routed_gateway
+from tests.connectors.conftest import routed_gateway, running_connector
+from tests.support.broker import take_dead_letters
 from tests.support.payloads import headers, return_request
 from tests.support.sandbox import Fault, SandboxState
 from tests.support.waiting import wait_until
@@ -65,12 +66,7 @@ class Harness:
         assert response.status_code == 202, response.text
 
     async def dead_letters(self) -> list[aio_pika.abc.AbstractIncomingMessage]:
-        channel = await self.amqp.channel()
-        queue = await channel.get_queue(dead_letter_queue(self.settings, "records"))
-        found = []
-        while (message := await queue.get(fail=False, no_ack=True)) is not None:
-            found.append(message)
-        return found
+        return await take_dead_letters(self.amqp, self.settings, "records")
 
 
 @asynccontextmanager
@@ -85,18 +81,11 @@ async def running_harness(
     circuit_threshold: int = 1000,
 ) -> AsyncIterator[Harness]:
     """Gateway, sandbox target and one connector runtime built from the routing table."""
-    async with routed_gateway(
-        tmp_path, settings, registry, amqp, TABLE, threshold=circuit_threshold
-    ) as routed:
-        spec = parse_routing_table(routed.table).connectors["records"]
-        connector = build_connector("records", spec)
-        runtime = ConnectorRuntime(connector, settings=routed.settings, spec=spec, redis=redis)
-        await runtime.start()
-        try:
-            yield Harness(routed.client, runtime, routed.sandbox, await make_key(), routed.settings, amqp)
-        finally:
-            await runtime.stop()
-            await connector.aclose()
+    async with (
+        routed_gateway(tmp_path, settings, registry, amqp, TABLE, threshold=circuit_threshold) as routed,
+        running_connector(routed, "records", redis) as runtime,
+    ):
+        yield Harness(routed.client, runtime, routed.sandbox, await make_key(), routed.settings, amqp)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import msgspec
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from gateway import routing
+from gateway.routing import dead_letter_queue
 from gateway.settings import Settings
 from tests.support.waiting import wait_until
 
@@ -52,3 +53,16 @@ async def delete_routing_topology(
     channel = await connection.channel()
     await routing.delete_routing_topology(channel, settings, routing.parse_routing_table(table))
     await channel.close()
+
+
+async def take_dead_letters(
+    connection: AbstractRobustConnection, settings: Settings, connector: str
+) -> list[AbstractIncomingMessage]:
+    """Take every message waiting in ``connector``'s dead-letter queue."""
+    channel = await connection.channel()
+    queue = await channel.get_queue(dead_letter_queue(settings, connector))
+    found = []
+    while (message := await queue.get(fail=False, no_ack=True)) is not None:
+        found.append(message)
+    await channel.close()
+    return found
