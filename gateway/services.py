@@ -111,12 +111,5 @@ class Services:
                 publisher=publisher,
             ),
             deadletters=deadletters,
-            webhooks=WebhookIntake(
-                settings,
-                routing=routing,
-                mappings=mappings,
-                redis=redis,
-                returns=returns,
-                publisher=publisher,
-            ),
+            webhooks=webhooks,
         )

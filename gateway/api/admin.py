@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 from litestar.params import PathParameter, QueryParameter
 
+from gateway.api._bodies import answer, decode_body, json_body
 from gateway.api._openapi import problem_responses
-from gateway.api._problems import PROBLEM_JSON, Problem, extra_headers
+from gateway.api._problems import PROBLEM_JSON, Problem
 from gateway.api._security import SECURITY, authorize
 from gateway.auth import Principal, Scope
 from gateway.deadletters import (
@@ -24,10 +23,8 @@ from gateway.deadletters import (
     QueueListing,
     ReplayResult,
 )
-from gateway.errors import MalformedRequest
 from gateway.services import Services
 
-JSON = "application/json"
 MAX_LIMIT = 500
 
 Text = Annotated[str, msgspec.Meta(max_length=2000)]
@@ -83,37 +80,6 @@ _REFUSED = ResponseSpec(
 )
 
 
-def _json_body(struct: type[msgspec.Struct], *, required: bool) -> type[Operation]:
-    """An Operation class documenting ``struct`` as the JSON request body.
-
-    Bodies are decoded in the handler, after :func:`authorize`, so a caller without the
-    ``admin`` scope learns nothing from how its body would have been judged.
-    """
-    schema = msgspec.json.schema(struct)["$defs"][struct.__name__]
-
-    @dataclass
-    class JsonBodyOperation(Operation):
-        def __post_init__(self) -> None:
-            self.request_body = RequestBody(
-                required=required,
-                description=struct.__doc__,
-                # Litestar serialises a plain dict as it is.
-                content={JSON: OpenAPIMediaType(schema=schema)},  # type: ignore[arg-type]
-            )
-
-    return JsonBodyOperation
-
-
-async def _body(request: Request[Any, Any, Any], struct: type[T]) -> T:
-    raw = await request.body()
-    try:
-        return msgspec.json.decode(raw if raw.strip() else b"{}", type=struct)
-    except msgspec.ValidationError as exc:
-        raise MalformedRequest(f"invalid request body: {exc}") from exc
-    except msgspec.DecodeError as exc:
-        raise MalformedRequest(f"the body is not valid JSON: {exc}") from exc
-
-
 async def _admin(request: Request[Any, Any, Any]) -> tuple[Principal, DeadLetterDesk]:
     principal = await authorize(request, Scope.ADMIN)
     services: Services = request.app.state.services
@@ -122,12 +88,6 @@ async def _admin(request: Request[Any, Any, Any]) -> tuple[Principal, DeadLetter
 
 def _actor(principal: Principal) -> str:
     return f"key:{principal.key_id}"
-
-
-def _answer(request: Request[Any, Any, Any], document: object, status: int = 200) -> Response[bytes]:
-    return Response(
-        _encoder.encode(document), status_code=status, media_type=JSON, headers=extra_headers(request)
-    )
 
 
 @get(
@@ -149,7 +109,7 @@ async def list_dead_letters(
 ) -> Response[bytes]:
     _, desk = await _admin(request)
     queues = [await desk.list(connector, limit)] if connector is not None else await desk.list_all(limit)
-    return _answer(request, DeadLetterList(object="list", data=queues))
+    return answer(request, DeadLetterList(object="list", data=queues))
 
 
 @get(
@@ -167,7 +127,7 @@ async def show_dead_letter(
     request: Request[Any, Any, Any], connector: Connector, message_id: MessageId
 ) -> Response[bytes]:
     _, desk = await _admin(request)
-    return _answer(request, await desk.show(connector, message_id))
+    return answer(request, await desk.show(connector, message_id))
 
 
 @post(
@@ -177,7 +137,7 @@ async def show_dead_letter(
     description="Sends it back to this connector alone, once the broker confirmed the copy, failure "
     "headers reset. With a corrected `payload` it is checked against its contract first and sent "
     "under a new message id derived from the old one and the payload.",
-    operation_class=_json_body(ReplayRequest, required=False),
+    operation_class=json_body(ReplayRequest, required=False),
     security=SECURITY,
     responses={
         202: ResponseSpec(data_container=ReplayResult, description="Replayed; under which message id"),
@@ -190,11 +150,11 @@ async def replay_dead_letter(
     request: Request[Any, Any, Any], connector: Connector, message_id: MessageId
 ) -> Response[bytes]:
     principal, desk = await _admin(request)
-    body = await _body(request, ReplayRequest)
+    body = await decode_body(request, ReplayRequest)
     result = await desk.replay(
         connector, message_id, payload=body.payload, actor=_actor(principal), note=body.note
     )
-    return _answer(request, result, 202)
+    return answer(request, result, 202)
 
 
 @post(
@@ -203,7 +163,7 @@ async def replay_dead_letter(
     summary="Replay every dead letter of a connector",
     description="Replays, as they are, exactly the dead letters present when the call starts; one that "
     "dies again meanwhile waits for the next replay.",
-    operation_class=_json_body(BulkReplayRequest, required=False),
+    operation_class=json_body(BulkReplayRequest, required=False),
     security=SECURITY,
     responses={
         202: ResponseSpec(data_container=BulkReplayResult, description="How many were replayed"),
@@ -213,9 +173,9 @@ async def replay_dead_letter(
 )
 async def replay_all_dead_letters(request: Request[Any, Any, Any], connector: Connector) -> Response[bytes]:
     principal, desk = await _admin(request)
-    body = await _body(request, BulkReplayRequest)
+    body = await decode_body(request, BulkReplayRequest)
     result = await desk.replay_all(connector, actor=_actor(principal), note=body.note)
-    return _answer(request, result, 202)
+    return answer(request, result, 202)
 
 
 @post(
@@ -223,7 +183,7 @@ async def replay_all_dead_letters(request: Request[Any, Any, Any], connector: Co
     status_code=200,
     summary="Discard a dead letter",
     description="Removes it for good; the reason is required and kept in the audit log.",
-    operation_class=_json_body(DiscardRequest, required=True),
+    operation_class=json_body(DiscardRequest, required=True),
     security=SECURITY,
     responses={
         200: ResponseSpec(data_container=DiscardResult, description="Discarded"),
@@ -235,9 +195,9 @@ async def discard_dead_letter(
     request: Request[Any, Any, Any], connector: Connector, message_id: MessageId
 ) -> Response[bytes]:
     principal, desk = await _admin(request)
-    body = await _body(request, DiscardRequest)
+    body = await decode_body(request, DiscardRequest)
     result = await desk.discard(connector, message_id, actor=_actor(principal), reason=body.reason)
-    return _answer(request, result)
+    return answer(request, result)
 
 
 @get(
@@ -252,7 +212,7 @@ async def discard_dead_letter(
 )
 async def audit_log(request: Request[Any, Any, Any], limit: Limit = 50) -> Response[bytes]:
     _, desk = await _admin(request)
-    return _answer(request, AuditList(object="list", data=await desk.audit.recent(limit)))
+    return answer(request, AuditList(object="list", data=await desk.audit.recent(limit)))
 
 
 admin_router = Router(

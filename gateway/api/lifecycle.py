@@ -14,10 +14,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.params import FromPath
 
+from gateway.api._bodies import JSON, answer, require_json
 from gateway.api._openapi import contract_body, problem_responses
-from gateway.api._problems import extra_headers
 from gateway.api._security import SECURITY, authorize
-from gateway.api.returns import JSON, require_json
 from gateway.auth import Scope
 from gateway.envelope import trace_context
 from gateway.errors import NotFound
@@ -27,8 +26,6 @@ from gateway.lifecycle._rules import Verdict
 from gateway.lifecycle._store import TimelineEntry
 from gateway.registry import ContractRegistry
 from gateway.services import Services
-
-_json = msgspec.json.Encoder()
 
 
 class TimelineDocument(msgspec.Struct, kw_only=True):
@@ -99,12 +96,6 @@ class ApprovalBody(Operation):
         )
 
 
-def _respond(
-    request: Request[Any, Any, Any], body: bytes, status: int = 200, **headers: str
-) -> Response[bytes]:
-    return Response(body, status_code=status, media_type=JSON, headers={**extra_headers(request), **headers})
-
-
 def return_events_router(registry: ContractRegistry) -> Router:
     """Timeline, receipts and inspections of one return."""
 
@@ -145,7 +136,7 @@ def return_events_router(registry: ContractRegistry) -> Router:
             headers = dict(accepted.response.headers)
             if accepted.replayed:
                 headers[REPLAYED_HEADER] = "true"
-            return _respond(request, accepted.response.body, accepted.response.status_code, **headers)
+            return answer(request, accepted.response.body, accepted.response.status_code, **headers)
 
         return report
 
@@ -179,7 +170,7 @@ def return_events_router(registry: ContractRegistry) -> Router:
             policy={"id": state.policy, "version": state.policy_version},
             data=await services.lifecycle.timeline(return_id),
         )
-        return _respond(request, _json.encode(document))
+        return answer(request, document)
 
     return Router(
         "/v1/returns",
@@ -236,7 +227,7 @@ async def approvals_queue(request: Request[Any, Any, Any]) -> Response[bytes]:
                 estimated_credit=_estimate(state.request, verdict),
             )
         )
-    return _respond(request, _json.encode(ApprovalsDocument(object="list", data=waiting)))
+    return answer(request, ApprovalsDocument(object="list", data=waiting))
 
 
 def _estimate(request: dict[str, Any], verdict: Verdict | None) -> list[dict[str, str]]:
@@ -277,7 +268,7 @@ async def decide_approval(request: Request[Any, Any, Any], return_id: FromPath[s
         await request.body(),
         trace_context(request.headers.get("traceparent"), request.headers.get("tracestate")),
     )
-    return _respond(request, body, 202)
+    return answer(request, body, 202)
 
 
 approvals_router = Router("/", route_handlers=[approvals_queue, decide_approval])

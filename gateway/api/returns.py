@@ -9,27 +9,21 @@ from litestar import Request, Response, Router, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
+from gateway.api._bodies import JSON, require_json
 from gateway.api._deprecation import deprecation_headers
 from gateway.api._openapi import ReturnDocument, contract_body, problem_responses
 from gateway.api._problems import add_response_headers, extra_headers
 from gateway.api._security import SECURITY, authorize
 from gateway.auth import Scope
 from gateway.envelope import trace_context
-from gateway.errors import NotFound, UnsupportedMediaType
+from gateway.errors import NotFound
 from gateway.idempotency import HEADER, REPLAYED_HEADER, parse_key
 from gateway.intake import RETURN_REQUEST
 from gateway.registry import ContractRegistry
 from gateway.returns_store import render_return
 from gateway.services import Services
 
-JSON = "application/json"
 _MAX_ID_LENGTH = 64
-
-
-def require_json(request: Request[Any, Any, Any]) -> None:
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != JSON and not (media_type.startswith("application/") and media_type.endswith("+json")):
-        raise UnsupportedMediaType(f"send the body as {JSON}, not {media_type or 'no content type'}")
 
 
 def returns_router(registry: ContractRegistry) -> Router:

@@ -14,11 +14,10 @@ from litestar import Request, Response, Router, delete, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter
 
+from gateway.api._bodies import answer, decode_body, json_body, require_json
 from gateway.api._openapi import problem_responses
 from gateway.api._problems import extra_headers
 from gateway.api._security import SECURITY, authorize
-from gateway.api.admin import _answer, _body, _json_body
-from gateway.api.returns import _require_json
 from gateway.auth import Principal, Scope
 from gateway.errors import NotFound
 from gateway.partner_endpoints import MAX_URL_LENGTH, EndpointRegistry, EndpointResource, WebhookEndpoint
@@ -49,7 +48,7 @@ def _not_found(endpoint_id: str) -> NotFound:
 
 
 def _with_secret(request: Request[Any, Any, Any], endpoint: WebhookEndpoint, status: int) -> Response[bytes]:
-    response = _answer(request, EndpointResource.of(endpoint, with_secret=True), status)
+    response = answer(request, EndpointResource.of(endpoint, with_secret=True), status)
     response.headers["Cache-Control"] = "no-store"  # the secret must not linger in any cache
     return response
 
@@ -61,7 +60,7 @@ def _with_secret(request: Request[Any, Any, Any], endpoint: WebhookEndpoint, sta
     description="Events about this partner's returns (`return-status-changed` v1) will be posted to `url`, "
     "signed with the `secret` in this answer. Keep it now: it is never shown again (rotate it to get a "
     "new one).",
-    operation_class=_json_body(EndpointRequest, required=True),
+    operation_class=json_body(EndpointRequest, required=True),
     security=SECURITY,
     responses={
         201: ResponseSpec(data_container=EndpointResource, description="Registered, with its secret"),
@@ -70,8 +69,8 @@ def _with_secret(request: Request[Any, Any, Any], endpoint: WebhookEndpoint, sta
 )
 async def create_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     principal, registry = await _caller(request)
-    _require_json(request)
-    body = await _body(request, EndpointRequest)
+    require_json(request)
+    body = await decode_body(request, EndpointRequest)
     return _with_secret(request, await registry.create(principal.partner, body.url), 201)
 
 
@@ -88,7 +87,7 @@ async def create_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
 async def list_endpoints(request: Request[Any, Any, Any]) -> Response[bytes]:
     principal, registry = await _caller(request)
     endpoints = await registry.list(principal.partner)
-    return _answer(request, EndpointList(object="list", data=[EndpointResource.of(e) for e in endpoints]))
+    return answer(request, EndpointList(object="list", data=[EndpointResource.of(e) for e in endpoints]))
 
 
 @delete(
