@@ -142,7 +142,7 @@ class ReturnEvents:
         approval: dict[str, Any] = {
             "return_id": return_id,
             "decision": fields.get("decision"),
-            "approver": {"type": "user", "id": principal.key_id},
+            "approver": {"type": "user", "id": principal.key_id, "name": f"{principal.partner} key"},
             "approver_partner": principal.partner,
             "decided_at": _now(),
         }

@@ -30,15 +30,17 @@ EXPECTED_END = {
     "PSU": "closed",  # transit damage with photos, inside its 7-day window
     "UNASKED": "closed",  # an unauthorized return: the returns desk approves it, then it travels
     "CABLE-LATE": "rejected",  # remorse asked after the 30-day window
-    "TOO-MANY": "rejected",  # more than was shipped
+    "CABLE-60": "closed",  # 60 asked, 50 shipped: partially authorized, 50 travel
+    "NEVER-SHIPPED": "rejected",  # an item the shipment never held
 }
 
 
 def _returns(registry: ContractRegistry) -> list[tuple[str, dict[str, Any]]]:
-    """Five returns against shipment 80071234 and invoice 90031877 (seeded in every ERP
+    """Six returns against shipment 80071234 and invoice 90031877 (seeded in every ERP
     sandbox), each meeting a different rule of the default policy."""
     base = copy.deepcopy(registry.require("return-request", "v1").valid_examples[0].payload)
     base["requested_date"] = "2024-02-20"  # 15 days after shipping
+    base["channel"] = "portal"
     tag = secrets.token_hex(3).upper()
 
     def variant(
@@ -77,7 +79,10 @@ def _returns(registry: ContractRegistry) -> list[tuple[str, dict[str, Any]]]:
         variant(
             "CABLE-LATE", "ordered_in_error", [cable], "Ordered 5 m, needed 2 m.", requested_date="2024-03-20"
         ),
-        variant("TOO-MANY", "defective", [{**ssd, "quantity": 40}], "More than we ever bought."),
+        variant("CABLE-60", "ordered_in_error", [{**cable, "quantity": 60}], "All of them, please."),
+        variant(
+            "NEVER-SHIPPED", "defective", [{**ssd, "sku": "SSD-SAM-PM893-3T84"}], "Not from this shipment."
+        ),
     ]
 
 

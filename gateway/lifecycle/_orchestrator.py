@@ -169,7 +169,6 @@ class Orchestrator(Connector):
         self.policies = PolicyBook.load(context.settings.policies_dir, context.settings.contracts_dir)
 
     async def handle(self, delivery: Delivery) -> Sequence[Emitted] | None:
-        now = dt.datetime.now(dt.UTC)
         basis_of: Callable[[ReturnState], Any] = lambda state: state.basis  # noqa: E731
         if delivery.contract == "return-documents":
             basis = _basis_of_documents(delivery.payload)
@@ -177,7 +176,7 @@ class Orchestrator(Connector):
         emitted = await self._store.apply(
             delivery.correlation_id,
             delivery.message_id,
-            lambda state, returned: self.decide(delivery, state, returned, now),
+            lambda state, returned: self.decide(delivery, state, returned, dt.datetime.now(dt.UTC)),
             basis_of=basis_of,
         )
         return [Emitted(**e) for e in emitted]
@@ -362,13 +361,9 @@ class Orchestrator(Connector):
                     "late_event", _system(step.delivery), detail="a rejection the lifecycle did not decide"
                 )
             return  # the lifecycle's own rejection, coming back through the routes
-        erp = (
-            dict(payload["decided_by"])
-            if payload["decided_by"]["type"] == "system"
-            else _system(step.delivery)
-        )
-        state.rma_number = payload.get("rma_number") or state.rma_number
         documents = list(payload.get("erp_documents") or [])
+        erp = _system(step.delivery, documents)
+        state.rma_number = payload.get("rma_number") or state.rma_number
         state.documents += documents
         if state.status == "posting_failed" and state.resume == "authorized":
             step.move(
@@ -446,7 +441,7 @@ class Orchestrator(Connector):
         if payload["document_status"] != "posted":
             return  # the lifecycle's own draft, coming back through the routes
         documents = list(payload.get("erp_documents") or [])
-        erp = _system(step.delivery)
+        erp = _system(step.delivery, documents)
         number = payload.get("credit_memo_number", "")
         if state.status in ("credited", "closed"):
             step.note("late_event", erp, documents=documents, detail=f"credit memo {number} reported again")
@@ -613,8 +608,9 @@ class Orchestrator(Connector):
         step.move(milestone, actor, detail=detail, documents=documents)
 
 
-def _system(delivery: Delivery) -> dict[str, str]:
-    return {"type": "system", "id": delivery.contract}
+def _system(delivery: Delivery, documents: Sequence[dict[str, str]] = ()) -> dict[str, str]:
+    """The system an event speaks for: the one whose documents it carries, else its kind."""
+    return {"type": "system", "id": documents[0]["system"] if documents else delivery.contract}
 
 
 def _summary(verdict: Verdict) -> str:
