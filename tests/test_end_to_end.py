@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 
+from connectors.sandboxes import Fault
 from gateway.demo._stack import Stack, running_stack
 from gateway.demo._watch import return_ids_in
 from gateway.settings import Settings
@@ -38,6 +39,14 @@ async def status_of(stack: Stack, return_id: str) -> str:
 async def follow_one_return(stack: Stack, erp_collection: str) -> str:
     """Submit one return (twice, same key), play the carrier and the warehouse (each webhook
     twice; the warehouse finds line 1 defective), and wait until the return is closed."""
+    return_id = await play_one_return(stack)
+    await reaches(stack, return_id, "closed")
+    await wait_until(lambda: case_status(stack, return_id) == "Closed", within=10, what="the case to close")
+    return return_id
+
+
+async def play_one_return(stack: Stack) -> str:
+    """Submit one return and play the outside world up to its inspection."""
     key, payload = uuid.uuid4().hex, return_request(requested_date="2024-02-20")  # inside every window
     first = await stack.submit(payload, idempotency_key=key)
     assert first.status_code == 202, first.text
@@ -68,15 +77,14 @@ async def follow_one_return(stack: Stack, erp_collection: str) -> str:
         assert accepted.status_code == 202, accepted.text
         resent = await stack.webhook(role, body, headers)  # systems resend: one event still
         assert resent.status_code == 202 and resent.json()["accepted"] == [], resent.text
-    closed = [""]
-
-    async def is_closed() -> bool:
-        closed[0] = await status_of(stack, return_id)
-        return closed[0] == "closed"
-
-    await wait_until(is_closed, within=30, what="the return to be closed")
-    await wait_until(lambda: case_status(stack, return_id) == "Closed", within=10, what="the case to close")
     return return_id
+
+
+async def reaches(stack: Stack, return_id: str, status: str) -> None:
+    async def there() -> bool:
+        return await status_of(stack, return_id) == status
+
+    await wait_until(there, within=30, what=f"the return to be {status}")
 
 
 async def timeline_of(stack: Stack, return_id: str) -> list[dict[str, Any]]:
@@ -141,3 +149,34 @@ async def test_one_return_travels_the_whole_lifecycle_through_every_system_once(
         rules = {e["rule"]["id"] for e in timeline if e.get("rule")}
         assert {"auto-authorize", "vendor-pays-defects", "restock-as-new", "samsung-warranty"} <= rules
         assert all(e["message_id"] and e["actor"]["id"] for e in timeline)
+
+
+async def test_a_refused_credit_posting_parks_the_return_until_its_dead_letter_is_replayed(
+    settings: Settings, redis: aioredis.Redis, amqp: AbstractRobustConnection
+) -> None:
+    async with running_stack(settings, erp="netsuite", partner="acme") as stack:
+        erp = stack.sandboxes["erp"]
+        erp.state.faults.append(  # the ERP refuses the credit memo once (a closed period, say)
+            Fault(status=400, method="POST", path="/services/rest/record/v1/invoice/", times=1)
+        )
+        return_id = await play_one_return(stack)
+        await reaches(stack, return_id, "posting_failed")
+        [parked] = [e for e in await timeline_of(stack, return_id) if e.get("to_status") == "posting_failed"]
+        link = parked["dead_letter"]
+        assert link["connector"] == "erp" and link["message_id"].endswith(".lifecycle.credit")
+        [letter] = await stack.dead_letters("erp")
+        assert letter["message_id"] == link["message_id"]
+        assert mentioning(stack, "erp", return_id, "creditMemo") == []
+
+        replayed = await stack.http.post(
+            f"{stack.gateway_url}/v1/admin/dead-letters/erp/{link['message_id']}/replay",
+            headers={"Authorization": f"Bearer {stack.admin_key}"},
+        )
+        assert replayed.status_code == 202, replayed.text
+        await reaches(stack, return_id, "closed")
+        statuses = [
+            e["to_status"] for e in await timeline_of(stack, return_id) if e["action"] == "status_changed"
+        ]
+        assert statuses[-4:] == ["dispositioned", "posting_failed", "credited", "closed"]
+        assert len(mentioning(stack, "erp", return_id, "creditMemo")) == 1
+        assert await stack.dead_letters("erp") == []
