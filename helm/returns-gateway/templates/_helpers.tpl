@@ -94,3 +94,7 @@ Full image reference; the tag defaults to the chart's appVersion.
 {{- define "returns-gateway.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
 {{- end }}
+
+{{- define "returns-gateway.policiesName" -}}
+{{- printf "%s-policies" (include "returns-gateway.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
