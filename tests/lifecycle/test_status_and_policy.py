@@ -11,6 +11,7 @@ import pytest
 from gateway.lifecycle import ROAD, TRANSITIONS, IllegalTransition, PolicyBook, PolicyError, check_move
 from gateway.lifecycle._status import allowed_from, contract_statuses, is_behind
 from gateway.settings import PROJECT_ROOT
+from tests.support.lifecycle import UNAPPROVED_ROAD
 
 CONTRACTS = PROJECT_ROOT / "contracts"
 
@@ -22,18 +23,7 @@ def test_the_model_covers_exactly_the_contract_vocabulary() -> None:
 
 
 def test_the_main_road_is_walkable_and_nothing_leaves_closed() -> None:
-    walked = [
-        "requested",
-        "validated",
-        "authorized",
-        "label_issued",
-        "in_transit",
-        "received",
-        "inspected",
-        "dispositioned",
-        "credited",
-        "closed",
-    ]
+    walked = UNAPPROVED_ROAD
     for here, there in itertools.pairwise(walked):
         check_move(here, there)
     assert TRANSITIONS["closed"] == frozenset()
