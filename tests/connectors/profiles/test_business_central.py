@@ -89,42 +89,6 @@ async def test_a_request_is_answered_with_the_documents_business_central_holds(
     assert sandbox.state.count("salesCreditMemos") == 0
 
 
-async def test_unknown_references_are_listed_as_missing(
-    bc: Connector, sandbox: BusinessCentralSandbox
-) -> None:
-    references = {"order": {"number": "4500118832"}, "invoice": {"number": "99999999"}}
-    message = delivery("return-request.v1", request(references=references))
-    event = only(await bc.handle(message), "return-documents.v1")
-
-    assert event.payload["missing"] == [{"kind": "invoice", "number": "99999999"}]
-    assert [(d["kind"], d["number"]) for d in event.payload["documents"]] == [("order", "4500118832")]
-    assert sandbox.state.count("salesCreditMemos") == 0
-
-
-async def test_no_known_reference_is_still_an_answer_not_a_failure(bc: Connector) -> None:
-    references = {"invoice": {"number": "99999999"}, "shipment": {"number": "80079999"}}
-    message = delivery("return-request.v1", request(references=references))
-    event = only(await bc.handle(message), "return-documents.v1")
-
-    assert event.payload["documents"] == []
-    assert event.payload["missing"] == [
-        {"kind": "invoice", "number": "99999999"},
-        {"kind": "shipment", "number": "80079999"},
-    ]
-
-
-async def test_a_request_for_more_than_was_invoiced_is_not_judged_here(
-    bc: Connector, sandbox: BusinessCentralSandbox
-) -> None:
-    """Quantities are the lifecycle's to check: the connector reads and answers, creates nothing."""
-    payload = request()
-    payload["lines"][0]["quantity"] = 40
-    event = only(await bc.handle(delivery("return-request.v1", payload)), "return-documents.v1")
-    assert len(event.payload["documents"]) == 3
-    assert sandbox.state.requests_to("POST", API) == []
-    assert sandbox.state.count("salesCreditMemos") == 0
-
-
 # -- return-decision: the draft credit memo that is the RMA -----------------------------------
 
 

@@ -82,42 +82,6 @@ async def test_a_request_is_answered_with_the_documents_netsuite_holds(
     assert sandbox.state.count("returnAuthorization") == 0
 
 
-async def test_unknown_references_are_listed_as_missing(
-    netsuite: Connector, sandbox: NetSuiteSandbox
-) -> None:
-    references = {"invoice": {"number": "99999999"}, "shipment": {"number": "80071234"}}
-    message = delivery("return-request.v1", request(references=references))
-    event = only(await netsuite.handle(message), "return-documents.v1")
-
-    assert event.payload["missing"] == [{"kind": "invoice", "number": "99999999"}]
-    assert [(d["kind"], d["number"]) for d in event.payload["documents"]] == [("shipment", "80071234")]
-    assert sandbox.state.count("returnAuthorization") == 0
-
-
-async def test_no_known_reference_is_still_an_answer_not_a_failure(netsuite: Connector) -> None:
-    references = {"order": {"number": "SO-404"}, "invoice": {"number": "99999999"}}
-    message = delivery("return-request.v1", request(references=references))
-    event = only(await netsuite.handle(message), "return-documents.v1")
-
-    assert event.payload["documents"] == []
-    assert event.payload["missing"] == [
-        {"kind": "order", "number": "SO-404"},
-        {"kind": "invoice", "number": "99999999"},
-    ]
-
-
-async def test_a_request_for_more_than_was_invoiced_is_not_judged_here(
-    netsuite: Connector, sandbox: NetSuiteSandbox
-) -> None:
-    """Quantities are the lifecycle's to check: the connector reads and answers, creates nothing."""
-    payload = request()
-    payload["lines"][0]["quantity"] = 40
-    event = only(await netsuite.handle(delivery("return-request.v1", payload)), "return-documents.v1")
-    assert len(event.payload["documents"]) == 3
-    assert sandbox.state.requests_to("POST", RECORDS) == []
-    assert sandbox.state.count("returnAuthorization") == 0
-
-
 # -- return-decision: the return authorization ------------------------------------------------
 
 
