@@ -11,6 +11,8 @@ from aio_pika.abc import AbstractChannel, AbstractExchange
 from gateway.auth import Authenticator, KeyStore
 from gateway.broker import BrokerPublisher
 from gateway.deadletters import DeadLetterDesk
+from gateway.edi import PartnerDirectory, ReturnNoticeMapper
+from gateway.edi.intake import EdiIntake
 from gateway.idempotency import IdempotencyStore
 from gateway.intake import RETURN_REQUEST, ReturnIntake
 from gateway.mapping import MappingCatalog
@@ -39,6 +41,8 @@ class Services:
     deadletters: DeadLetterDesk
     """Operators' dead-letter desk; connects to the broker on first use."""
     webhooks: WebhookIntake
+    edi: EdiIntake | None = None
+    """X12 intake; present when the mappings (and so ``mappings/edi``) are loaded."""
 
     @classmethod
     async def start(
@@ -48,6 +52,7 @@ class Services:
         stack: AsyncExitStack,
         routing: RoutingTable | None = None,
         mappings: MappingCatalog | None = None,
+        partners: PartnerDirectory | None = None,
     ) -> Services:
         """Open Redis and the broker; ``stack`` closes them in reverse order.
 
@@ -72,6 +77,24 @@ class Services:
             settings, routing=routing, mappings=mappings, redis=redis, returns=returns, publisher=publisher
         )
         stack.push_async_callback(webhooks.aclose)
+        contract = registry.require(*RETURN_REQUEST)
+        intake = ReturnIntake(
+            contract=contract,
+            idempotency=IdempotencyStore(redis, settings),
+            returns=returns,
+            publisher=publisher,
+        )
+        edi = (
+            EdiIntake(
+                settings,
+                partners=partners or PartnerDirectory({}),
+                mapper=ReturnNoticeMapper.from_catalog(mappings, contract),
+                intake=intake,
+                redis=redis,
+            )
+            if mappings is not None
+            else None
+        )
         return cls(
             settings=settings,
             registry=registry,
@@ -85,12 +108,7 @@ class Services:
             rate_limiter=PartnerRateLimiter(settings.redis_url, key_prefix=settings.key("ratelimit")),
             returns=returns,
             publisher=publisher,
-            intake=ReturnIntake(
-                contract=registry.require(*RETURN_REQUEST),
-                idempotency=IdempotencyStore(redis, settings),
-                returns=returns,
-                publisher=publisher,
-            ),
+            intake=intake,
             deadletters=deadletters,
             webhooks=WebhookIntake(
                 settings,
@@ -100,4 +118,5 @@ class Services:
                 returns=returns,
                 publisher=publisher,
             ),
+            edi=edi,
         )

@@ -14,9 +14,11 @@ from gateway.api._problems import EXCEPTION_HANDLERS
 from gateway.api._security import BEARER_SCHEME
 from gateway.api.admin import admin_router
 from gateway.api.contracts import contracts_router
+from gateway.api.edi import edi_router
 from gateway.api.health import live, ready
 from gateway.api.returns import returns_router
 from gateway.api.webhooks import webhooks_router
+from gateway.edi import PartnerDirectory
 from gateway.mapping import MappingCatalog
 from gateway.registry import ContractRegistry
 from gateway.routing import load_routing_table
@@ -38,11 +40,14 @@ def create_app(
     registry = registry or ContractRegistry.from_folder(settings.contracts_dir)
     routing = load_routing_table(settings.routes_file) if settings.routes_file else None
     mappings = mappings or MappingCatalog.load(settings.mappings_dir, settings.contracts_dir)
+    partners = PartnerDirectory.load(settings.edi_partners_file)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            app.state.services = await Services.start(settings, registry, stack, routing, mappings)
+            app.state.services = await Services.start(
+                settings, registry, stack, routing, mappings, partners=partners
+            )
             yield
 
     openapi = OpenAPIConfig(
@@ -68,6 +73,7 @@ def create_app(
             contracts_router,
             admin_router,
             webhooks_router,
+            edi_router,
             live,
             ready,
         ],
