@@ -23,6 +23,8 @@ class GroupResult:
     sender: str
     receiver: str
     declared_sets: int | None
+    received_sets: int = 0
+    """Sets found between GS and GE (AK903), acknowledged one by one unless the group is unsupported."""
     sets: list[SetResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -100,14 +102,14 @@ def build_997(
                     body.append(e.join(fields).rstrip(e))
             status = "A" if result.accepted and not group.errors else "R"
             body.append(e.join(("AK5", status, *result.errors[:5])))
-        included = group.declared_sets if group.declared_sets is not None else len(group.sets)
+        included = group.declared_sets if group.declared_sets is not None else group.received_sets
         body.append(
             e.join(
                 (
                     "AK9",
                     group.status,
                     str(included),
-                    str(len(group.sets)),
+                    str(group.received_sets),
                     str(group.accepted_count),
                     *group.errors[:5],
                 )

@@ -59,6 +59,7 @@ def check_interchange(data: bytes, *, codes: CodeLists | None = None, max_bytes:
             sender=group.sender,
             receiver=group.receiver,
             declared_sets=group.declared_sets,
+            received_sets=len(group.sets),
             errors=list(group.errors),
         )
         checked.groups.append(result)

@@ -76,12 +76,13 @@ class _Frame:
     counts: list[int]
 
 
-def _missing(frame: _Frame, stop: int, position: int, errors: list[SegmentError]) -> None:
+def _missing(frame: _Frame, stop: int, position: int, errors: list[SegmentError], root: bool = False) -> None:
+    loop = None if root else frame.loop.id
     for k in range(frame.index if frame.loop.ordered else 0, stop):
         child = frame.loop.children[k]
         if child.required and frame.counts[k] == 0:
             tag = child.tag if isinstance(child, Use) else child.trigger
-            errors.append(SegmentError(tag, position, frame.loop.id, "3", detail=f"mandatory {tag} missing"))
+            errors.append(SegmentError(tag, position, loop, "3", detail=f"mandatory {tag} missing"))
 
 
 def _place(stack: list[_Frame], tag: str, position: int, errors: list[SegmentError]) -> str | None:
@@ -102,7 +103,7 @@ def _place(stack: list[_Frame], tag: str, position: int, errors: list[SegmentErr
                 _missing(popped, len(popped.loop.children), position, errors)
             del stack[depth + 1 :]
             if frame.loop.ordered:
-                _missing(frame, j, position, errors)
+                _missing(frame, j, position, errors, root=depth == 0)
                 frame.index = j
             frame.counts[j] += 1
             if is_use:
@@ -144,8 +145,8 @@ def validate_set(spec: TransactionSpec, tset: TransactionSet, codes: CodeLists |
         bad = check_elements(segment_spec, segment, codes)
         if bad:
             errors.append(SegmentError(tag, position, loop, "8", bad, detail=f"{tag}: data element errors"))
-    for frame in reversed(stack):
-        _missing(frame, len(frame.loop.children), len(tset.segments), errors)
+    for depth in range(len(stack) - 1, -1, -1):
+        _missing(stack[depth], len(stack[depth].loop.children), len(tset.segments), errors, root=depth == 0)
     if errors and SetCode.SEGMENTS_IN_ERROR not in result.errors:
         result.errors.append(SetCode.SEGMENTS_IN_ERROR)
     return result
