@@ -27,13 +27,13 @@ def _file(tmp_path: Path, name: str, body: bytes) -> Path:
 
 def test_validate_reports_each_set_and_prints_the_997(tmp_path: Path) -> None:
     good = _file(tmp_path, "good.x12", interchange([[return_set("RQ-GOOD")]], newline="\n"))
-    result = runner.invoke(app, ["edi", "validate", str(good)])
+    result = runner.invoke(app, ["edi", "validate", str(good)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "partner nordwind" in result.output and "RQ-GOOD" in result.output and "accepted" in result.output
     assert "AK5*A~" in result.output and "AK9*A*1*1*1~" in result.output
 
     bad = _file(tmp_path, "bad.x12", interchange([[return_set(), return_set(lines=BAD_UNIT)]]))
-    result = runner.invoke(app, ["edi", "validate", str(bad)])
+    result = runner.invoke(app, ["edi", "validate", str(bad)], env={"COLUMNS": "200"})
     assert result.exit_code == 1
     assert "invalid code value" in result.output and "AK4*4*355*7*ZZ~" in result.output
     assert "AK9*P*2*2*1~" in result.output
