@@ -13,7 +13,7 @@ from gateway.edi._ack import GroupResult, build_997
 from gateway.edi._document import read_return_notice
 from gateway.edi._envelope import GroupCode, Interchange, SetCode, parse_interchange
 from gateway.edi._spec import TransactionSpec
-from gateway.edi._structure import CodeLists, SetResult, validate_set
+from gateway.edi._structure import CodeLists, ElementError, SetResult, validate_set
 from gateway.edi._tokens import MAX_BYTES, tokenize
 
 #: Transaction sets this gateway reads, by code, and the group code each travels in.
@@ -51,6 +51,7 @@ def check_interchange(data: bytes, *, codes: CodeLists | None = None, max_bytes:
     delimiters, segments = tokenize(data, max_bytes=max_bytes)
     interchange = parse_interchange(delimiters, segments)
     checked = Checked(interchange, [])
+    memo: dict[tuple[str, tuple[str, ...]], list[ElementError]] = {}
     for group in interchange.groups:
         result = GroupResult(
             functional_id=group.functional_id,
@@ -77,7 +78,7 @@ def check_interchange(data: bytes, *, codes: CodeLists | None = None, max_bytes:
             if tset.code != expected:
                 outcome = SetResult(tset.code, tset.control, [*tset.errors, SetCode.NOT_SUPPORTED])
             else:
-                outcome = validate_set(spec, tset, codes)
+                outcome = validate_set(spec, tset, codes, memo=memo)
             if tset.control in seen:
                 outcome.errors.append(SetCode.CONTROL_NUMBER_NOT_UNIQUE)
             seen.add(tset.control)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from gateway.edi._envelope import SetCode, TransactionSet
 from gateway.edi._spec import Element, Loop, Rule, SegmentSpec, TransactionSpec, Use
@@ -20,7 +21,10 @@ from gateway.edi._tokens import Segment
 _DECIMAL = re.compile(r"-?(?:\d+\.?\d*|\.\d+)")
 _INTEGER = re.compile(r"-?\d+")
 _TAG = re.compile(r"[A-Z][A-Z0-9]{1,2}")
+_CONTROL = re.compile(r"[\x00-\x1f]")
 
+_NONE: dict[int, Collection[str]] = {}
+_MEMO_LIMIT = 100_000
 #: Codes a partner's tables impose on elements, by segment and position: ``{"RDR02": {...}}``.
 CodeLists = Mapping[str, Collection[str]]
 
@@ -74,6 +78,11 @@ class _Frame:
     loop: Loop
     index: int
     counts: list[int]
+    positions: dict[str, tuple[int, ...]]
+
+
+def _frame(loop: Loop, first: int) -> _Frame:
+    return _Frame(loop, 0, [first] + [0] * (len(loop.children) - 1), _positions(loop))
 
 
 def _missing(frame: _Frame, stop: int, position: int, errors: list[SegmentError], root: bool = False) -> None:
@@ -85,46 +94,67 @@ def _missing(frame: _Frame, stop: int, position: int, errors: list[SegmentError]
             errors.append(SegmentError(tag, position, loop, "3", detail=f"mandatory {tag} missing"))
 
 
+_TAG_INDEX: dict[int, tuple[Loop, dict[str, tuple[int, ...]]]] = {}
+
+
+def _positions(loop: Loop) -> dict[str, tuple[int, ...]]:
+    """Where each tag can start among ``loop``'s children (a segment, or a loop's trigger)."""
+    cached = _TAG_INDEX.get(id(loop))
+    if cached is None or cached[0] is not loop:
+        found: dict[str, list[int]] = {}
+        for j, child in enumerate(loop.children):
+            found.setdefault(child.tag if isinstance(child, Use) else child.trigger, []).append(j)
+        cached = _TAG_INDEX[id(loop)] = (loop, {tag: tuple(js) for tag, js in found.items()})
+    return cached[1]
+
+
 def _place(stack: list[_Frame], tag: str, position: int, errors: list[SegmentError]) -> str | None:
     """Advance the stack to ``tag``; the AK304 code when it has no place here."""
     for depth in range(len(stack) - 1, -1, -1):
         frame = stack[depth]
-        children = frame.loop.children
+        loop = frame.loop
         # Inside a loop its trigger (child 0) starts the next repetition: the parent places it.
-        start = max(frame.index, 1) if depth > 0 else frame.index
-        if not frame.loop.ordered:
-            start = 1
-        for j in range(start, len(children)):
-            child = children[j]
-            is_use = isinstance(child, Use)
-            if (child.tag if is_use else child.trigger) != tag:  # type: ignore[union-attr]
+        start = frame.index if depth == 0 else max(frame.index, 1) if loop.ordered else 1
+        for j in frame.positions.get(tag, ()):
+            if j < start:
                 continue
             for popped in stack[depth + 1 :]:
                 _missing(popped, len(popped.loop.children), position, errors)
             del stack[depth + 1 :]
-            if frame.loop.ordered:
-                _missing(frame, j, position, errors, root=depth == 0)
+            if loop.ordered:
+                if j > frame.index + 1 or not frame.counts[frame.index]:
+                    _missing(frame, j, position, errors, root=depth == 0)
                 frame.index = j
             frame.counts[j] += 1
-            if is_use:
-                return "5" if frame.counts[j] > child.max_use else None  # type: ignore[union-attr]
-            loop: Loop = child  # type: ignore[assignment]
-            stack.append(_Frame(loop, 0, [1] + [0] * (len(loop.children) - 1)))
-            return "4" if frame.counts[j] > loop.max_repeat else None
+            child = loop.children[j]
+            if isinstance(child, Use):
+                return "5" if frame.counts[j] > child.max_use else None
+            stack.append(_frame(child, 1))
+            return "4" if frame.counts[j] > child.max_repeat else None
     return "?"
 
 
-def validate_set(spec: TransactionSpec, tset: TransactionSet, codes: CodeLists | None = None) -> SetResult:
-    """Check ``tset`` against ``spec``; envelope errors found earlier are carried over."""
+def validate_set(
+    spec: TransactionSpec,
+    tset: TransactionSet,
+    codes: CodeLists | None = None,
+    *,
+    memo: dict[tuple[str, tuple[str, ...]], list[ElementError]] | None = None,
+) -> SetResult:
+    """Check ``tset`` against ``spec``; envelope errors found earlier are carried over.
+
+    ``memo`` (one per interchange) remembers the verdict on each distinct segment: the same
+    parties, items, units and texts repeat from set to set, and are checked once.
+    """
     result = SetResult(tset.code, tset.control, list(tset.errors))
     if tset.code != spec.code:
         result.errors.append(SetCode.NOT_SUPPORTED)
         return result
     if not 4 <= len(tset.control) <= 9:
         result.errors.append(SetCode.BAD_CONTROL_NUMBER)
-    codes = codes or {}
+    overrides = _by_tag(codes or {})
     errors = result.segment_errors
-    stack = [_Frame(spec.structure, 0, [0] * len(spec.structure.children))]
+    stack = [_frame(spec.structure, 0)]
     known = spec.segments
     for position, segment in enumerate(tset.segments, start=1):
         tag = segment.tag
@@ -142,7 +172,12 @@ def validate_set(spec: TransactionSpec, tset: TransactionSet, codes: CodeLists |
             errors.append(SegmentError(tag, position, loop, code, detail=f"{tag}: used too often"))
             continue
         assert segment_spec is not None
-        bad = check_elements(segment_spec, segment, codes)
+        key = segment[:2]  # (tag, elements)
+        bad = memo.get(key) if memo is not None else None
+        if bad is None:
+            bad = _elements(segment_spec, segment.elements, overrides.get(tag, _NONE))
+            if memo is not None and len(memo) < _MEMO_LIMIT:
+                memo[key] = bad
         if bad:
             errors.append(SegmentError(tag, position, loop, "8", bad, detail=f"{tag}: data element errors"))
     for depth in range(len(stack) - 1, -1, -1):
@@ -152,21 +187,34 @@ def validate_set(spec: TransactionSpec, tset: TransactionSet, codes: CodeLists |
     return result
 
 
+def _by_tag(codes: CodeLists) -> dict[str, dict[int, Collection[str]]]:
+    found: dict[str, dict[int, Collection[str]]] = {}
+    for name, allowed in codes.items():
+        found.setdefault(name[:-2], {})[int(name[-2:])] = allowed
+    return found
+
+
 def check_elements(spec: SegmentSpec, segment: Segment, codes: CodeLists) -> list[ElementError]:
-    """The element errors of one segment (AK4s)."""
-    values = segment.elements
+    """The element errors of one segment (AK4s); ``codes`` replace the table's code lists."""
+    return _elements(spec, segment.elements, _by_tag(codes).get(spec.tag, {}))
+
+
+def _elements(
+    spec: SegmentSpec, values: Sequence[str], overrides: Mapping[int, Collection[str]]
+) -> list[ElementError]:
     errors: list[ElementError] = []
     defined = len(spec.elements)
-    if len(values) > defined and any(values[defined:]):
-        errors.append(ElementError(defined + 1, None, "3", values[defined][:99]))
-    for position, element in enumerate(spec.elements, start=1):
-        value = values[position - 1] if position <= len(values) else ""
+    if len(values) > defined:
+        if any(values[defined:]):
+            errors.append(ElementError(defined + 1, None, "3", values[defined][:99]))
+    elif len(values) < defined:
+        values = (*values, *[""] * (defined - len(values)))
+    for position, (element, value) in enumerate(zip(spec.elements, values, strict=False), start=1):
         if not value:
             if element.required:
                 errors.append(ElementError(position, element.ref, "1"))
             continue
-        allowed = codes.get(f"{spec.tag}{position:02d}", element.codes)
-        code = _check_value(element, value, allowed)
+        code = _check_value(element, value, overrides.get(position, element.codes))
         if code is not None:
             errors.append(ElementError(position, element.ref, code, value[:99]))
     for rule in spec.rules:
@@ -176,23 +224,18 @@ def check_elements(spec: SegmentSpec, segment: Segment, codes: CodeLists) -> lis
     return errors
 
 
-def _digits(value: str) -> int:
-    return sum(character.isdigit() for character in value)
-
-
 def _check_value(element: Element, value: str, allowed: Collection[str] | None) -> str | None:
     kind = element.type
-    if kind in ("N0", "N1", "N2", "R"):
-        if not (_INTEGER if kind != "R" else _DECIMAL).fullmatch(value):
+    if kind == "ID" or kind == "AN":
+        if _CONTROL.search(value):
             return "6"
-        length = _digits(value)
+        length = len(value)
     elif kind == "DT":
-        if not value.isdigit():
+        if not value.isdigit() or len(value) not in (6, 8) or len(value) < element.min:
             return "8"
-        if len(value) not in (6, 8) or len(value) < element.min:
-            return "8"
+        year = int(value[:4]) if len(value) == 8 else 2000 + int(value[:2])
         try:
-            dt.datetime.strptime(value, "%Y%m%d" if len(value) == 8 else "%y%m%d")
+            dt.date(year, int(value[-4:-2]), int(value[-2:]))
         except ValueError:
             return "8"
         return None
@@ -201,10 +244,10 @@ def _check_value(element: Element, value: str, allowed: Collection[str] | None) 
             return "9"
         hours, minutes, seconds = int(value[:2]), int(value[2:4]), int(value[4:6] or 0)
         return "9" if hours > 23 or minutes > 59 or seconds > 59 else None
-    else:
-        if any(character < " " for character in value):
+    else:  # N0, N1, N2, R
+        if not (_DECIMAL if kind == "R" else _INTEGER).fullmatch(value):
             return "6"
-        length = len(value)
+        length = len(value) - value.startswith("-") - ("." in value)
     if length < element.min:
         return "4"
     if length > element.max:
@@ -214,12 +257,14 @@ def _check_value(element: Element, value: str, allowed: Collection[str] | None) 
     return None
 
 
-def _check_rule(rule: Rule, values: list[str], spec: SegmentSpec) -> ElementError | None:
-    present = [p <= len(values) and bool(values[p - 1]) for p in rule.positions]
+def _ref(spec: SegmentSpec, position: int) -> int | None:
+    return spec.elements[position - 1].ref if position <= len(spec.elements) else None
 
-    def ref(position: int) -> int | None:
-        return spec.elements[position - 1].ref if position <= len(spec.elements) else None
 
+def _check_rule(rule: Rule, values: Sequence[str], spec: SegmentSpec) -> ElementError | None:
+    count = len(values)
+    present = [p <= count and values[p - 1] != "" for p in rule.positions]
+    ref = partial(_ref, spec)
     kind, positions = rule.kind, rule.positions
     if kind == "P" and any(present) and not all(present):
         missing = positions[present.index(False)]

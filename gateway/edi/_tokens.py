@@ -12,6 +12,7 @@ One pass of ``str.split`` over the text: linear time, and memory bounded by ``ma
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from gateway.errors import InterchangeUnusable
 
@@ -33,18 +34,19 @@ class Delimiters:
     """``ISA11`` from version 00402 on; ``None`` for 00401 (where ISA11 is the standards id ``U``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+class Segment(NamedTuple):
     """One segment: its tag, its elements (``elements[0]`` is the first after the tag), and its
-    1-based position in the interchange."""
+    1-based position in the interchange. A tuple of strings, so the garbage collector stops
+    tracking it: an interchange holds tens of thousands of them."""
 
     tag: str
-    elements: list[str]
+    elements: tuple[str, ...]
     position: int
 
     def get(self, index: int) -> str:
         """Element ``index`` (1-based, as X12 numbers them); empty when absent."""
-        return self.elements[index - 1] if 0 < index <= len(self.elements) else ""
+        elements = self.elements
+        return elements[index - 1] if 0 < index <= len(elements) else ""
 
 
 def _decode(data: bytes) -> str:
@@ -99,6 +101,6 @@ def tokenize(data: bytes, *, max_bytes: int = MAX_BYTES) -> tuple[Delimiters, li
         if not raw:
             continue
         position += 1
-        tag, _, rest = raw.partition(separator)
-        segments.append(Segment(tag, rest.split(separator) if rest else [], position))
+        parts = raw.split(separator)
+        segments.append(Segment(parts[0], tuple(parts[1:]), position))
     return delimiters, segments

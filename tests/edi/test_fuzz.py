@@ -129,7 +129,7 @@ def _seconds(body: bytes, nordwind: Partner) -> float:
 def test_time_grows_linearly_with_the_number_of_sets(nordwind: Partner) -> None:
     small, large = (interchange([[return_set()] * n]) for n in (100, 800))
     ratio = _seconds(large, nordwind) / _seconds(small, nordwind)
-    assert ratio < 8 * 2, ratio  # 8x the input; quadratic would be ~64x
+    assert ratio < 8 * 3, ratio  # 8x the input: linear with room for cache effects; quadratic ~64x
 
 
 def test_time_grows_linearly_with_pathological_shapes(nordwind: Partner) -> None:
@@ -146,4 +146,4 @@ def test_time_grows_linearly_with_pathological_shapes(nordwind: Partner) -> None
         ),
     ):
         ratio = _seconds(make(800_000), nordwind) / max(_seconds(make(100_000), nordwind), 1e-4)
-        assert ratio < 8 * 2, ratio
+        assert ratio < 8 * 3, ratio  # linear with room for cache effects; quadratic is ~64x
