@@ -26,6 +26,9 @@ REFERENCE_QUALIFIERS = {
 }
 
 
+_EMPTY = ("",) * 13
+
+
 def _date(value: str) -> str | None:
     if len(value) == 8 and value.isdigit():
         return f"{value[:4]}-{value[4:6]}-{value[6:]}"
@@ -117,41 +120,42 @@ def read_return_notice(interchange: Interchange, group: Group, tset: Transaction
 
     for position, segment in enumerate(tset.segments, start=1):
         tag = segment.tag
+        v = (tag, *segment.elements, *_EMPTY)  # v[n] is element n, "" when absent
         if tag in ("N1", "BLI", "SE") or (party is not None and tag not in ("N2", "N3", "N4", "PER")):
             close_party()
         if tag == "BGN":
-            notice.update(purpose=segment.get(1), reference=segment.get(2), date=_date(segment.get(3)))
+            notice.update(purpose=v[1], reference=v[2], date=_date(v[3]))
             sources["reference"] = position
         elif tag == "BLI":
             line = {"line_number": len(lines) + 1, "item_ids": {}, "position": position}
             for offset in (1, 8, 10, 12):
-                if segment.get(offset) and segment.get(offset + 1):
-                    line["item_ids"].setdefault(segment.get(offset), segment.get(offset + 1))
-            line["sku"] = segment.get(2)
-            line["quantity"] = _number(segment.get(3))
-            line["unit"] = segment.get(4)
-            line["unit_price"] = _decimal(segment.get(6))
+                if v[offset] and v[offset + 1]:
+                    line["item_ids"].setdefault(v[offset], v[offset + 1])
+            line["sku"] = v[2]
+            line["quantity"] = _number(v[3])
+            line["unit"] = v[4]
+            line["unit_price"] = _decimal(v[6])
             lines.append(line)
         elif tag == "RDR":
             target = line if line is not None else notice
             for key, index in (("disposition", 1), ("reason", 2), ("response", 3), ("reason_text", 4)):
-                if segment.get(index):
-                    target[key] = segment.get(index)
+                if v[index]:
+                    target[key] = v[index]
         elif tag == "PRF" and line is None:
-            references.setdefault("order", {"number": segment.get(1)})
-            if _date(segment.get(4)):
-                references["order"]["date"] = _date(segment.get(4))
+            references.setdefault("order", {"number": v[1]})
+            if _date(v[4]):
+                references["order"]["date"] = _date(v[4])
         elif tag in ("N9", "REF"):
             if line is None:
                 _reference(segment, references)
-            elif segment.get(1) == "SE" and segment.get(2):
-                line.setdefault("serial_numbers", []).append(segment.get(2))
-            elif segment.get(1) == "LI" and segment.get(2).isdigit():
-                line["order_line_number"] = int(segment.get(2))
+            elif v[1] == "SE" and v[2]:
+                line.setdefault("serial_numbers", []).append(v[2])
+            elif v[1] == "LI" and v[2].isdigit():
+                line["order_line_number"] = int(v[2])
             else:
                 _reference(segment, line.setdefault("references", {}))
-        elif tag == "PID" and line is not None and segment.get(5):
-            line.setdefault("description", segment.get(5))
+        elif tag == "PID" and line is not None and v[5]:
+            line.setdefault("description", v[5])
         elif tag == "N1" and line is None:
             party = [segment]
         elif party is not None:
