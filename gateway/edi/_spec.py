@@ -98,3 +98,23 @@ class TransactionSpec:
     tolerated: frozenset[str] = field(default_factory=frozenset)
     """Segments the standard does not place in this set but partners send anyway (``CTT``,
     ``REF``): accepted anywhere in the set and left unread."""
+
+
+def set_envelope(code: str) -> tuple[SegmentSpec, SegmentSpec]:
+    """``ST`` and ``SE``, the same in every transaction set but for ST01 (``code``)."""
+    return (
+        SegmentSpec(
+            "ST",
+            "Transaction Set Header",
+            (
+                element(143, "ID", 3, 3, required=M, codes=[code]),
+                element(329, "AN", 4, 9, required=M),
+                element(1705, "AN", 1, 35),
+            ),
+        ),
+        SegmentSpec(
+            "SE",
+            "Transaction Set Trailer",
+            (element(96, "N0", 1, 10, required=M), element(329, "AN", 4, 9, required=M)),
+        ),
+    )

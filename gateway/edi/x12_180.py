@@ -16,7 +16,7 @@ To extend: add the segment to ``SEGMENTS`` and its place to ``STRUCTURE``.
 
 from __future__ import annotations
 
-from gateway.edi._spec import Loop, M, Rule, SegmentSpec, TransactionSpec, Use, element
+from gateway.edi._spec import Loop, M, Rule, SegmentSpec, TransactionSpec, Use, element, set_envelope
 
 #: BGN01, transaction set purpose (353): original, cancellation, response, request...
 PURPOSES = ("00", "01", "05", "06", "11", "13", "22")
@@ -56,21 +56,11 @@ REQUEST_REASONS = (
 )
 #: RDR03, return response reason (1294).
 RESPONSE_REASONS = ("EW", "FR", "IN", "IO", "MI", "NR", "OS", "PC", "PR", "QD", "RR", "RT", "SR", "UI")
-#: N1/N9 qualifiers this gateway reads; others are valid X12 but carry nothing we map.
-ENTITIES = ("BT", "BY", "SF", "ST", "VN", "SE", "RT", "SU", "RL", "CS", "SO", "MF", "DS", "WH", "RE")
 
 SEGMENTS: dict[str, SegmentSpec] = {
     spec.tag: spec
     for spec in (
-        SegmentSpec(
-            "ST",
-            "Transaction Set Header",
-            (
-                element(143, "ID", 3, 3, required=M, codes=["180"]),
-                element(329, "AN", 4, 9, required=M),
-                element(1705, "AN", 1, 35),
-            ),
-        ),
+        *set_envelope("180"),
         SegmentSpec(
             "BGN",
             "Beginning Segment",
@@ -243,14 +233,6 @@ SEGMENTS: dict[str, SegmentSpec] = {
                 element(673, "ID", 2, 2, required=M),
                 element(380, "R", 1, 15),
                 element(355, "ID", 2, 2),
-            ),
-        ),
-        SegmentSpec(
-            "SE",
-            "Transaction Set Trailer",
-            (
-                element(96, "N0", 1, 10, required=M),
-                element(329, "AN", 4, 9, required=M),
             ),
         ),
     )

@@ -7,7 +7,7 @@ directories (715, 716, 717, 718, 720, 723).
 
 from __future__ import annotations
 
-from gateway.edi._spec import Loop, M, SegmentSpec, TransactionSpec, Use, element
+from gateway.edi._spec import Loop, M, SegmentSpec, TransactionSpec, Use, element, set_envelope
 
 SEGMENT_ERRORS = ("1", "2", "3", "4", "5", "6", "7", "8")
 ELEMENT_ERRORS = (
@@ -38,15 +38,7 @@ GROUP_ERRORS = tuple(str(code) for code in (*range(1, 27), 30, 31))
 SEGMENTS: dict[str, SegmentSpec] = {
     spec.tag: spec
     for spec in (
-        SegmentSpec(
-            "ST",
-            "Transaction Set Header",
-            (
-                element(143, "ID", 3, 3, required=M, codes=["997"]),
-                element(329, "AN", 4, 9, required=M),
-                element(1705, "AN", 1, 35),
-            ),
-        ),
+        *set_envelope("997"),
         SegmentSpec(
             "AK1",
             "Functional Group Response Header",
@@ -102,14 +94,6 @@ SEGMENTS: dict[str, SegmentSpec] = {
                 element(123, "N0", 1, 6, required=M),
                 element(2, "N0", 1, 6, required=M),
                 *(element(716, "ID", 1, 3, codes=GROUP_ERRORS) for _ in range(5)),
-            ),
-        ),
-        SegmentSpec(
-            "SE",
-            "Transaction Set Trailer",
-            (
-                element(96, "N0", 1, 10, required=M),
-                element(329, "AN", 4, 9, required=M),
             ),
         ),
     )
