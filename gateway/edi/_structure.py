@@ -134,6 +134,26 @@ def _place(stack: list[_Frame], tag: str, position: int, errors: list[SegmentErr
     return "?"
 
 
+def _step(frame: _Frame, tag: str, root: bool) -> str | None:
+    """The common case, in one look: ``tag`` is a segment of the innermost loop at or just
+    after where the walk stands. ``""`` placed, ``"5"`` used too often; ``None`` when the
+    full search (:func:`_place`) must decide."""
+    js = frame.positions.get(tag)
+    if js is None or len(js) != 1:
+        return None
+    j = js[0]
+    child = frame.loop.children[j]
+    if not isinstance(child, Use) or (j == 0 and not root):
+        return None
+    if frame.loop.ordered:
+        index = frame.index
+        if not (j == index or (j == index + 1 and frame.counts[index])):
+            return None
+        frame.index = j
+    frame.counts[j] += 1
+    return "5" if frame.counts[j] > child.max_use else ""
+
+
 def validate_set(
     spec: TransactionSpec,
     tset: TransactionSet,
@@ -161,7 +181,12 @@ def validate_set(
         if tag in spec.tolerated:
             continue
         segment_spec = known.get(tag)
-        code = _place(stack, tag, position, errors) if segment_spec is not None else "?"
+        if segment_spec is None:
+            code = "?"
+        elif (found := _step(stack[-1], tag, len(stack) == 1)) is not None:
+            code = found or None
+        else:
+            code = _place(stack, tag, position, errors)
         loop = stack[-1].loop.id if len(stack) > 1 else None
         if code == "?":
             code = "7" if segment_spec is not None else ("6" if _TAG.fullmatch(tag) else "1")

@@ -94,13 +94,9 @@ def tokenize(data: bytes, *, max_bytes: int = MAX_BYTES) -> tuple[Delimiters, li
     text = _decode(data).lstrip(_WHITESPACE)
     delimiters = read_delimiters(text)
     separator = delimiters.element
-    segments: list[Segment] = []
-    position = 0
-    for raw in text.split(delimiters.segment):
-        raw = raw.strip(_WHITESPACE)
-        if not raw:
-            continue
-        position += 1
-        parts = raw.split(separator)
-        segments.append(Segment(parts[0], tuple(parts[1:]), position))
+    raws = [raw for raw in (piece.strip(_WHITESPACE) for piece in text.split(delimiters.segment)) if raw]
+    segments = [
+        Segment(parts[0], tuple(parts[1:]), position)
+        for position, parts in enumerate((raw.split(separator) for raw in raws), start=1)
+    ]
     return delimiters, segments
