@@ -160,8 +160,9 @@ def _check_isa(isa: Segment) -> None:
         raise InterchangeUnusable(f"ISA13 {control!r} is not a 9-digit interchange control number")
     if isa.get(12) not in VERSIONS:
         raise InterchangeUnusable(f"ISA12 version {isa.get(12)!r} is not one of 00401 to 00801")
-    if not isa.get(6).strip():
-        raise InterchangeUnusable("ISA06 (the sender id) is empty")
+    for index, name in ((6, "ISA06 (the sender id)"), (8, "ISA08 (the receiver id)")):
+        if not isa.get(index).strip():
+            raise InterchangeUnusable(f"{name} is empty")
 
 
 def parse_interchange(delimiters: Delimiters, segments: list[Segment]) -> Interchange:

@@ -203,3 +203,20 @@ async def test_the_997_it_answers_is_a_valid_997(gateway: Gateway, make_key: Key
     checked = check_interchange(response.content)
     assert [g.functional_id for g in checked.groups] == ["FA"]
     assert all(s.accepted for s in checked.groups[0].sets), checked.groups[0].sets
+
+
+async def test_a_copy_in_flight_is_told_to_come_back(
+    gateway: Gateway, make_key: KeyFactory, redis, events
+) -> None:  # type: ignore[no-untyped-def]
+    key = await make_key("nordwind")
+    body = interchange([[return_set()]], control=424242)
+    await redis.set(gateway.settings.key("edi", "interchange", "nordwind", "NORDWIND.000424242"), b"")
+    response = await gateway.client.post("/v1/edi/x12", content=body, headers=_headers(key))
+    assert response.status_code == 409
+    assert response.headers["retry-after"] == str(gateway.settings.retry_after_seconds)
+    marker = await gateway.client.post(
+        "/v1/edi/x12", content=interchange([[return_set()]]), headers=_headers(key)
+    )
+    assert marker.status_code == 200
+    await wait_until(lambda: len(events.messages) >= 1, what="the marker return")
+    assert len(events.messages) == 1  # the copy in flight published nothing

@@ -210,6 +210,7 @@ def test_a_997_received_is_checked_but_never_acknowledged(nordwind: Partner) -> 
         (lambda: _mutate("IEA*1*", "IEA*2*"), "IEA01"),
         (lambda: _mutate("*00401*000000905*", "*00300*000000905*"), "ISA12"),
         (lambda: _mutate("*00401*000000905*", "*00401*905*"), "ISA13"),
+        (lambda: _mutate("*ZZ*RGWDIST        *", "*ZZ*               *"), "ISA08"),
         (lambda: _mutate("GS*AN", "XX*1~GS*AN"), "outside any transaction set"),
     ],
 )
