@@ -25,6 +25,7 @@ _CONTROL = re.compile(r"[\x00-\x1f]")
 
 _NONE: dict[int, Collection[str]] = {}
 _MEMO_LIMIT = 100_000
+_VALID: list[ElementError] = []  # shared by every valid segment; never appended to
 #: Codes a partner's tables impose on elements, by segment and position: ``{"RDR02": {...}}``.
 CodeLists = Mapping[str, Collection[str]]
 
@@ -246,7 +247,7 @@ def _elements(
         found = _check_rule(rule, values, spec)
         if found is not None:
             errors.append(found)
-    return errors
+    return errors or _VALID
 
 
 def _check_value(element: Element, value: str, allowed: Collection[str] | None) -> str | None:
