@@ -220,3 +220,13 @@ async def test_a_copy_in_flight_is_told_to_come_back(
     assert marker.status_code == 200
     await wait_until(lambda: len(events.messages) >= 1, what="the marker return")
     assert len(events.messages) == 1  # the copy in flight published nothing
+
+
+async def test_another_partners_997_is_not_found(gateway: Gateway, make_key: KeyFactory) -> None:
+    nordwind, baltic = await make_key("nordwind"), await make_key("baltic")
+    sent = await gateway.client.post(
+        "/v1/edi/x12", content=interchange([[return_set()]]), headers=_headers(nordwind)
+    )
+    assert sent.status_code == 200
+    assert (await gateway.client.get(sent.headers["location"], headers=_headers(nordwind))).status_code == 200
+    assert (await gateway.client.get(sent.headers["location"], headers=_headers(baltic))).status_code == 404
