@@ -11,6 +11,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange
 from gateway.auth import Authenticator, KeyStore
 from gateway.broker import BrokerPublisher
 from gateway.deadletters import DeadLetterDesk
+from gateway.edi import MAPPING as EDI_MAPPING
 from gateway.edi import PartnerDirectory, ReturnNoticeMapper
 from gateway.edi.intake import EdiIntake
 from gateway.idempotency import IdempotencyStore
@@ -42,7 +43,7 @@ class Services:
     """Operators' dead-letter desk; connects to the broker on first use."""
     webhooks: WebhookIntake
     edi: EdiIntake | None = None
-    """X12 intake; present when the mappings (and so ``mappings/edi``) are loaded."""
+    """X12 intake; present when the mappings loaded include ``mappings/edi``."""
 
     @classmethod
     async def start(
@@ -84,17 +85,15 @@ class Services:
             returns=returns,
             publisher=publisher,
         )
-        edi = (
-            EdiIntake(
+        edi = None
+        if mappings is not None and mappings.has(*EDI_MAPPING):
+            edi = EdiIntake(
                 settings,
                 partners=partners or PartnerDirectory({}),
                 mapper=ReturnNoticeMapper.from_catalog(mappings, contract),
                 intake=intake,
                 redis=redis,
             )
-            if mappings is not None
-            else None
-        )
         return cls(
             settings=settings,
             registry=registry,
