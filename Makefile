@@ -33,5 +33,6 @@ test: setup services lint
 bench: setup services
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.mapping
+	$(BIN)/python -m bench.edi
 	$(BIN)/python -m bench.intake
 	$(BIN)/python -m bench.delivery

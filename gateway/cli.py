@@ -15,6 +15,7 @@ from rich.table import Table
 
 from gateway.auth import KeyStore, Scope
 from gateway.dlq_cli import dlq_app
+from gateway.edi_cli import edi_app
 from gateway.errors import GatewayError
 from gateway.mappings_cli import mappings_app
 from gateway.sandbox_cli import sandbox_app
@@ -27,6 +28,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(mappings_app, name="mappings")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(edi_app, name="edi")
 connector_app = typer.Typer(help="Run connectors (one process per connector).", no_args_is_help=True)
 app.add_typer(connector_app, name="connector")
 

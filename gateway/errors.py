@@ -12,8 +12,10 @@ Every error the gateway raises descends from :class:`GatewayError`::
     │   └── PermanentDeliveryFailure   4xx, contract or mapping error: dead-letter at once
     └── ProblemError                   answered to the client as application/problem+json
         ├── MalformedRequest               400
+        │   └── InterchangeUnusable        400  (EDI: no usable ISA, or a broken interchange envelope)
         ├── AuthenticationRequired         401
         ├── PermissionDenied               403
+        │   └── SenderNotAllowed           403  (an EDI sender id that is not the caller's)
         ├── NotFound                       404
         │   ├── UnknownConnector           404  (not in the routing table)
         │   └── DeadLetterNotFound         404  (not, or no longer, in the dead-letter queue)
@@ -132,6 +134,14 @@ class MalformedRequest(ProblemError):
     title = "Malformed request"
 
 
+class InterchangeUnusable(MalformedRequest):
+    """An EDI interchange that cannot be acknowledged: no readable ISA, or an envelope too
+    broken (truncated, IEA not matching the ISA) to trust any group in it."""
+
+    slug = "edi-interchange-unusable"
+    title = "The EDI interchange cannot be read"
+
+
 class AuthenticationRequired(ProblemError):
     status_code = 401
     slug = "authentication-required"
@@ -145,6 +155,11 @@ class PermissionDenied(ProblemError):
     status_code = 403
     slug = "permission-denied"
     title = "Permission denied"
+
+
+class SenderNotAllowed(PermissionDenied):
+    slug = "edi-sender-not-allowed"
+    title = "The interchange's sender is not bound to this partner"
 
 
 class NotFound(ProblemError):

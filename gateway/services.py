@@ -11,6 +11,9 @@ from aio_pika.abc import AbstractChannel, AbstractExchange
 from gateway.auth import Authenticator, KeyStore
 from gateway.broker import BrokerPublisher
 from gateway.deadletters import DeadLetterDesk
+from gateway.edi import MAPPING as EDI_MAPPING
+from gateway.edi import PartnerDirectory, ReturnNoticeMapper
+from gateway.edi.intake import EdiIntake
 from gateway.idempotency import IdempotencyStore
 from gateway.intake import RETURN_REQUEST, ReturnIntake
 from gateway.lifecycle import LifecycleStore, PolicyBook
@@ -44,6 +47,8 @@ class Services:
     lifecycle: LifecycleStore
     """Where each return stands, its timeline and the approvals queue (written by the orchestrator)."""
     events: ReturnEvents
+    edi: EdiIntake | None = None
+    """X12 intake; present when the mappings loaded include ``mappings/edi``."""
 
     @classmethod
     async def start(
@@ -54,6 +59,7 @@ class Services:
         routing: RoutingTable | None = None,
         mappings: MappingCatalog | None = None,
         policies: PolicyBook | None = None,
+        partners: PartnerDirectory | None = None,
     ) -> Services:
         """Open Redis and the broker; ``stack`` closes them in reverse order.
 
@@ -81,6 +87,22 @@ class Services:
             settings, routing=routing, mappings=mappings, redis=redis, returns=returns, publisher=publisher
         )
         stack.push_async_callback(webhooks.aclose)
+        contract = registry.require(*RETURN_REQUEST)
+        intake = ReturnIntake(
+            contract=contract,
+            idempotency=idempotency,
+            returns=returns,
+            publisher=publisher,
+        )
+        edi = None
+        if mappings is not None and mappings.has(*EDI_MAPPING):
+            edi = EdiIntake(
+                settings,
+                partners=partners or PartnerDirectory({}),
+                mapper=ReturnNoticeMapper.from_catalog(mappings, contract),
+                intake=intake,
+                redis=redis,
+            )
         return cls(
             settings=settings,
             registry=registry,
@@ -94,12 +116,7 @@ class Services:
             rate_limiter=PartnerRateLimiter(settings.redis_url, key_prefix=settings.key("ratelimit")),
             returns=returns,
             publisher=publisher,
-            intake=ReturnIntake(
-                contract=registry.require(*RETURN_REQUEST),
-                idempotency=idempotency,
-                returns=returns,
-                publisher=publisher,
-            ),
+            intake=intake,
             lifecycle=lifecycle,
             events=ReturnEvents(
                 settings,
@@ -112,4 +129,5 @@ class Services:
             ),
             deadletters=deadletters,
             webhooks=webhooks,
+            edi=edi,
         )

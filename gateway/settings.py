@@ -41,6 +41,10 @@ class Settings:
     routes_file: Path | None = None
     """``RGW_ROUTES_FILE``: the routing table (YAML); unset, every message waits in ``<ns>.unrouted``."""
 
+    edi_partners_file: Path | None = field(default=PROJECT_ROOT / "edi-partners.yaml")
+    """``RGW_EDI_PARTNERS_FILE``: EDI trading-partner profiles (sender ids, code tables), checked at
+    start-up."""
+
     effect_retention_seconds: int = 7 * 86_400
     """``RGW_EFFECT_RETENTION_SECONDS``: how long a connector remembers a message it applied
     (longer than any redelivery or replay of it is expected to take)."""

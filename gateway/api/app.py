@@ -14,11 +14,13 @@ from gateway.api._problems import EXCEPTION_HANDLERS
 from gateway.api._security import BEARER_SCHEME
 from gateway.api.admin import admin_router
 from gateway.api.contracts import contracts_router
+from gateway.api.edi import edi_router
 from gateway.api.health import live, ready
 from gateway.api.lifecycle import approvals_router, return_events_router
 from gateway.api.returns import returns_router
 from gateway.api.webhook_endpoints import webhook_endpoints_router
 from gateway.api.webhooks import webhooks_router
+from gateway.edi import PartnerDirectory
 from gateway.lifecycle import PolicyBook
 from gateway.mapping import MappingCatalog
 from gateway.registry import ContractRegistry
@@ -42,11 +44,14 @@ def create_app(
     routing = load_routing_table(settings.routes_file) if settings.routes_file else None
     mappings = mappings or MappingCatalog.load(settings.mappings_dir, settings.contracts_dir)
     policies = PolicyBook.load(settings.policies_dir, settings.contracts_dir)
+    partners = PartnerDirectory.load(settings.edi_partners_file)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            app.state.services = await Services.start(settings, registry, stack, routing, mappings, policies)
+            app.state.services = await Services.start(
+                settings, registry, stack, routing, mappings, policies=policies, partners=partners
+            )
             yield
 
     openapi = OpenAPIConfig(
@@ -75,6 +80,7 @@ def create_app(
             admin_router,
             webhooks_router,
             webhook_endpoints_router,
+            edi_router,
             live,
             ready,
         ],

@@ -120,6 +120,9 @@ class MappingCatalog:
                 [f"no mapping {profile}/{name} (that profile has: {known})"]
             ) from None
 
+    def has(self, profile: str, name: str) -> bool:
+        return (profile, name) in self._mappings
+
     def __iter__(self) -> Iterator[CompiledMapping]:
         return iter(self._mappings.values())
 

@@ -16,6 +16,8 @@ anything else        a literal string; numbers, booleans and lists are literals 
 Operators (objects with one of these keys; any other object is a nested output object):
 
 ``{from: EXPR, table: NAME, default: VALUE, as: number|integer|string|date}``
+                                        (``table: $name`` looks up the table passed at run time
+                                        in variable ``name``: a trading partner's own codes);
 ``{each: PATH, map: EXPR-OR-OBJECT}``   one output element per input element;
 ``{format: "RMA {$.external_id}"}``     a string with expressions in braces;
 ``{first: [EXPR, ...]}``                the first alternative that is present;
@@ -251,9 +253,15 @@ def _compile_from(node: Mapping[str, Any], scope: Scope, line: int, target: Loca
     code, always = inner.code, inner.always
     if "table" in node:
         name = node["table"]
-        if name not in scope.tables:
+        if isinstance(name, str) and name.startswith("$"):
+            if name[1:] not in scope.variables or name[1:] in STANDARD_VARIABLES:
+                scope.error(line, f"table {name}: declare {name[1:]!r} under 'variables'")
+            table = f"(vars.get({name[1:]!r}) or _E)"
+        elif name not in scope.tables:
             scope.error(line, f"unknown table {name!r} (tables: {', '.join(sorted(scope.tables)) or 'none'})")
-        table = scope.constant(scope.tables.get(name, {}))
+            table = "_E"
+        else:
+            table = scope.constant(scope.tables[name])
         default = scope.constant(node.get("default"))
         code = f"_lookup({table}, {name!r}, {code}, {default})"
     elif "default" in node:

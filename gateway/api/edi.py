@@ -1,0 +1,104 @@
+"""``/v1/edi/x12``: X12 interchanges in, 997 functional acknowledgments out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar import Request, Response, Router, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.params import PathParameter
+
+from gateway.api._openapi import problem_responses
+from gateway.api._problems import extra_headers
+from gateway.api._security import SECURITY, authorize
+from gateway.auth import Scope
+from gateway.edi.intake import EdiIntake
+from gateway.envelope import trace_context
+from gateway.errors import NotFound, UnsupportedMediaType
+from gateway.idempotency import REPLAYED_HEADER
+from gateway.services import Services
+
+X12 = "application/edi-x12"
+InterchangeId = Annotated[str, PathParameter(description="`<ISA06>.<ISA13>`, as in the Location header.")]
+
+
+@dataclass
+class _X12Body(Operation):
+    """Documents the raw X12 request body, which litestar cannot infer from a handler type."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            content={X12: OpenAPIMediaType(schema=Schema(type="string"))},  # type: ignore[arg-type]
+            required=True,
+            description="One X12 interchange (ISA to IEA) of 180 transaction sets.",
+        )
+
+
+def _edi(request: Request[Any, Any, Any]) -> EdiIntake:
+    services: Services = request.app.state.services
+    if services.edi is None:
+        raise NotFound("EDI intake is not configured on this gateway")
+    return services.edi
+
+
+def _ack_response(request: Request[Any, Any, Any], ack: str, headers: dict[str, str]) -> Response[bytes]:
+    return Response(
+        ack.encode(), status_code=200, media_type=X12, headers={**extra_headers(request), **headers}
+    )
+
+
+_ACK = ResponseSpec(
+    data_container=str,
+    media_type=X12,
+    description="The 997 functional acknowledgment",
+    generate_examples=False,
+)
+
+
+@post(
+    "/",
+    status_code=200,
+    summary="Send an X12 interchange of 180 return requests",
+    description=(
+        "Answers with the 997 for the interchange. Each accepted 180 becomes one return through the "
+        "normal intake (validation, idempotency, confirmed publish); a refused one is rejected in the 997 "
+        "(AK3/AK4/AK5) while the others go through. The same interchange sent again (same sender and "
+        f"ISA13) answers the first 997 with `{REPLAYED_HEADER}: true` and submits nothing twice. No usable "
+        "ISA or a broken interchange envelope: 400; a sender id that is not the caller's: 403."
+    ),
+    operation_class=_X12Body,
+    security=SECURITY,
+    responses={200: _ACK, **problem_responses(400, 401, 403, 409, 413, 415, 429, 503)},
+)
+async def receive_x12(request: Request[Any, Any, Any]) -> Response[bytes]:
+    principal = await authorize(request, Scope.RETURNS_WRITE)
+    edi = _edi(request)
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != X12:
+        raise UnsupportedMediaType(f"send the interchange as {X12}, not {media_type or 'no content type'}")
+    receipt = await edi.receive(
+        principal,
+        await request.body(),
+        trace_context(request.headers.get("traceparent"), request.headers.get("tracestate")),
+    )
+    headers = {"Location": f"/v1/edi/x12/{receipt.record.interchange_id}/ack"}
+    if receipt.replayed:
+        headers[REPLAYED_HEADER] = "true"
+    return _ack_response(request, receipt.record.ack, headers)
+
+
+@get(
+    "/{interchange_id:str}/ack",
+    summary="Get the 997 sent for an interchange",
+    security=SECURITY,
+    responses={200: _ACK, **problem_responses(401, 403, 404, 429, 503)},
+)
+async def get_ack(request: Request[Any, Any, Any], interchange_id: InterchangeId) -> Response[bytes]:
+    principal = await authorize(request, Scope.RETURNS_READ)
+    record = await _edi(request).ack(principal, interchange_id)
+    return _ack_response(request, record.ack, {})
+
+
+edi_router = Router(path="/v1/edi/x12", route_handlers=[receive_x12, get_ack], tags=["edi"])

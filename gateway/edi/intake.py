@@ -1,0 +1,236 @@
+"""EDI intake: the use case behind ``POST /v1/edi/x12``, free of HTTP details.
+
+An interchange is checked offline first (``check_interchange``); each accepted 180 is then
+mapped and handed to :class:`~gateway.intake.ReturnIntake` like any API request, with an
+idempotency key derived from sender, ISA13 and ST02, so a set is published at most once
+whatever happens to the interchange around it. Sets refused on the way (mapping, contract,
+a return already opened) are rejected in the 997 while the others go through.
+
+The interchange itself is claimed in Redis by sender and ISA13: a re-sent interchange gets
+the 997 recorded for the first one, and two copies in flight at once cannot both run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable
+
+import msgspec
+import redis.asyncio as aioredis
+
+from gateway.auth import Principal
+from gateway.edi._check import Checked, Transaction, check_interchange
+from gateway.edi._envelope import SetCode
+from gateway.edi._origin import EdiOrigin, OriginLine, record_origin
+from gateway.edi._partners import Partner, PartnerDirectory
+from gateway.edi._returns import ReturnNoticeMapper, locate
+from gateway.edi._structure import SegmentError
+from gateway.envelope import TraceContext
+from gateway.errors import (
+    ContractViolation,
+    DuplicateReturn,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    InterchangeUnusable,
+    NotFound,
+    SenderNotAllowed,
+)
+from gateway.intake import ReturnIntake
+from gateway.settings import Settings
+from gateway.storage import redis_errors
+
+#: Sets submitted at once; each waits for its own broker confirm.
+CONCURRENCY = 32
+_CONTROL_MODULUS = 1_000_000_000
+
+
+class InterchangeAck(msgspec.Struct, frozen=True, kw_only=True):
+    """The 997 answered for an interchange, kept to answer a re-send and ``GET .../ack``."""
+
+    interchange_id: str
+    partner: str
+    received_at: dt.datetime
+    ack: str
+    returns: dict[str, str]
+    """ST02 → return id, for the sets that became returns."""
+
+
+class Receipt(msgspec.Struct, frozen=True):
+    """What the edge answers: the recorded acknowledgment, and whether it is a replay."""
+
+    record: InterchangeAck
+    replayed: bool
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(InterchangeAck)
+
+
+def interchange_id(sender: str, control: str) -> str:
+    """``<ISA06>.<ISA13>``: unique per sender, readable, and safe in a URL path."""
+    return f"{sender.replace(' ', '_').replace('/', '_')}.{control}"
+
+
+class EdiIntake:
+    """Checks interchanges, submits their returns once, and records the 997s."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        partners: PartnerDirectory,
+        mapper: ReturnNoticeMapper,
+        intake: ReturnIntake,
+        redis: aioredis.Redis,
+    ) -> None:
+        self._settings = settings
+        self._partners = partners
+        self._mapper = mapper
+        self._intake = intake
+        self._redis = redis
+
+    def _key(self, partner: str, ident: str) -> str:
+        return self._settings.key("edi", "interchange", partner, ident)
+
+    async def receive(self, principal: Principal, body: bytes, trace: TraceContext) -> Receipt:
+        """Acknowledge one interchange, submitting each good 180 exactly once."""
+        partner = self._partners.get(principal.partner)
+        if partner is None:
+            raise SenderNotAllowed(f"partner {principal.partner!r} has no EDI trading-partner profile")
+        checked = check_interchange(body, codes=partner.code_lists(), max_bytes=self._settings.max_body_bytes)
+        interchange = checked.interchange
+        if not partner.sends_as(interchange.sender_qualifier, interchange.sender):
+            raise SenderNotAllowed(
+                f"ISA06 {interchange.sender_qualifier}:{interchange.sender} is not a sender id of "
+                f"partner {principal.partner!r}"
+            )
+        for group in checked.groups:
+            if partner.group_ids and group.sender not in partner.group_ids:
+                raise SenderNotAllowed(
+                    f"GS02 {group.sender!r} is not a sender id of partner {principal.partner!r}"
+                )
+        if not partner.addresses(interchange.receiver_qualifier, interchange.receiver):
+            raise InterchangeUnusable(
+                f"ISA08 {interchange.receiver_qualifier}:{interchange.receiver} is not this gateway's id"
+            )
+        ident = interchange_id(interchange.sender, interchange.control)
+        key = self._key(principal.partner, ident)
+        with redis_errors():
+            claimed = await self._redis.set(key, b"", nx=True, ex=self._settings.idempotency_lease_seconds)
+            if not claimed:
+                stored = await self._redis.get(key)
+        if not claimed:
+            if stored:
+                return Receipt(_decoder.decode(stored), replayed=True)
+            raise IdempotencyKeyInFlight(
+                f"interchange {ident} is being processed; send it again later",
+                headers={"Retry-After": str(self._settings.retry_after_seconds)},
+            )
+        try:
+            record = await self._process(principal, partner, checked, ident, trace)
+        except BaseException:
+            with redis_errors():
+                await self._redis.delete(key)
+            raise
+        with redis_errors():
+            await self._redis.set(key, _encoder.encode(record), ex=self._settings.idempotency_ttl_seconds)
+        return Receipt(record, replayed=False)
+
+    async def ack(self, principal: Principal, ident: str) -> InterchangeAck:
+        """The recorded 997 of one of the partner's interchanges."""
+        with redis_errors():
+            stored = await self._redis.get(self._key(principal.partner, ident)) if len(ident) <= 64 else None
+        if not stored:
+            raise NotFound(f"no acknowledged interchange {ident!r} for this partner")
+        return _decoder.decode(stored)
+
+    async def _process(
+        self, principal: Principal, partner: Partner, checked: Checked, ident: str, trace: TraceContext
+    ) -> InterchangeAck:
+        returns: dict[str, str] = {}
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(transaction: Transaction) -> None:
+            async with gate:
+                return_id = await self._submit(principal, partner, checked, transaction, trace)
+            if return_id is not None:
+                returns[transaction.result.control] = return_id
+
+        await _all([one(t) for t in checked.transactions])
+        with redis_errors():
+            control = int(await self._redis.incr(self._settings.key("edi", "control"))) % _CONTROL_MODULUS
+        now = dt.datetime.now(dt.UTC)
+        ack = checked.ack(control=control or 1, group_control=control or 1, now=now)
+        return InterchangeAck(
+            interchange_id=ident, partner=principal.partner, received_at=now, ack=ack, returns=returns
+        )
+
+    async def _submit(
+        self,
+        principal: Principal,
+        partner: Partner,
+        checked: Checked,
+        transaction: Transaction,
+        trace: TraceContext,
+    ) -> str | None:
+        request = self._mapper.apply(transaction, principal.partner, partner)
+        if request is None:
+            return None
+        interchange, notice = checked.interchange, transaction.notice
+        sender = f"{interchange.sender_qualifier}:{interchange.sender}"
+        key = f"x12:{sender}:{interchange.control}:{notice['transaction']}"
+        bgn = int(notice["sources"].get("reference", 2))
+        try:
+            accepted = await self._intake.submit(
+                principal, key.replace(" ", "_"), _encoder.encode(request), trace
+            )
+        except ContractViolation as exc:  # the mapper checked already; kept for a contract changed meanwhile
+            for error in locate(transaction, exc.violations):
+                transaction.result.reject(error)
+            return None
+        except DuplicateReturn as exc:
+            transaction.result.reject(SegmentError("BGN", bgn, None, "8", detail=exc.detail))
+            return None
+        except IdempotencyKeyReused:  # same sender, ISA13 and ST02 with another content
+            transaction.result.errors.append(SetCode.CONTROL_NUMBER_NOT_UNIQUE)
+            return None
+        return_id = str(msgspec.json.decode(accepted.response.body)["id"])
+        group = transaction.group
+        await record_origin(
+            self._redis,
+            self._settings,
+            return_id,
+            EdiOrigin(
+                partner=principal.partner,
+                sender_qualifier=interchange.sender_qualifier,
+                sender=interchange.sender,
+                receiver_qualifier=interchange.receiver_qualifier,
+                receiver=interchange.receiver,
+                group_sender=group.sender,
+                group_receiver=group.receiver,
+                version=group.version,
+                interchange=interchange.control,
+                transaction=notice["transaction"],
+                reference=notice["reference"],
+                lines=[
+                    OriginLine(
+                        line_number=line["line_number"],
+                        item_ids=line["item_ids"],
+                        sku=line["sku"],
+                        quantity=line["quantity"],
+                        unit=line["unit"],
+                    )
+                    for line in notice["lines"]
+                ],
+            ),
+        )
+        return return_id
+
+
+async def _all(calls: list[Awaitable[None]]) -> None:
+    """Run every call; the first failure (broker, Redis) is raised once all have settled."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result

@@ -1,0 +1,213 @@
+"""``returns-gateway edi ...``: check an X12 file offline, or send files to a gateway."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gateway.edi import Checked, PartnerDirectory, PartnerProfileError, ReturnNoticeMapper, check_interchange
+from gateway.errors import InterchangeUnusable
+from gateway.mapping import MappingCatalog
+from gateway.registry import ContractRegistry
+from gateway.settings import Settings
+
+edi_app = typer.Typer(
+    help="X12 EDI: check interchanges offline, send them to a gateway.", no_args_is_help=True
+)
+out = Console()
+err = Console(stderr=True)
+
+SEGMENT_CODES = {
+    "1": "unrecognized segment id",
+    "2": "unexpected segment",
+    "3": "mandatory segment missing",
+    "4": "loop occurs over maximum times",
+    "5": "segment exceeds maximum use",
+    "6": "segment not in defined transaction set",
+    "7": "segment not in proper sequence",
+    "8": "segment has data element errors",
+}
+ELEMENT_CODES = {
+    "1": "mandatory data element missing",
+    "2": "conditional required data element missing",
+    "3": "too many data elements",
+    "4": "data element too short",
+    "5": "data element too long",
+    "6": "invalid character in data element",
+    "7": "invalid code value",
+    "8": "invalid date",
+    "9": "invalid time",
+    "10": "exclusion condition violated",
+}
+SET_CODES = {
+    "1": "transaction set not supported",
+    "2": "transaction set trailer missing",
+    "3": "control numbers in ST and SE differ",
+    "4": "SE01 does not match the segment count",
+    "5": "one or more segments in error",
+    "7": "missing or invalid transaction set control number",
+    "23": "transaction set control number not unique in the group",
+}
+GROUP_CODES = {
+    "1": "functional group not supported",
+    "2": "functional group version not supported",
+    "3": "functional group trailer missing",
+    "4": "control numbers in GS and GE differ",
+    "5": "GE01 does not match the number of transaction sets",
+    "6": "group control number violates syntax",
+}
+
+
+def _check(data: bytes, partner_name: str | None) -> tuple[Checked, str | None]:
+    settings = Settings.from_env()
+    partners = PartnerDirectory.load(settings.edi_partners_file)
+    checked = check_interchange(data)
+    interchange = checked.interchange
+    found = (
+        (partner_name, partners.get(partner_name))
+        if partner_name
+        else partners.sender(interchange.sender_qualifier, interchange.sender)
+    )
+    if found is None or found[1] is None:
+        err.print(
+            f"[yellow]no trading-partner profile for {interchange.sender_qualifier}:{interchange.sender}: "
+            "checked against the standard only, not mapped[/]"
+        )
+        return checked, None
+    name, partner = found
+    checked = check_interchange(data, codes=partner.code_lists())
+    catalog = MappingCatalog.load(settings.mappings_dir, settings.contracts_dir, profiles=["edi"])
+    contract = ContractRegistry.from_folder(settings.contracts_dir).require("return-request", "v1")
+    mapper = ReturnNoticeMapper.from_catalog(catalog, contract)
+    for transaction in checked.transactions:
+        mapper.apply(transaction, name, partner)
+    return checked, name
+
+
+@edi_app.command("validate")
+def validate(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="An X12 interchange.")],
+    partner: Annotated[
+        str | None, typer.Option(help="Partner profile to use (default: by ISA sender id).")
+    ] = None,
+) -> None:
+    """Check FILE as the gateway would (envelope, structure, partner codes, mapping, contract), print
+    a report and the 997; exit 1 if any set is rejected, 2 if there is nothing to acknowledge."""
+    try:
+        checked, name = _check(file.read_bytes(), partner)
+    except InterchangeUnusable as exc:
+        err.print(f"[red]unusable interchange:[/] {exc.detail}")
+        raise typer.Exit(code=2) from exc
+    except PartnerProfileError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(code=2) from exc
+    ic = checked.interchange
+    out.print(
+        f"interchange {ic.control} from {ic.sender_qualifier}:{ic.sender} "
+        f"to {ic.receiver_qualifier}:{ic.receiver}, "
+        f"version {ic.version}{', test' if ic.test else ''}; partner {name or '(none)'}",
+        soft_wrap=True,
+    )
+    table = Table("group", "set", "reference", "result", "findings")
+    notices = {id(t.result): t.notice.get("reference", "") for t in checked.transactions}
+    rejected = False
+    for group in checked.groups:
+        for code in group.errors:
+            table.add_row(
+                f"{group.functional_id} {group.control}",
+                "",
+                "",
+                "[red]rejected[/]",
+                f"AK905 {code}: {GROUP_CODES.get(code, '')}",
+            )
+            rejected = True
+        for result in group.sets:
+            accepted = result.accepted and not group.errors
+            rejected = rejected or not accepted
+            findings = [f"AK502 {c}: {SET_CODES.get(c, '')}" for c in result.errors if c != "5"]
+            for error in result.segment_errors:
+                findings.append(
+                    f"{error.tag} at {error.position}: AK304 {error.code} "
+                    f"{SEGMENT_CODES.get(error.code or '', '')}"
+                    + (
+                        f" ({error.detail})"
+                        if error.code == "8" and not error.elements and error.detail
+                        else ""
+                    )
+                )
+                findings += [
+                    f"  {error.tag}{e.position:02d} ({e.ref or '-'}) {e.value!r}: AK403 {e.code} "
+                    f"{ELEMENT_CODES.get(e.code, '')}"
+                    for e in error.elements
+                ]
+            table.add_row(
+                f"{group.functional_id} {group.control}",
+                f"{result.code} {result.control}",
+                str(notices.get(id(result), "")),
+                "[green]accepted[/]" if accepted else "[red]rejected[/]",
+                "\n".join(findings),
+            )
+    out.print(table)
+    typer.echo("997:")
+    typer.echo(checked.ack().replace(ic.delimiters.segment, ic.delimiters.segment + "\n"), nl=False)
+    if rejected:
+        raise typer.Exit(code=1)
+
+
+@edi_app.command("submit")
+def submit(
+    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="X12 interchanges.")],
+    url: Annotated[str, typer.Option(help="The gateway's base URL.")] = "http://127.0.0.1:8080",
+    key: Annotated[str, typer.Option(envvar="RGW_API_KEY", help="API key (returns:write).")] = "",
+) -> None:
+    """Send each FILE to POST /v1/edi/x12 and print what its 997 says; exit 1 unless all were accepted."""
+    if not key:
+        err.print("[red]an API key is required (--key or RGW_API_KEY)[/]")
+        raise typer.Exit(code=2)
+    rows: list[tuple[str, str, str]] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    failed = False
+    with httpx.Client(base_url=url, timeout=60.0) as client, Progress(*columns, console=err) as bar:
+        task = bar.add_task("sending", total=len(files))
+        for path in files:
+            try:
+                response = client.post(
+                    "/v1/edi/x12",
+                    content=path.read_bytes(),
+                    headers={"Authorization": f"Bearer {key}", "Content-Type": "application/edi-x12"},
+                )
+            except httpx.HTTPError as exc:
+                rows.append((str(path), "-", f"not sent: {exc}"))
+                failed = True
+            else:
+                summary = _summary(response)
+                failed = failed or response.status_code != 200 or "AK9*A" not in summary.replace(" ", "")
+                rows.append((str(path), str(response.status_code), summary))
+            bar.advance(task)
+    table = Table("file", "status", "answer")
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def _summary(response: httpx.Response) -> str:
+    if response.status_code != 200:
+        try:
+            return str(response.json().get("detail", response.text))
+        except ValueError:
+            return response.text[:200]
+    text = response.text
+    element = text[3:4] or "*"
+    terminator = text[105:106] or "~"
+    segments = [s.strip() for s in text.split(terminator) if s.strip()]
+    acks = [s.replace(element, "*") for s in segments if s.startswith(("AK5", "AK9"))]
+    replayed = " (replayed)" if response.headers.get("idempotent-replayed") else ""
+    return " ".join(acks) + replayed

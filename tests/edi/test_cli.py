@@ -1,0 +1,77 @@
+"""``returns-gateway edi validate`` offline, and ``edi submit`` against a running gateway."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aio_pika.abc import AbstractRobustConnection
+from typer.testing import CliRunner
+
+from gateway.broker import unrouted_name
+from gateway.cli import app
+from gateway.settings import Settings
+from tests.conftest import AMQP_URL, REDIS_URL, KeyFactory
+from tests.edi.x12 import interchange, return_set
+from tests.support.server import running_gateway
+from tests.support.waiting import wait_until
+
+runner = CliRunner()
+BAD_UNIT = [["BLI", "VN", "SSD-SAM-PM893-1T92", "1", "ZZ", "CON", "1"]]
+
+
+def _file(tmp_path: Path, name: str, body: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(body)
+    return path
+
+
+def test_validate_reports_each_set_and_prints_the_997(tmp_path: Path) -> None:
+    good = _file(tmp_path, "good.x12", interchange([[return_set("RQ-GOOD")]], newline="\n"))
+    result = runner.invoke(app, ["edi", "validate", str(good)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "partner nordwind" in result.output and "RQ-GOOD" in result.output and "accepted" in result.output
+    assert "AK5*A~" in result.output and "AK9*A*1*1*1~" in result.output
+
+    bad = _file(tmp_path, "bad.x12", interchange([[return_set(), return_set(lines=BAD_UNIT)]]))
+    result = runner.invoke(app, ["edi", "validate", str(bad)], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert "invalid code value" in result.output and "AK4*4*355*7*ZZ~" in result.output
+    assert "AK9*P*2*2*1~" in result.output
+
+
+def test_validate_an_unusable_file_exits_2(tmp_path: Path) -> None:
+    truncated = _file(tmp_path, "cut.x12", interchange([[return_set()]])[:-20])
+    result = runner.invoke(app, ["edi", "validate", str(truncated)])
+    assert result.exit_code == 2
+    assert "truncated" in result.output
+
+
+async def test_submit_sends_each_file_with_its_997_summary(
+    tmp_path: Path, settings: Settings, make_key: KeyFactory, redis, amqp: AbstractRobustConnection
+) -> None:  # type: ignore[no-untyped-def]
+    key = await make_key("nordwind")
+    good = _file(tmp_path, "good.x12", interchange([[return_set(), return_set()]]))
+    mixed = _file(tmp_path, "mixed.x12", interchange([[return_set(), return_set(lines=BAD_UNIT)]]))
+    env = {
+        "RGW_NAMESPACE": settings.namespace,
+        "RGW_REDIS_URL": REDIS_URL,
+        "RGW_AMQP_URL": AMQP_URL,
+        "RGW_AUTH_CACHE_SECONDS": "0",
+    }
+    with running_gateway(env) as url:
+        first = runner.invoke(app, ["edi", "submit", str(good), str(mixed), "--url", url, "--key", key])
+        again = runner.invoke(app, ["edi", "submit", str(good), "--url", url, "--key", key])
+    assert first.exit_code == 1, first.output  # one set of mixed.x12 was rejected
+    assert "AK9*A*2*2*2" in first.output and "AK9*P*2*2*1" in first.output
+    assert again.exit_code == 0, again.output
+    assert "(replayed)" in again.output
+
+    channel = await amqp.channel()
+    queue = await channel.declare_queue(unrouted_name(settings), passive=True)
+
+    async def three_returns() -> bool:
+        declared = await channel.declare_queue(unrouted_name(settings), passive=True)
+        return declared.declaration_result.message_count == 3
+
+    await wait_until(three_returns, what="three returns waiting in the unrouted queue")
+    assert queue.name == unrouted_name(settings)
