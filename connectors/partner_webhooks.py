@@ -69,6 +69,27 @@ def partner_error(response: httpx.Response) -> TargetError:
     )
 
 
+def partner_options(connector: Connector) -> PartnerWebhookOptions:
+    """A partner-facing connector's client options, or a configuration error naming it."""
+    try:
+        return msgspec.convert(connector.options, PartnerWebhookOptions)
+    except msgspec.ValidationError as exc:
+        raise TargetConfigError(f"connector {connector.name}: options: {exc}") from exc
+
+
+def partner_client(config: PartnerWebhookOptions) -> httpx.AsyncClient:
+    """One client for the URLs partners gave us (each partner its own host, so no base URL)."""
+    limits = httpx.Limits(
+        max_connections=config.max_connections, max_keepalive_connections=config.max_connections
+    )
+    return httpx.AsyncClient(
+        headers={"User-Agent": "returns-gateway"},
+        timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
+        limits=limits,
+        follow_redirects=False,  # a partner's redirect is its answer, not somewhere else to post
+    )
+
+
 class PartnerWebhookConnector(Connector):
     """Post ``return-status-changed.v1`` events to the partner's registered endpoints."""
 
@@ -79,24 +100,12 @@ class PartnerWebhookConnector(Connector):
     _client: httpx.AsyncClient | None = None
 
     def attach(self, context: RuntimeContext) -> None:
-        try:
-            config = msgspec.convert(self.options, PartnerWebhookOptions)
-        except msgspec.ValidationError as exc:
-            raise TargetConfigError(f"connector {self.name}: options: {exc}") from exc
+        config = partner_options(self)
         self._endpoints = EndpointRegistry(context.redis, context.settings)
         self._taken = EffectLedger(
             context.redis, context.settings, lease_seconds=context.settings.effect_lease_seconds
         )
-        limits = httpx.Limits(
-            max_connections=config.max_connections,
-            max_keepalive_connections=config.max_connections,
-        )
-        self._client = httpx.AsyncClient(
-            headers={"User-Agent": "returns-gateway"},
-            timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
-            limits=limits,
-            follow_redirects=False,  # a partner's redirect is its answer, not somewhere else to post
-        )
+        self._client = partner_client(config)
 
     async def handle(self, delivery: Delivery) -> None:
         if self._endpoints is None:

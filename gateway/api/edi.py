@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
-from litestar.params import PathParameter
+from litestar.params import FromPath, PathParameter
 
+from gateway.api._bodies import answer
 from gateway.api._openapi import problem_responses
 from gateway.api._problems import extra_headers
 from gateway.api._security import SECURITY, authorize
 from gateway.auth import Scope
+from gateway.edi._responses import EdiResponse, ResponseStore
 from gateway.edi.intake import EdiIntake
 from gateway.envelope import trace_context
 from gateway.errors import NotFound, UnsupportedMediaType
@@ -21,6 +25,8 @@ from gateway.idempotency import REPLAYED_HEADER
 from gateway.services import Services
 
 X12 = "application/edi-x12"
+#: ``0001=ret_…,0002=ret_…``: the return each accepted transaction set (ST02) became.
+RETURNS_HEADER = "RGW-Returns"
 InterchangeId = Annotated[str, PathParameter(description="`<ISA06>.<ISA13>`, as in the Location header.")]
 
 
@@ -66,7 +72,8 @@ _ACK = ResponseSpec(
         "normal intake (validation, idempotency, confirmed publish); a refused one is rejected in the 997 "
         "(AK3/AK4/AK5) while the others go through. The same interchange sent again (same sender and "
         f"ISA13) answers the first 997 with `{REPLAYED_HEADER}: true` and submits nothing twice. No usable "
-        "ISA or a broken interchange envelope: 400; a sender id that is not the caller's: 403."
+        "ISA or a broken interchange envelope: 400; a sender id that is not the caller's: 403. "
+        f"`{RETURNS_HEADER}` names the return each accepted set (ST02) became."
     ),
     operation_class=_X12Body,
     security=SECURITY,
@@ -84,6 +91,10 @@ async def receive_x12(request: Request[Any, Any, Any]) -> Response[bytes]:
         trace_context(request.headers.get("traceparent"), request.headers.get("tracestate")),
     )
     headers = {"Location": f"/v1/edi/x12/{receipt.record.interchange_id}/ack"}
+    if receipt.record.returns:  # which set became which return, to follow them over the API
+        headers[RETURNS_HEADER] = ",".join(
+            f"{st02}={rid}" for st02, rid in sorted(receipt.record.returns.items())
+        )
     if receipt.replayed:
         headers[REPLAYED_HEADER] = "true"
     return _ack_response(request, receipt.record.ack, headers)
@@ -101,4 +112,84 @@ async def get_ack(request: Request[Any, Any, Any], interchange_id: InterchangeId
     return _ack_response(request, record.ack, {})
 
 
-edi_router = Router(path="/v1/edi/x12", route_handlers=[receive_x12, get_ack], tags=["edi"])
+class ResponseDocument(msgspec.Struct, kw_only=True):
+    """A 180 response the gateway issued for a return, with the interchange as sent."""
+
+    object: str
+    id: str
+    return_id: str
+    decision: str
+    control: int
+    created_at: dt.datetime
+    interchange: str
+
+
+class ResponseList(msgspec.Struct, kw_only=True):
+    object: str
+    data: list[ResponseDocument]
+
+
+def _document(response: EdiResponse) -> ResponseDocument:
+    return ResponseDocument(
+        object="edi_response",
+        id=response.id,
+        return_id=response.return_id,
+        decision=response.decision,
+        control=response.control,
+        created_at=response.created_at,
+        interchange=response.interchange,
+    )
+
+
+@get(
+    "/returns/{return_id:str}/responses",
+    summary="The 180 responses issued for a return",
+    description=(
+        "Every 180 the gateway sent (or keeps for the partner to fetch) about one of the partner's "
+        "returns that came by EDI: authorization (RDR01 RA), partial authorization (PA) or denial (RD), "
+        "oldest first, with the interchange as sent."
+    ),
+    security=SECURITY,
+    responses={
+        200: ResponseSpec(data_container=ResponseList, description="The responses"),
+        **problem_responses(401, 403, 404, 429, 503),
+    },
+)
+async def list_responses(request: Request[Any, Any, Any], return_id: FromPath[str]) -> Response[bytes]:
+    principal = await authorize(request, Scope.RETURNS_READ)
+    services: Services = request.app.state.services
+    record = await services.returns.get(return_id) if len(return_id) <= 64 else None
+    if record is None or (record.partner != principal.partner and not principal.is_admin):
+        raise NotFound(f"no return '{return_id}' for this partner")
+    responses = await ResponseStore(services.redis, services.settings).for_return(return_id)
+    return answer(request, ResponseList(object="list", data=[_document(r) for r in responses]))
+
+
+@get(
+    "/responses/{response_id:str}",
+    summary="One 180 response, as X12",
+    security=SECURITY,
+    responses={
+        200: ResponseSpec(
+            data_container=str, media_type=X12, description="The interchange", generate_examples=False
+        ),
+        **problem_responses(401, 403, 404, 429, 503),
+    },
+)
+async def get_response(request: Request[Any, Any, Any], response_id: FromPath[str]) -> Response[bytes]:
+    principal = await authorize(request, Scope.RETURNS_READ)
+    services: Services = request.app.state.services
+    store = ResponseStore(services.redis, services.settings)
+    response = await store.get(response_id) if len(response_id) <= 200 else None
+    if response is None or (response.partner != principal.partner and not principal.is_admin):
+        raise NotFound(f"no response '{response_id}' for this partner")
+    return Response(
+        response.interchange.encode(), status_code=200, media_type=X12, headers=extra_headers(request)
+    )
+
+
+edi_router = Router(
+    path="/v1/edi/x12",
+    route_handlers=[receive_x12, get_ack, list_responses, get_response],
+    tags=["edi"],
+)

@@ -102,6 +102,7 @@ ROUTES = _routes_of((PROJECT_ROOT / "routes.yaml").read_text())
 INTERNAL_CONNECTORS = {
     "lifecycle": "gateway.lifecycle:Orchestrator",
     "partner-webhooks": "connectors.partner_webhooks:PartnerWebhookConnector",
+    "edi-responses": "connectors.edi_responses:X12ResponseConnector",
 }
 
 

@@ -30,6 +30,14 @@ class ItemSource(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Partner id → our SKU; without a table the id is our SKU as sent."""
 
 
+class ResponseEndpoint(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Where the partner takes X12 back over HTTP (its AS2 or VAN gateway's HTTP inbox)."""
+
+    url: str
+    token_env: str | None = None
+    """Environment variable holding a bearer token for it; secrets never sit in this file."""
+
+
 class Partner(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """One trading partner."""
 
@@ -49,6 +57,9 @@ class Partner(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """RDR02 return reason → canonical ``reason_code``; only these reasons are accepted."""
     units: dict[str, str] = {}
     """BLI04 unit → canonical unit of measure; only these units are accepted."""
+    responses: ResponseEndpoint | None = None
+    """Where 180 responses (authorizations, denials) are posted; without, the partner fetches
+    them over the API (``GET /v1/edi/x12/returns/{id}/responses``)."""
 
     def sends_as(self, qualifier: str, sender: str) -> bool:
         return f"{qualifier}:{sender}" in self.interchange_ids or sender in self.interchange_ids

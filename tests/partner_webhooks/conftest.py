@@ -19,18 +19,17 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
-from litestar import Request, post
-from litestar.handlers import BaseRouteHandler
 from litestar.testing import AsyncTestClient
 
 from connectors import ConnectorRuntime
-from connectors.sandboxes import Sandbox, running
+from connectors.sandboxes import running
 from gateway.broker import events_exchange_name
 from gateway.registry import ContractRegistry
 from gateway.settings import PROJECT_ROOT, Settings
 from tests.conftest import KeyFactory
 from tests.connectors.conftest import routed_gateway, running_connector
 from tests.support.broker import take_dead_letters
+from tests.support.receiver import PartnerReceiver
 
 CONNECTOR = "partner-webhooks"
 MESSAGE_TYPE = "return-status-changed.v1"
@@ -59,34 +58,6 @@ def verify(secret: str, body: bytes, signature: str, *, tolerance: int = 300) ->
         return False  # too old (or from the future): a replay
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, given)
-
-
-class PartnerReceiver(Sandbox):
-    """A partner's webhook receiver: takes any POST and keeps its headers and raw body, per
-    path (``/<partner>/<n>``); faults are queued on ``state.faults`` as for any sandbox."""
-
-    profile = "partner-receiver"
-
-    def authorized(self, request: Request[Any, Any, Any]) -> bool:
-        return True  # our requests are signed, not authenticated
-
-    def handlers(self) -> list[BaseRouteHandler]:
-        state = self.state
-
-        @post("/{rest:path}", status_code=204)
-        async def receive(request: Request[Any, Any, Any], rest: str) -> None:
-            body = await request.body()
-            state.put(request.url.path, state.new_id(), {"headers": dict(request.headers), "body": body})
-
-        return [receive]
-
-    def received(self, path: str) -> list[dict[str, Any]]:
-        """What reached ``path`` and was answered 2xx, in order."""
-        return self.state.all(path)
-
-    def calls(self, path: str) -> list[float]:
-        """When ``path`` was called, faulted calls included."""
-        return [seen.at for seen in self.state.requests_to("POST", path)]
 
 
 @pytest.fixture
