@@ -16,6 +16,7 @@ from rich.table import Table
 
 from gateway.demo._stack import Stack, running_stack
 from gateway.demo._watch import Watcher, return_ids_in
+from gateway.edi._write import write_interchange
 from gateway.registry import ContractRegistry
 from gateway.settings import Settings
 
@@ -32,7 +33,26 @@ EXPECTED_END = {
     "CABLE-LATE": "rejected",  # remorse asked after the 30-day window
     "CABLE-60": "closed",  # 60 asked, 50 shipped: partially authorized, 50 travel
     "NEVER-SHIPPED": "rejected",  # an item the shipment never held
+    "EDI-180": "closed",  # an X12 180 from trading partner nordwind: 997 at once, a 180 back when decided
 }
+
+
+def _x12_return(tag: str) -> bytes:
+    """One X12 180 as nordwind's translator sends it: a defective SSD, serial number as evidence."""
+    segments = [
+        ["BGN", "00", f"NW-{tag}", "20240220"],
+        ["RDR", "", "DM", "", "Drive fails SMART self-test"],
+        ["PRF", "4500118832", "", "", "20240202"],
+        ["N9", "IV", "90031877", "", "20240206"],
+        ["N1", "BY", "Nordwind Automation GmbH", "91", "C100234"],
+        ["PER", "IC", "Jana Krueger", "TE", "+49 40 555 0192"],
+        ["N1", "SF", "Nordwind Automation GmbH"],
+        ["N3", "Wareneingang Tor 3", "Hafenstrasse 21"],
+        ["N4", "Hamburg", "", "20457", "DE"],
+        ["BLI", "BP", "NW-4711", "1", "EA", "CON", "289.50"],
+        ["N9", "SE", "S5KANE0R409977"],
+    ]
+    return write_interchange([[segments]], control=int(tag, 16) % 999_999_999 + 1).encode()
 
 
 def _returns(registry: ContractRegistry) -> list[tuple[str, dict[str, Any]]]:
@@ -122,6 +142,15 @@ async def run_demo(settings: Settings, *, erp: str = "netsuite", give_up_after: 
         progress = Progress()
         watcher = Watcher(stack.sandboxes, {r: f"{LABELS[r]}" for r in stack.sandboxes})
         watcher.poll(lambda *args: None)  # the sandboxes' seed data is not news
+        tag = secrets.token_hex(3).upper()
+        edi = await stack.send_x12(_x12_return(tag))
+        for item in edi.headers.get("rgw-returns", "").split(","):
+            if "=" in item:
+                progress.names[item.split("=")[1]] = "EDI-180"
+        acks = " ".join(s.strip() for s in edi.text.split("~") if s.strip().startswith(("AK5", "AK9")))
+        console.print(
+            f"[bold]EDI-180[/bold]   nordwind X12 180 → gateway {edi.status_code}: 997 {acks or edi.text}"
+        )
         for name, payload in _returns(registry):
             response = await stack.submit(payload, idempotency_key=uuid.uuid4().hex)
             body = response.json()
@@ -154,6 +183,10 @@ async def run_demo(settings: Settings, *, erp: str = "netsuite", give_up_after: 
         watcher.poll(progress.show)
         await _report_dead_letters(stack, progress)
         await _timelines(stack, progress)
+        for return_id, name in progress.names.items():
+            if name == "EDI-180":
+                for response in await stack.x12_responses(return_id):
+                    console.print(f"\n[bold]{name}[/bold]: the 180 sent back to nordwind\n{response}")
         _summary(stack, progress)
         wrong = {
             progress.names[rid]: ended.get(rid, progress.statuses.get(rid))

@@ -170,6 +170,8 @@ class Stack:
     api_key: str
     admin_key: str
     """An operator's key (``admin`` scope): the dead-letter desk."""
+    edi_key: str
+    """The EDI trading partner ``nordwind``'s key (``edi-partners.yaml``): sends X12 180s."""
     approver_key: str
     """The returns desk's key (tenant ``operations``, ``returns:approve``): what rules send to people."""
     runtimes: dict[str, ConnectorRuntime]
@@ -193,9 +195,10 @@ class Stack:
         return [letter for queue in response.json()["data"] for letter in queue["dead_letters"]]
 
     async def status(self, return_id: str) -> str:
-        """Where the return stands, as its partner sees it."""
+        """Where the return stands (asked as the operator, who sees every partner's returns)."""
         response = await self.http.get(
-            f"{self.gateway_url}/v1/returns/{return_id}", headers={"Authorization": f"Bearer {self.api_key}"}
+            f"{self.gateway_url}/v1/returns/{return_id}",
+            headers={"Authorization": f"Bearer {self.admin_key}"},
         )
         response.raise_for_status()
         return str(response.json()["status"])
@@ -203,7 +206,7 @@ class Stack:
     async def timeline(self, return_id: str) -> list[dict[str, Any]]:
         response = await self.http.get(
             f"{self.gateway_url}/v1/returns/{return_id}/timeline",
-            headers={"Authorization": f"Bearer {self.api_key}"},
+            headers={"Authorization": f"Bearer {self.admin_key}"},
         )
         response.raise_for_status()
         return list(response.json()["data"])
@@ -215,6 +218,23 @@ class Stack:
             json={"decision": "approve", "comment": comment},
             headers={"Authorization": f"Bearer {self.approver_key}"},
         )
+
+    async def send_x12(self, interchange: bytes) -> httpx.Response:
+        """The EDI partner's translator posts an interchange; the answer is the 997."""
+        return await self.http.post(
+            f"{self.gateway_url}/v1/edi/x12",
+            content=interchange,
+            headers={"Authorization": f"Bearer {self.edi_key}", "Content-Type": "application/edi-x12"},
+        )
+
+    async def x12_responses(self, return_id: str) -> list[str]:
+        """The 180s the gateway answered the EDI partner's return with."""
+        response = await self.http.get(
+            f"{self.gateway_url}/v1/edi/x12/returns/{return_id}/responses",
+            headers={"Authorization": f"Bearer {self.edi_key}"},
+        )
+        response.raise_for_status()
+        return [r["interchange"] for r in response.json()["data"]]
 
     async def webhook(self, role: str, body: bytes, headers: Mapping[str, str]) -> httpx.Response:
         return await self.http.post(
@@ -266,7 +286,12 @@ async def running_stack(
             issued = await KeyStore(redis, settings).create(
                 partner, ["returns:write", "returns:read"], label="demo"
             )
-            admin = await KeyStore(redis, settings).create("operations", ["admin"], label="demo operator")
+            admin = await KeyStore(redis, settings).create(  # it polls every return: a higher limit
+                "operations", ["admin", "returns:read"], label="demo operator", rate_limit=1000
+            )
+            edi = await KeyStore(redis, settings).create(
+                "nordwind", ["returns:write", "returns:read"], label="demo EDI translator"
+            )
             approver = await KeyStore(redis, settings).create(
                 "operations", ["returns:approve", "returns:read"], label="demo returns desk"
             )
@@ -291,6 +316,7 @@ async def running_stack(
                 api_key=issued.secret,
                 admin_key=admin.secret,
                 approver_key=approver.secret,
+                edi_key=edi.secret,
                 runtimes=runtimes,
                 http=http,
             )

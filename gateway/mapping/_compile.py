@@ -24,7 +24,8 @@ Operators (objects with one of these keys; any other object is a nested output o
 ``{const: VALUE}``                      a literal, even one starting with ``$``;
 ``{object: {...}}``                     a nested object whose keys look like operators.
 
-An absent or ``null`` input value is absent: the output field is left out.
+An absent or ``null`` input value is absent: the output field is left out, and an output object
+with no field present is left out too (never ``{}``).
 """
 
 from __future__ import annotations
@@ -129,8 +130,10 @@ def _convert(value: Any, kind: str) -> Any:
         raise MappingFailure(f"cannot read {value!r} as {kind}") from exc
 
 
-def _obj(*pairs: tuple[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in pairs if value is not None}
+def _obj(*pairs: tuple[str, Any]) -> dict[str, Any] | None:
+    """An output object; one with no field present is itself absent (never ``{}``)."""
+    built = {key: value for key, value in pairs if value is not None}
+    return built or None
 
 
 def _list(values: Any) -> list[Any] | None:
@@ -245,6 +248,7 @@ def compile_object(node: Mapping[str, Any], scope: Scope, target: Located | None
                     f"required output field {name!r} may be absent: map it from a required input, "
                     "or give a default or a 'first' alternative that is always there",
                 )
+    # Counted as always there: a required object left empty fails the output check either way.
     return Expr(f"_obj({', '.join(pairs)}{',' if len(pairs) == 1 else ''})", True)
 
 

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from gateway.cli import app
@@ -199,3 +200,17 @@ def test_the_cli_runs_fixtures_and_fails_on_a_difference(
     )
     failed = CliRunner().invoke(app, ["mappings", "test"])
     assert failed.exit_code == 1 and "FAIL demo/return-request.v1.outbound [one]" in failed.output
+
+
+def test_an_output_object_with_no_field_present_is_left_out() -> None:
+    """An X12 180 without a PER segment has no contact: none is written, not an empty one."""
+    mapping = catalog().get("edi", "return-notice.inbound")
+    fixture = yaml.safe_load(
+        (
+            PROJECT_ROOT / "mappings/edi/fixtures/return-notice.inbound/defective-ssds-one-by-buyer-part.yaml"
+        ).read_text()
+    )
+    notice = fixture["input"]
+    notice["parties"]["BY"].pop("contact", None)
+    mapped = mapping.apply(notice, fixture.get("variables", {}))
+    assert "contact" not in mapped
