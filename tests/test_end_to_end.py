@@ -11,8 +11,10 @@ import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 
 from connectors.sandboxes import Fault
+from gateway.demo._run import nordwind_180
 from gateway.demo._stack import Stack, running_stack
 from gateway.demo._watch import return_ids_in
+from gateway.edi import check_interchange
 from gateway.settings import Settings
 from tests.support.lifecycle import UNAPPROVED_ROAD
 from tests.support.payloads import return_request
@@ -170,3 +172,32 @@ async def test_a_refused_credit_posting_parks_the_return_until_its_dead_letter_i
         assert statuses[-4:] == ["dispositioned", "posting_failed", "credited", "closed"]
         assert len(mentioning(stack, "erp", return_id, "creditMemo")) == 1
         assert await stack.dead_letters("erp") == []
+
+
+async def test_a_return_sent_by_x12_is_acknowledged_then_answered_with_a_180_once_authorized(
+    settings: Settings, redis: aioredis.Redis, amqp: AbstractRobustConnection
+) -> None:
+    async with running_stack(settings, erp="netsuite", partner="acme") as stack:
+        sent = await stack.send_x12(nordwind_180("E2E" + uuid.uuid4().hex[:6].upper()))
+        assert sent.status_code == 200, sent.text
+        assert "AK5*A" in sent.text and "AK9*A*1*1*1" in sent.text
+        [(_, return_id)] = [item.split("=") for item in sent.headers["rgw-returns"].split(",")]
+        await wait_until(
+            lambda: bool(mentioning(stack, "erp", return_id, "returnAuthorization")),
+            within=20,
+            what="the RMA",
+        )
+        [rma] = mentioning(stack, "erp", return_id, "returnAuthorization")
+
+        responses: list[str] = []
+
+        async def answered() -> bool:
+            responses[:] = await stack.x12_responses(return_id)
+            return bool(responses)
+
+        await wait_until(answered, within=20, what="the 180 response")
+        [response] = responses
+        segments = [s.strip().split("*") for s in response.split("~") if s.strip()]
+        assert ["RDR", "RA"] in segments and ["N9", "RA", rma["tranId"]] in segments
+        assert next(s for s in segments if s[0] == "BLI")[1:4] == ["BP", "NW-4711", "1"]
+        assert check_interchange(response.encode()).transactions[0].result.accepted

@@ -37,7 +37,7 @@ EXPECTED_END = {
 }
 
 
-def _x12_return(tag: str) -> bytes:
+def nordwind_180(tag: str) -> bytes:
     """One X12 180 as nordwind's translator sends it: a defective SSD, serial number as evidence."""
     segments = [
         ["BGN", "00", f"NW-{tag}", "20240220"],
@@ -143,7 +143,7 @@ async def run_demo(settings: Settings, *, erp: str = "netsuite", give_up_after: 
         watcher = Watcher(stack.sandboxes, {r: f"{LABELS[r]}" for r in stack.sandboxes})
         watcher.poll(lambda *args: None)  # the sandboxes' seed data is not news
         tag = secrets.token_hex(3).upper()
-        edi = await stack.send_x12(_x12_return(tag))
+        edi = await stack.send_x12(nordwind_180(tag))
         for item in edi.headers.get("rgw-returns", "").split(","):
             if "=" in item:
                 progress.names[item.split("=")[1]] = "EDI-180"
