@@ -23,7 +23,7 @@ from gateway.errors import ContractViolation, NotFound, PermissionDenied, Status
 from gateway.idempotency import IdempotencyStore, StoredResponse, fingerprint
 from gateway.intake import Accepted, decode_json
 from gateway.lifecycle import LifecycleStore, PolicyBook, ReturnState
-from gateway.lifecycle._orchestrator import WAITING
+from gateway.lifecycle._step import WAITING
 from gateway.registry import ContractRegistry
 from gateway.returns_store import ReturnRecord, ReturnStore
 from gateway.routing import condition_headers

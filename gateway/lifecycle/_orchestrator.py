@@ -34,14 +34,13 @@ import msgspec
 
 from connectors._sdk import Connector, Delivery, Emitted, RuntimeContext
 from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
+from gateway.lifecycle._commands import credit_memo, supplier_claim
 from gateway.lifecycle._policy import PolicyBook
-from gateway.lifecycle._rules import Claim, Verdict, credit_totals, dispose, validate
-from gateway.lifecycle._status import PARKED, IllegalTransition, allowed_from, check_move, is_behind, rank
-from gateway.lifecycle._store import Change, LifecycleStore, ReturnState, TimelineEntry
+from gateway.lifecycle._rules import Verdict, dispose, validate
+from gateway.lifecycle._status import PARKED, IllegalTransition, allowed_from, is_behind, rank
+from gateway.lifecycle._step import LIFECYCLE, WAITING, Step, stamp
+from gateway.lifecycle._store import Change, LifecycleStore, ReturnState
 
-LIFECYCLE: dict[str, str] = {"type": "system", "id": "lifecycle"}
-#: Statuses in which a return waits for a person (the approvals queue).
-WAITING = frozenset({"pending_approval", "validation_failed"})
 #: Messages whose dead letter means a posting failed (the return cannot go on without it).
 POSTINGS = frozenset({"return-decision.v1", "credit-memo.v1", "supplier-claim.v1"})
 _TRACKING_MILESTONES = {
@@ -54,97 +53,12 @@ _TRACKING_MILESTONES = {
 _delivery = msgspec.json.Decoder(Delivery)
 
 
-def _stamp(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
 class _Parked(Exception):
     """The event came before the return was ready for it."""
 
     def __init__(self, waits_for: str) -> None:
         super().__init__(waits_for)
         self.waits_for = waits_for
-
-
-class Step:
-    """Everything one event (and the parked events it releases) does to one return."""
-
-    def __init__(self, state: ReturnState, delivery: Delivery, now: dt.datetime) -> None:
-        self.state = state
-        self.delivery = delivery
-        self.now = now
-        self.change = Change(state=state, timeline=[], emitted=[])
-
-    def note(self, action: str, actor: dict[str, str], **fields: Any) -> None:
-        self.change.timeline.append(
-            TimelineEntry(
-                at=self.now, action=action, actor=actor, message_id=self.delivery.message_id, **fields
-            )
-        )
-
-    def emit(self, message_type: str, payload: dict[str, Any], what: str) -> None:
-        contract, _, version = message_type.rpartition(".")
-        self.change.emitted.append(
-            msgspec.to_builtins(
-                Emitted(
-                    contract=contract,
-                    version=version,
-                    payload=payload,
-                    message_id=f"{self.delivery.message_id}.lifecycle.{what}",
-                    return_id=self.state.return_id,
-                )
-            )
-        )
-
-    def move(
-        self,
-        to: str,
-        actor: dict[str, str],
-        *,
-        rule: dict[str, str] | None = None,
-        detail: str | None = None,
-        documents: Sequence[dict[str, str]] = (),
-        dead_letter: dict[str, str] | None = None,
-    ) -> None:
-        state = self.state
-        came_from = state.status
-        check_move(came_from, to, state.resume)
-        if to in PARKED:
-            state.resume = came_from
-        elif came_from in PARKED:
-            state.resume = None
-        state.status, state.updated_at = to, self.now
-        if to in WAITING:
-            self.change.queue = True
-        elif came_from in WAITING:
-            self.change.queue = False
-        self.note(
-            "status_changed",
-            actor,
-            from_status=came_from,
-            to_status=to,
-            rule=rule,
-            detail=detail,
-            documents=list(documents),
-            dead_letter=dead_letter,
-        )
-        event: dict[str, Any] = {
-            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.delivery.message_id}/{to}")),
-            "return_id": state.return_id,
-            "external_id": state.external_id,
-            "partner": state.partner,
-            "from_status": came_from,
-            "to_status": to,
-            "changed_at": _stamp(self.now),
-            "actor": actor,
-        }
-        if state.rma_number:
-            event["rma_number"] = state.rma_number
-        if rule:
-            event["rule"] = rule
-        if detail:
-            event["reason"] = detail[:500]
-        self.emit("return-status-changed.v1", event, f"status.{to}")
 
 
 class Orchestrator(Connector):
@@ -230,7 +144,7 @@ class Orchestrator(Connector):
                 "partner": state.partner,
                 "from_status": None,
                 "to_status": "requested",
-                "changed_at": _stamp(now),
+                "changed_at": stamp(now),
                 "actor": actor,
             },
             "status.requested",
@@ -417,7 +331,7 @@ class Orchestrator(Connector):
             detail=", ".join(f"{d['sku']} {d['disposition_code']}" for d in disposed.dispositions),
         )
         for claim in disposed.claims:
-            payload = self._supplier_claim(state, claim, step.now)
+            payload = supplier_claim(state, claim, step.now)
             step.emit("supplier-claim.v1", payload, f"claim.{claim.rule['id']}")
             total = payload["totals"]["total"]
             step.note(
@@ -430,7 +344,7 @@ class Orchestrator(Connector):
         if not disposed.credit_lines:
             step.move("closed", LIFECYCLE, detail="nothing to credit")
             return
-        credit = self._credit_memo(state, disposed.credit_lines)
+        credit = credit_memo(state, disposed.credit_lines)
         if credit is None:
             step.move("on_hold", LIFECYCLE, detail="no invoice to credit: the request named none")
             return
@@ -484,7 +398,7 @@ class Orchestrator(Connector):
             "return_id": state.return_id,
             "external_id": state.external_id,
             "decision": decision,
-            "decided_at": _stamp(step.now),
+            "decided_at": stamp(step.now),
             "decided_by": actor,
             "rule": rule,
             "lines": lines,
@@ -527,7 +441,7 @@ class Orchestrator(Connector):
             "return_id": state.return_id,
             "external_id": state.external_id,
             "decision": "rejected",
-            "decided_at": _stamp(step.now),
+            "decided_at": stamp(step.now),
             "decided_by": actor,
             "rule": rule,
             "rejection_reason": reason,
@@ -540,45 +454,6 @@ class Orchestrator(Connector):
         step.emit("return-authorization.v1", payload, "rejection")
         state.approvals += approvals or []
         step.move("rejected", actor, rule=rule, detail=reason + (f": {comment}" if comment else ""))
-
-    def _supplier_claim(self, state: ReturnState, claim: Claim, now: dt.datetime) -> dict[str, Any]:
-        deadline = (now + dt.timedelta(days=claim.claim_window_days)).date().isoformat()
-        payload: dict[str, Any] = {
-            "return_id": state.return_id,
-            "claim_number": f"CLM-{state.return_id[4:16].upper()}-{claim.rule['id']}"[:64],
-            "vendor": {"account_number": claim.vendor},
-            "claim_status": "submitted",
-            "references": {"purchase_order": {"number": claim.purchase_order}},
-            "claim_deadline": deadline,
-            "submitted_at": _stamp(now),
-            "submitted_by": LIFECYCLE,
-            "lines": claim.lines,
-            "totals": credit_totals(claim.lines, "amount_claimed"),
-        }
-        del payload["totals"]["tax"]
-        return payload
-
-    def _credit_memo(self, state: ReturnState, lines: list[dict[str, Any]]) -> dict[str, Any] | None:
-        request = state.request
-        invoice = request["references"].get("invoice")
-        if invoice is None and state.basis and state.basis["kind"] == "invoice":
-            invoice = {"number": state.basis["number"]}
-        if invoice is None:
-            return None
-        credit: dict[str, Any] = {
-            "return_id": state.return_id,
-            "external_id": f"{state.return_id}.credit",
-            "document_status": "draft",
-            "customer": request["customer"],
-            "invoice_reference": invoice,
-            "reason_code": request["reason_code"],
-            "currency": lines[0]["line_amount"]["currency"],
-            "lines": lines,
-            "totals": credit_totals(lines),
-        }
-        if state.rma_number:
-            credit["rma_number"] = state.rma_number
-        return credit
 
     # -- moving along the road ------------------------------------------------------------
     def _require(self, step: Step, needed: str, milestone: str) -> None:

@@ -1,0 +1,106 @@
+"""One event's worth of change to one return: the moves it makes (each checked against the
+status model, written to the timeline and published as ``return-status-changed``), the notes
+it leaves and the commands it emits, gathered for the store to write in one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from connectors._sdk import Delivery, Emitted
+from gateway.lifecycle._status import PARKED, check_move
+from gateway.lifecycle._store import Change, ReturnState, TimelineEntry
+
+LIFECYCLE: dict[str, str] = {"type": "system", "id": "lifecycle"}
+
+
+WAITING = frozenset({"pending_approval", "validation_failed"})
+
+
+def stamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+class Step:
+    """Everything one event (and the parked events it releases) does to one return."""
+
+    def __init__(self, state: ReturnState, delivery: Delivery, now: dt.datetime) -> None:
+        self.state = state
+        self.delivery = delivery
+        self.now = now
+        self.change = Change(state=state, timeline=[], emitted=[])
+
+    def note(self, action: str, actor: dict[str, str], **fields: Any) -> None:
+        self.change.timeline.append(
+            TimelineEntry(
+                at=self.now, action=action, actor=actor, message_id=self.delivery.message_id, **fields
+            )
+        )
+
+    def emit(self, message_type: str, payload: dict[str, Any], what: str) -> None:
+        contract, _, version = message_type.rpartition(".")
+        self.change.emitted.append(
+            msgspec.to_builtins(
+                Emitted(
+                    contract=contract,
+                    version=version,
+                    payload=payload,
+                    message_id=f"{self.delivery.message_id}.lifecycle.{what}",
+                    return_id=self.state.return_id,
+                )
+            )
+        )
+
+    def move(
+        self,
+        to: str,
+        actor: dict[str, str],
+        *,
+        rule: dict[str, str] | None = None,
+        detail: str | None = None,
+        documents: Sequence[dict[str, str]] = (),
+        dead_letter: dict[str, str] | None = None,
+    ) -> None:
+        state = self.state
+        came_from = state.status
+        check_move(came_from, to, state.resume)
+        if to in PARKED:
+            state.resume = came_from
+        elif came_from in PARKED:
+            state.resume = None
+        state.status, state.updated_at = to, self.now
+        if to in WAITING:
+            self.change.queue = True
+        elif came_from in WAITING:
+            self.change.queue = False
+        self.note(
+            "status_changed",
+            actor,
+            from_status=came_from,
+            to_status=to,
+            rule=rule,
+            detail=detail,
+            documents=list(documents),
+            dead_letter=dead_letter,
+        )
+        event: dict[str, Any] = {
+            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.delivery.message_id}/{to}")),
+            "return_id": state.return_id,
+            "external_id": state.external_id,
+            "partner": state.partner,
+            "from_status": came_from,
+            "to_status": to,
+            "changed_at": stamp(self.now),
+            "actor": actor,
+        }
+        if state.rma_number:
+            event["rma_number"] = state.rma_number
+        if rule:
+            event["rule"] = rule
+        if detail:
+            event["reason"] = detail[:500]
+        self.emit("return-status-changed.v1", event, f"status.{to}")
