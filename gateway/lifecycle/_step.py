@@ -15,13 +15,14 @@ from connectors._sdk import Delivery, Emitted
 from gateway.lifecycle._status import PARKED, check_move
 from gateway.lifecycle._store import Change, ReturnState, TimelineEntry
 
+#: The actor of what the lifecycle decides by rule.
 LIFECYCLE: dict[str, str] = {"type": "system", "id": "lifecycle"}
-
-
+#: Statuses in which a return waits for a person (the approvals queue).
 WAITING = frozenset({"pending_approval", "validation_failed"})
 
 
 def stamp(moment: dt.datetime) -> str:
+    """RFC 3339 in UTC with ``Z``, as the contracts' ``DateTime`` wants it."""
     return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
