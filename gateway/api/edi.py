@@ -1,4 +1,4 @@
-"""``/v1/edi/x12``: X12 interchanges in, 997 functional acknowledgments out."""
+"""``/v1/edi/x12`` and ``/v1/edi/edifact``: interchanges in, 997 and CONTRL acknowledgments out."""
 
 from __future__ import annotations
 
@@ -21,7 +21,11 @@ from gateway.idempotency import REPLAYED_HEADER
 from gateway.services import Services
 
 X12 = "application/edi-x12"
+EDIFACT = "application/edifact"
 InterchangeId = Annotated[str, PathParameter(description="`<ISA06>.<ISA13>`, as in the Location header.")]
+EdifactInterchangeId = Annotated[
+    str, PathParameter(description="`<UNB 0004>.<UNB 0020>`, as in the Location header.")
+]
 
 
 @dataclass
@@ -36,6 +40,18 @@ class _X12Body(Operation):
         )
 
 
+@dataclass
+class _EdifactBody(Operation):
+    """Documents the raw EDIFACT request body."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            content={EDIFACT: OpenAPIMediaType(schema=Schema(type="string"))},  # type: ignore[arg-type]
+            required=True,
+            description="One UN/EDIFACT interchange (UNA/UNB to UNZ) of RETANN messages.",
+        )
+
+
 def _edi(request: Request[Any, Any, Any]) -> EdiIntake:
     services: Services = request.app.state.services
     if services.edi is None:
@@ -43,10 +59,20 @@ def _edi(request: Request[Any, Any, Any]) -> EdiIntake:
     return services.edi
 
 
-def _ack_response(request: Request[Any, Any, Any], ack: str, headers: dict[str, str]) -> Response[bytes]:
+def _ack_response(
+    request: Request[Any, Any, Any], ack: str, headers: dict[str, str], media_type: str = X12
+) -> Response[bytes]:
     return Response(
-        ack.encode(), status_code=200, media_type=X12, headers={**extra_headers(request), **headers}
+        ack.encode(), status_code=200, media_type=media_type, headers={**extra_headers(request), **headers}
     )
+
+
+def _require(request: Request[Any, Any, Any], expected: str) -> None:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != expected:
+        raise UnsupportedMediaType(
+            f"send the interchange as {expected}, not {media_type or 'no content type'}"
+        )
 
 
 _ACK = ResponseSpec(
@@ -75,9 +101,7 @@ _ACK = ResponseSpec(
 async def receive_x12(request: Request[Any, Any, Any]) -> Response[bytes]:
     principal = await authorize(request, Scope.RETURNS_WRITE)
     edi = _edi(request)
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != X12:
-        raise UnsupportedMediaType(f"send the interchange as {X12}, not {media_type or 'no content type'}")
+    _require(request, X12)
     receipt = await edi.receive(
         principal,
         await request.body(),
@@ -102,3 +126,58 @@ async def get_ack(request: Request[Any, Any, Any], interchange_id: InterchangeId
 
 
 edi_router = Router(path="/v1/edi/x12", route_handlers=[receive_x12, get_ack], tags=["edi"])
+
+_CONTRL = ResponseSpec(
+    data_container=str,
+    media_type=EDIFACT,
+    description="The CONTRL syntax and service report",
+    generate_examples=False,
+)
+
+
+@post(
+    "/",
+    status_code=200,
+    summary="Send a UN/EDIFACT interchange of RETANN return announcements",
+    description=(
+        "Answers with a CONTRL for the interchange (UCI 7 acknowledged or 4 rejected, a UCM per "
+        "message). Each accepted RETANN becomes one return through the same intake as an X12 180; "
+        "a refused one is rejected in its UCM (with UCS/UCD) while the others go through. The same "
+        "interchange sent again (same sender and UNB 0020) answers the first CONTRL with "
+        f"`{REPLAYED_HEADER}: true` and submits nothing twice. No UNA/UNB or unreadable text: 400; "
+        "a UNB sender id that is not the caller's: 403."
+    ),
+    operation_class=_EdifactBody,
+    security=SECURITY,
+    responses={200: _CONTRL, **problem_responses(400, 401, 403, 409, 413, 415, 429, 503)},
+)
+async def receive_edifact(request: Request[Any, Any, Any]) -> Response[bytes]:
+    principal = await authorize(request, Scope.RETURNS_WRITE)
+    edi = _edi(request)
+    _require(request, EDIFACT)
+    receipt = await edi.receive_edifact(
+        principal,
+        await request.body(),
+        trace_context(request.headers.get("traceparent"), request.headers.get("tracestate")),
+    )
+    headers = {"Location": f"/v1/edi/edifact/{receipt.record.interchange_id}/ack"}
+    if receipt.replayed:
+        headers[REPLAYED_HEADER] = "true"
+    return _ack_response(request, receipt.record.ack, headers, EDIFACT)
+
+
+@get(
+    "/{interchange_id:str}/ack",
+    summary="Get the CONTRL sent for an EDIFACT interchange",
+    security=SECURITY,
+    responses={200: _CONTRL, **problem_responses(401, 403, 404, 429, 503)},
+)
+async def get_contrl(
+    request: Request[Any, Any, Any], interchange_id: EdifactInterchangeId
+) -> Response[bytes]:
+    principal = await authorize(request, Scope.RETURNS_READ)
+    record = await _edi(request).ack(principal, interchange_id, standard="edifact")
+    return _ack_response(request, record.ack, {}, EDIFACT)
+
+
+edifact_router = Router(path="/v1/edi/edifact", route_handlers=[receive_edifact, get_contrl], tags=["edi"])

@@ -43,6 +43,7 @@ class Checked:
     interchange: Interchange
     groups: list[GroupResult]
     transactions: list[Transaction] = field(default_factory=list)
+    standard: str = "x12"
 
     def ack(self, *, control: int = 1, group_control: int = 1, now: dt.datetime | None = None) -> str:
         """The 997 for everything known now (refusals added after the check included)."""
