@@ -280,15 +280,15 @@ class _Reader:
         if name:
             party["name"] = name
         address = {
-            "lines": [v for v in segment.composite(5) if v],
             "city": segment.get(6),
             "region": segment.get(7),
             "postal_code": segment.get(8),
             "country": segment.get(9),
         }
         address = {k: v for k, v in address.items() if v}
-        if address:
-            party["address"] = address
+        street = [v for v in segment.composite(5) if v]
+        if address or street:  # as from a 180: the name is the first address line
+            party["address"] = {"lines": ([name] if name else [])[:1] + street[:3], **address}
         role = segment.get(1)
         if role and role not in self.notice["parties"]:
             self.notice["parties"][role] = party
