@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +14,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gateway.edi import Checked, PartnerDirectory, PartnerProfileError, ReturnNoticeMapper, check_interchange
+from gateway.edi import (
+    Checked,
+    Partner,
+    PartnerDirectory,
+    PartnerProfileError,
+    ReturnNoticeMapper,
+    check_interchange,
+)
 from gateway.edi.edifact_contrl import MESSAGE_CODES
 from gateway.edi.edifact_retann import EdifactChecked, check_edifact
 from gateway.errors import InterchangeUnusable
@@ -93,21 +102,40 @@ def _mapper(settings: Settings) -> ReturnNoticeMapper:
     return ReturnNoticeMapper.from_catalog(catalog, contract)
 
 
+def _profile(
+    partners: PartnerDirectory, partner_name: str | None, by_sender: tuple[str, Partner] | None, sender: str
+) -> tuple[str, Partner] | None:
+    """The profile named on the command line, else the one the sender id belongs to."""
+    found = (partner_name, partners.get(partner_name)) if partner_name else by_sender
+    if found is None or found[1] is None:
+        err.print(
+            f"[yellow]no trading-partner profile for {sender}: "
+            "checked against the standard only, not mapped[/]"
+        )
+        return None
+    return found[0], found[1]
+
+
+@contextmanager
+def _exit_2_when_unusable() -> Iterator[None]:
+    try:
+        yield
+    except InterchangeUnusable as exc:
+        err.print(f"[red]unusable interchange:[/] {exc.detail}")
+        raise typer.Exit(code=2) from exc
+    except PartnerProfileError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(code=2) from exc
+
+
 def _check_edifact(data: bytes, partner_name: str | None) -> tuple[EdifactChecked, str | None]:
     settings = Settings.from_env()
     partners = PartnerDirectory.load(settings.edi_partners_file)
     checked = check_edifact(data)
     ic = checked.interchange
-    found = (
-        (partner_name, partners.get(partner_name))
-        if partner_name
-        else partners.edifact_sender(ic.sender, ic.sender_qualifier)
-    )
-    if found is None or found[1] is None:
-        err.print(
-            f"[yellow]no trading-partner profile for UNB sender {ic.sender}:{ic.sender_qualifier}: "
-            "checked against the standard only, not mapped[/]"
-        )
+    by_sender = partners.edifact_sender(ic.sender, ic.sender_qualifier)
+    found = _profile(partners, partner_name, by_sender, f"UNB sender {ic.sender}:{ic.sender_qualifier}")
+    if found is None:
         return checked, None
     name, partner = found
     checked = check_edifact(data, reasons=partner.reasons or None, units=partner.units or None)
@@ -170,16 +198,11 @@ def _check(data: bytes, partner_name: str | None) -> tuple[Checked, str | None]:
     partners = PartnerDirectory.load(settings.edi_partners_file)
     checked = check_interchange(data)
     interchange = checked.interchange
-    found = (
-        (partner_name, partners.get(partner_name))
-        if partner_name
-        else partners.sender(interchange.sender_qualifier, interchange.sender)
+    by_sender = partners.sender(interchange.sender_qualifier, interchange.sender)
+    found = _profile(
+        partners, partner_name, by_sender, f"{interchange.sender_qualifier}:{interchange.sender}"
     )
-    if found is None or found[1] is None:
-        err.print(
-            f"[yellow]no trading-partner profile for {interchange.sender_qualifier}:{interchange.sender}: "
-            "checked against the standard only, not mapped[/]"
-        )
+    if found is None:
         return checked, None
     name, partner = found
     checked = check_interchange(data, codes=partner.code_lists())
@@ -201,25 +224,13 @@ def validate(
     exit 1 if any set or message is rejected, 2 if there is nothing to acknowledge."""
     data = file.read_bytes()
     if is_edifact(data):
-        try:
+        with _exit_2_when_unusable():
             edifact, name = _check_edifact(data, partner)
-        except InterchangeUnusable as exc:
-            err.print(f"[red]unusable interchange:[/] {exc.detail}")
-            raise typer.Exit(code=2) from exc
-        except PartnerProfileError as exc:
-            err.print(f"[red]{exc}[/]")
-            raise typer.Exit(code=2) from exc
         if _report_edifact(edifact, name):
             raise typer.Exit(code=1)
         return
-    try:
+    with _exit_2_when_unusable():
         checked, name = _check(data, partner)
-    except InterchangeUnusable as exc:
-        err.print(f"[red]unusable interchange:[/] {exc.detail}")
-        raise typer.Exit(code=2) from exc
-    except PartnerProfileError as exc:
-        err.print(f"[red]{exc}[/]")
-        raise typer.Exit(code=2) from exc
     ic = checked.interchange
     out.print(
         f"interchange {ic.control} from {ic.sender_qualifier}:{ic.sender} "

@@ -75,6 +75,23 @@ def _require(request: Request[Any, Any, Any], expected: str) -> None:
         )
 
 
+async def _receive(request: Request[Any, Any, Any], media_type: str, standard: str) -> Response[bytes]:
+    """One interchange of either standard in, its acknowledgment (997 or CONTRL) out."""
+    principal = await authorize(request, Scope.RETURNS_WRITE)
+    edi = _edi(request)
+    _require(request, media_type)
+    receive = edi.receive if standard == "x12" else edi.receive_edifact
+    receipt = await receive(
+        principal,
+        await request.body(),
+        trace_context(request.headers.get("traceparent"), request.headers.get("tracestate")),
+    )
+    headers = {"Location": f"/v1/edi/{standard}/{receipt.record.interchange_id}/ack"}
+    if receipt.replayed:
+        headers[REPLAYED_HEADER] = "true"
+    return _ack_response(request, receipt.record.ack, headers, media_type)
+
+
 _ACK = ResponseSpec(
     data_container=str,
     media_type=X12,
@@ -99,18 +116,7 @@ _ACK = ResponseSpec(
     responses={200: _ACK, **problem_responses(400, 401, 403, 409, 413, 415, 429, 503)},
 )
 async def receive_x12(request: Request[Any, Any, Any]) -> Response[bytes]:
-    principal = await authorize(request, Scope.RETURNS_WRITE)
-    edi = _edi(request)
-    _require(request, X12)
-    receipt = await edi.receive(
-        principal,
-        await request.body(),
-        trace_context(request.headers.get("traceparent"), request.headers.get("tracestate")),
-    )
-    headers = {"Location": f"/v1/edi/x12/{receipt.record.interchange_id}/ack"}
-    if receipt.replayed:
-        headers[REPLAYED_HEADER] = "true"
-    return _ack_response(request, receipt.record.ack, headers)
+    return await _receive(request, X12, "x12")
 
 
 @get(
@@ -152,18 +158,7 @@ _CONTRL = ResponseSpec(
     responses={200: _CONTRL, **problem_responses(400, 401, 403, 409, 413, 415, 429, 503)},
 )
 async def receive_edifact(request: Request[Any, Any, Any]) -> Response[bytes]:
-    principal = await authorize(request, Scope.RETURNS_WRITE)
-    edi = _edi(request)
-    _require(request, EDIFACT)
-    receipt = await edi.receive_edifact(
-        principal,
-        await request.body(),
-        trace_context(request.headers.get("traceparent"), request.headers.get("tracestate")),
-    )
-    headers = {"Location": f"/v1/edi/edifact/{receipt.record.interchange_id}/ack"}
-    if receipt.replayed:
-        headers[REPLAYED_HEADER] = "true"
-    return _ack_response(request, receipt.record.ack, headers, EDIFACT)
+    return await _receive(request, EDIFACT, "edifact")
 
 
 @get(

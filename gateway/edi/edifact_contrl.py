@@ -75,17 +75,12 @@ def build_contrl(
     now = now or dt.datetime.now(dt.UTC)
     identifiers = {m.reference: m.identifier[:4] for m in interchange.messages}
     syntax = interchange.syntax[:2] if interchange.error != ("2", "UNB") else ["UNOC", "3"]
-    body = []
-    if interchange.error is None:
-        body.append(
-            _segment(
-                "UCI",
-                interchange.control,
-                [interchange.sender, interchange.sender_qualifier],
-                [interchange.receiver, interchange.receiver_qualifier],
-                ACKNOWLEDGED,
-            )
-        )
+    sender = [interchange.sender, interchange.sender_qualifier]
+    recipient = [interchange.receiver, interchange.receiver_qualifier]
+    if interchange.error is not None:
+        body = [_segment("UCI", interchange.control, sender, recipient, REJECTED, *interchange.error)]
+    else:
+        body = [_segment("UCI", interchange.control, sender, recipient, ACKNOWLEDGED)]
         for result in results:
             identifier = identifiers.get(result.control, [result.code])
             if result.accepted:
@@ -95,28 +90,10 @@ def build_contrl(
             body.append(_segment("UCM", result.control, identifier, REJECTED, code, tag))
             for error in sorted(result.segment_errors, key=lambda e: e.position):
                 body += _ucs(error)
-    else:
-        code, tag = interchange.error
-        body.append(
-            _segment(
-                "UCI",
-                interchange.control,
-                [interchange.sender, interchange.sender_qualifier],
-                [interchange.receiver, interchange.receiver_qualifier],
-                REJECTED,
-                code,
-                tag,
-            )
-        )
     message = [_segment("UNH", "1", ["CONTRL", "D", "3", "UN"]), *body]
     message.append(_segment("UNT", str(len(message) + 1), "1"))
     reference = str(control)
     header = _segment(
-        "UNB",
-        syntax,
-        [interchange.receiver, interchange.receiver_qualifier],
-        [interchange.sender, interchange.sender_qualifier],
-        [now.strftime("%y%m%d"), now.strftime("%H%M")],
-        reference,
+        "UNB", syntax, recipient, sender, [now.strftime("%y%m%d"), now.strftime("%H%M")], reference
     )
     return f"UNA{_SEPARATORS}" + header + "".join(message) + _segment("UNZ", "1", reference)

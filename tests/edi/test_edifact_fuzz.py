@@ -13,6 +13,7 @@ from gateway.edi._edifact import parse_edifact
 from gateway.edi.edifact_retann import check_edifact
 from gateway.errors import InterchangeUnusable
 from tests.edi.edifact import edifact, retann, write_segment
+from tests.edi.test_fuzz import mutate
 
 VALID = edifact([retann("RQ-1"), retann("RQ-2")], control="IC905", newline="\n")
 TAGS = [
@@ -74,16 +75,7 @@ def test_edifact_like_text(body: str, nordwind: Partner, mapper: ReturnNoticeMap
 def test_mutated_interchange(
     edits: list[tuple[int, str, bytes]], nordwind: Partner, mapper: ReturnNoticeMapper
 ) -> None:
-    body = bytearray(VALID)
-    for position, operation, data in edits:
-        position = min(position, len(body))
-        if operation == "d":
-            del body[position : position + len(data) + 1]
-        elif operation == "i":
-            body[position:position] = data
-        else:
-            body[position : position + len(data)] = data
-    _survives(bytes(body), nordwind, mapper)
+    _survives(mutate(VALID, edits), nordwind, mapper)
 
 
 _COMPONENT = st.text(alphabet=st.sampled_from("0123456789AZaz .-,?:+'é\x00"), max_size=10)
