@@ -23,7 +23,6 @@ component positions, exactly what the CONTRL's ``UCS``/``UCD`` need.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from gateway.edi._ack import GroupResult
-from gateway.edi._check import Transaction
+from gateway.edi._check import Transaction, without_cyclic_gc
 from gateway.edi._edifact import EdifactInterchange, EdifactMessage, EdiSegment, parse_edifact
 from gateway.edi._envelope import SetCode
 from gateway.edi._structure import ElementError, SegmentError, SetResult
@@ -323,9 +322,7 @@ def check_edifact(
 
     ``reasons`` and ``units`` are the codes the partner's tables know; ``None`` accepts any.
     """
-    enabled = gc.isenabled()
-    gc.disable()  # as for X12: many small acyclic objects, nothing for the collector to find
-    try:
+    with without_cyclic_gc():  # as for X12: many small acyclic objects, nothing for the collector
         interchange = parse_edifact(data, max_bytes=max_bytes)
         group = GroupResult(
             functional_id=MESSAGE,
@@ -347,6 +344,3 @@ def check_edifact(
             if interchange.error is None and result.accepted:
                 checked.transactions.append(Transaction(group, result, notice))
         return checked
-    finally:
-        if enabled:
-            gc.enable()
