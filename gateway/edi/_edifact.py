@@ -24,6 +24,8 @@ from gateway.edi._envelope import SetCode
 from gateway.edi._tokens import MAX_BYTES
 from gateway.errors import InterchangeUnusable
 
+#: What the gateway writes with: component, element, decimal mark, release, reserved, terminator.
+SEPARATORS = ":+.? '"
 #: Data element values: a simple element is a string, a composite a list of component strings.
 Element = str | list[str]
 
@@ -195,3 +197,22 @@ def _close(message: EdifactMessage, unt: EdiSegment) -> None:
 
 def _count_is(value: str, count: int) -> bool:
     return value.isdigit() and len(value) <= 10 and int(value) == count
+
+
+def _escape(value: str) -> str:
+    for char in "?:+'":
+        value = value.replace(char, "?" + char)
+    return value
+
+
+def write_segment(tag: str, *elements: str | Sequence[str]) -> str:
+    """One segment with the standard separators (``SEPARATORS``), values released with ``?``."""
+    parts = [tag]
+    for element in elements:
+        components = [element] if isinstance(element, str) else list(element)
+        while components and not components[-1]:
+            components.pop()
+        parts.append(":".join(map(_escape, components)))
+    while len(parts) > 1 and not parts[-1]:
+        parts.pop()
+    return "+".join(parts) + "'"

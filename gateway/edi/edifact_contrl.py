@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from gateway.edi._edifact import EdifactInterchange
+from gateway.edi._edifact import SEPARATORS, EdifactInterchange
+from gateway.edi._edifact import write_segment as _segment
 from gateway.edi._envelope import SetCode
 from gateway.edi._structure import SegmentError, SetResult
 
@@ -31,25 +32,6 @@ _INVALID_VALUE = "12"
 #: Tags the shared mapping step (``gateway.edi._returns``, the intake) names refusals with: the
 #: X12 segments that play the part of BGM and LIN. Their element numbers are X12's.
 _SHARED_STEP_TAGS = frozenset({"BGN", "BLI"})
-_SEPARATORS = ":+.? '"
-
-
-def _escape(value: str) -> str:
-    for char in "?:+'":
-        value = value.replace(char, "?" + char)
-    return value
-
-
-def _segment(tag: str, *elements: str | Sequence[str]) -> str:
-    parts = [tag]
-    for element in elements:
-        components = [element] if isinstance(element, str) else list(element)
-        while components and not components[-1]:
-            components.pop()
-        parts.append(":".join(map(_escape, components)))
-    while len(parts) > 1 and not parts[-1]:
-        parts.pop()
-    return "+".join(parts) + "'"
 
 
 def _ucs(error: SegmentError) -> list[str]:
@@ -96,4 +78,4 @@ def build_contrl(
     header = _segment(
         "UNB", syntax, recipient, sender, [now.strftime("%y%m%d"), now.strftime("%H%M")], reference
     )
-    return f"UNA{_SEPARATORS}" + header + "".join(message) + _segment("UNZ", "1", reference)
+    return f"UNA{SEPARATORS}" + header + "".join(message) + _segment("UNZ", "1", reference)
