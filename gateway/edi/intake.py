@@ -51,14 +51,14 @@ _CONTROL_MODULUS = 1_000_000_000
 
 
 class InterchangeAck(msgspec.Struct, frozen=True, kw_only=True):
-    """The 997 answered for an interchange, kept to answer a re-send and ``GET .../ack``."""
+    """The 997 or CONTRL answered for an interchange, kept to answer a re-send and ``GET .../ack``."""
 
     interchange_id: str
     partner: str
     received_at: dt.datetime
     ack: str
     returns: dict[str, str]
-    """ST02 → return id, for the sets that became returns."""
+    """ST02 (UNH 0062) → return id, for the sets (messages) that became returns."""
 
 
 class Receipt(msgspec.Struct, frozen=True):
