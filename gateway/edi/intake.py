@@ -72,9 +72,13 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(InterchangeAck)
 
 
+_UNSAFE_IN_PATH = str.maketrans({c: "_" for c in " /?#%\\"})
+
+
 def interchange_id(sender: str, control: str) -> str:
-    """``<ISA06>.<ISA13>``: unique per sender, readable, and safe in a URL path."""
-    return f"{sender.replace(' ', '_').replace('/', '_')}.{control}"
+    """``<ISA06>.<ISA13>`` (``<UNB 0004>.<UNB 0020>``): unique per sender, readable, and safe in
+    a URL path (an EDIFACT control reference is alphanumeric, not only digits)."""
+    return f"{sender.translate(_UNSAFE_IN_PATH)}.{control.translate(_UNSAFE_IN_PATH)}"
 
 
 class EdiIntake:

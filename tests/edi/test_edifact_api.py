@@ -208,3 +208,19 @@ async def test_auth_scope_media_type_and_tenancy(gateway: Gateway, make_key: Key
     # An X12 acknowledgment is not found under the EDIFACT path, nor the other way round.
     x12_path = sent.headers["location"].replace("/edifact/", "/x12/")
     assert (await gateway.client.get(x12_path, headers=_headers(writer))).status_code == 404
+
+
+async def test_a_control_reference_with_path_characters_is_fetched_again(
+    gateway: Gateway, make_key: KeyFactory
+) -> None:
+    key = await make_key("nordwind")
+    control = f"IC/{reference()[3:]}?1"
+    sent = await gateway.client.post(
+        URL, content=edifact([retann(reference())], control=control), headers=_headers(key)
+    )
+    assert sent.status_code == 200, sent.text
+    assert next(s for s in segments_of(sent.text) if s[0] == "UCI")[1] == control.replace("?", "??")
+    location = sent.headers["location"]
+    assert location == f"/v1/edi/edifact/NORDWIND.{control.replace('/', '_').replace('?', '_')}/ack"
+    again = await gateway.client.get(location, headers=_headers(key))
+    assert again.status_code == 200 and again.text == sent.text
