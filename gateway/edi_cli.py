@@ -22,7 +22,7 @@ from gateway.edi import (
     ReturnNoticeMapper,
     check_interchange,
 )
-from gateway.edi.edifact_contrl import MESSAGE_CODES
+from gateway.edi.edifact_contrl import MESSAGE_CODES, SHARED_STEP_TAGS
 from gateway.edi.edifact_retann import EdifactChecked, check_edifact
 from gateway.errors import InterchangeUnusable
 from gateway.mapping import MappingCatalog
@@ -179,7 +179,7 @@ def _report_edifact(checked: EdifactChecked, name: str | None) -> bool:
                 f"  element {e.position}{f':{e.ref}' if e.ref else ''} {e.value!r}: 0085 {e.code} "
                 f"{SYNTAX_ERRORS.get(e.code, '')}"
                 for e in error.elements
-                if error.tag not in ("BGN", "BLI")  # the shared mapping step's X12 positions
+                if error.tag not in SHARED_STEP_TAGS  # the shared mapping step's positions are X12's
             ]
         table.add_row(
             f"{result.code} {result.control}",

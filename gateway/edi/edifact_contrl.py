@@ -31,11 +31,11 @@ MESSAGE_CODES = {
 _INVALID_VALUE = "12"
 #: Tags the shared mapping step (``gateway.edi._returns``, the intake) names refusals with: the
 #: X12 segments that play the part of BGM and LIN. Their element numbers are X12's.
-_SHARED_STEP_TAGS = frozenset({"BGN", "BLI"})
+SHARED_STEP_TAGS = frozenset({"BGN", "BLI"})
 
 
 def _ucs(error: SegmentError) -> list[str]:
-    if error.tag in _SHARED_STEP_TAGS:
+    if error.tag in SHARED_STEP_TAGS:
         # A refusal after the check (unknown item, contract, duplicate return) points at the
         # BGM or LIN by position; its element errors are X12's, so none are sent.
         return [_segment("UCS", str(error.position), _INVALID_VALUE)]

@@ -26,11 +26,13 @@ import datetime as dt
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from gateway.edi._ack import GroupResult
 from gateway.edi._check import Transaction, without_cyclic_gc
+from gateway.edi._document import _decimal as canonical_decimal
+from gateway.edi._document import _number
 from gateway.edi._edifact import EdifactInterchange, EdifactMessage, EdiSegment, parse_edifact
 from gateway.edi._envelope import SetCode
 from gateway.edi._structure import ElementError, SegmentError, SetResult
@@ -73,17 +75,9 @@ def _date(qualifier_format: str, value: str) -> str | None:
 
 def _decimal(value: str) -> str | None:
     """EDIFACT numbers may use a comma as decimal mark; ``None`` when not a number."""
-    if not value or not _DECIMAL.fullmatch(value):
+    if not value or not _DECIMAL.fullmatch(value) or not any(c.isdigit() for c in value):
         return None
-    try:
-        return format(Decimal(value.replace(",", ".")).normalize(), "f")
-    except InvalidOperation:
-        return None
-
-
-def _number(value: str) -> int | float:
-    number = float(value)
-    return int(number) if number.is_integer() else number
+    return canonical_decimal(value.replace(",", "."))
 
 
 class _Reader:
