@@ -1,7 +1,8 @@
-"""X12 180 responses to EDI trading partners: when a return that came by EDI is authorized,
-partly authorized or denied, the partner gets a 180 (``BGN01`` 11, ``RDR01`` RA / PA / RD,
-``N9*RA`` with the RMA number, each line's authorized quantity) through the broker like any
-connector's delivery: retries, dead letters, replay.
+"""Answers to EDI trading partners: when a return that came by EDI is authorized, partly
+authorized or denied, the partner gets an X12 180 (``BGN01`` 11, ``RDR01`` RA / PA / RD,
+``N9*RA`` with the RMA number, each line's authorized quantity), or a UN/EDIFACT RETINS for a
+return announced by RETANN, through the broker like any connector's delivery: retries, dead
+letters, replay.
 
 It takes every ``return-authorization.v1`` and answers only those of returns the EDI intake
 recorded (others are acknowledged untouched). The interchange is built once per message and
@@ -29,13 +30,16 @@ from connectors.partner_webhooks import partner_client, partner_error, partner_o
 from gateway.edi._origin import read_origin
 from gateway.edi._partners import PartnerDirectory, ResponseEndpoint
 from gateway.edi._responses import EdiResponse, ResponseStore
+from gateway.edi.edifact_retins import build_retins
 from gateway.edi.x12_180_response import build_180_response
 from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure, StoreUnavailable
 from gateway.returns_store import ReturnStore
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
-X12 = "application/edi-x12"
+#: How each standard answers a decided return, and the media type it travels as.
+_BUILDERS = {"x12": build_180_response, "edifact": build_retins}
+_MEDIA_TYPES = {"x12": "application/edi-x12", "edifact": "application/edifact"}
 
 
 class X12ResponseConnector(Connector):
@@ -71,7 +75,7 @@ class X12ResponseConnector(Connector):
                 return_id=return_id,
                 partner=origin.partner,
                 decision=authorization["decision"],
-                build=lambda control, now: build_180_response(
+                build=lambda control, now: _BUILDERS[origin.standard](
                     origin, authorization, request, control=control, now=now
                 ),
             )
@@ -81,10 +85,10 @@ class X12ResponseConnector(Connector):
         if partner is None or partner.responses is None:
             log.info("%s: 180 %s kept for %s to fetch", self.name, response.id, origin.partner)
             return
-        await self._post(partner.responses, response)
+        await self._post(partner.responses, response, _MEDIA_TYPES[origin.standard])
 
-    async def _post(self, endpoint: ResponseEndpoint, response: EdiResponse) -> None:
-        headers = {"Content-Type": X12, "RGW-Response-Id": response.id}
+    async def _post(self, endpoint: ResponseEndpoint, response: EdiResponse, media_type: str) -> None:
+        headers = {"Content-Type": media_type, "RGW-Response-Id": response.id}
         if endpoint.token_env:
             token = os.environ.get(endpoint.token_env)
             if not token:

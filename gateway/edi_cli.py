@@ -1,7 +1,10 @@
-"""``returns-gateway edi ...``: check an X12 file offline, or send files to a gateway."""
+"""``returns-gateway edi ...``: check an X12 or EDIFACT file offline, or send X12 files to a gateway."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -11,14 +14,23 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gateway.edi import Checked, PartnerDirectory, PartnerProfileError, ReturnNoticeMapper, check_interchange
+from gateway.edi import (
+    Checked,
+    Partner,
+    PartnerDirectory,
+    PartnerProfileError,
+    ReturnNoticeMapper,
+    check_interchange,
+)
+from gateway.edi.edifact_contrl import MESSAGE_CODES, SHARED_STEP_TAGS
+from gateway.edi.edifact_retann import EdifactChecked, check_edifact
 from gateway.errors import InterchangeUnusable
 from gateway.mapping import MappingCatalog
 from gateway.registry import ContractRegistry
 from gateway.settings import Settings
 
 edi_app = typer.Typer(
-    help="X12 EDI: check interchanges offline, send them to a gateway.", no_args_is_help=True
+    help="EDI: check X12 and EDIFACT interchanges offline, send X12 ones to a gateway.", no_args_is_help=True
 )
 out = Console()
 err = Console(stderr=True)
@@ -64,27 +76,137 @@ GROUP_CODES = {
 }
 
 
+#: 0085 syntax error codes the CONTRL uses, in words.
+SYNTAX_ERRORS = {
+    "2": "syntax version or level not supported",
+    "7": "interchange recipient not actual recipient",
+    "12": "invalid value",
+    "13": "missing",
+    "14": "value not supported in this position",
+    "15": "not supported in this position",
+    "26": "duplicate detected",
+    "28": "references do not match",
+    "29": "control count does not match number of instances received",
+}
+_SEGMENT_END = re.compile(r"(?<!\?)'")
+
+
+def is_edifact(data: bytes) -> bool:
+    """Whether ``data`` starts like an EDIFACT interchange (UNA or UNB) rather than an X12 ISA."""
+    return data.removeprefix(b"\xef\xbb\xbf").lstrip()[:3] in (b"UNA", b"UNB")
+
+
+def _mapper(settings: Settings) -> ReturnNoticeMapper:
+    catalog = MappingCatalog.load(settings.mappings_dir, settings.contracts_dir, profiles=["edi"])
+    contract = ContractRegistry.from_folder(settings.contracts_dir).require("return-request", "v1")
+    return ReturnNoticeMapper.from_catalog(catalog, contract)
+
+
+def _profile(
+    partners: PartnerDirectory, partner_name: str | None, by_sender: tuple[str, Partner] | None, sender: str
+) -> tuple[str, Partner] | None:
+    """The profile named on the command line, else the one the sender id belongs to."""
+    found = (partner_name, partners.get(partner_name)) if partner_name else by_sender
+    if found is None or found[1] is None:
+        err.print(
+            f"[yellow]no trading-partner profile for {sender}: "
+            "checked against the standard only, not mapped[/]"
+        )
+        return None
+    return found[0], found[1]
+
+
+@contextmanager
+def _exit_2_when_unusable() -> Iterator[None]:
+    try:
+        yield
+    except InterchangeUnusable as exc:
+        err.print(f"[red]unusable interchange:[/] {exc.detail}")
+        raise typer.Exit(code=2) from exc
+    except PartnerProfileError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(code=2) from exc
+
+
+def _check_edifact(data: bytes, partner_name: str | None) -> tuple[EdifactChecked, str | None]:
+    settings = Settings.from_env()
+    partners = PartnerDirectory.load(settings.edi_partners_file)
+    checked = check_edifact(data)
+    ic = checked.interchange
+    by_sender = partners.edifact_sender(ic.sender, ic.sender_qualifier)
+    found = _profile(partners, partner_name, by_sender, f"UNB sender {ic.sender}:{ic.sender_qualifier}")
+    if found is None:
+        return checked, None
+    name, partner = found
+    checked = check_edifact(data, reasons=partner.reasons or None, units=partner.units or None)
+    if checked.interchange.error is None and not partner.addresses_edifact(
+        ic.receiver, ic.receiver_qualifier
+    ):
+        checked.interchange.error = ("7", "UNB")
+        checked.transactions.clear()
+    mapper = _mapper(settings)
+    for transaction in checked.transactions:
+        mapper.apply(transaction, name, partner)
+    return checked, name
+
+
+def _report_edifact(checked: EdifactChecked, name: str | None) -> bool:
+    """Print the report and the CONTRL; whether anything was rejected."""
+    ic = checked.interchange
+    out.print(
+        f"EDIFACT interchange {ic.control} from {ic.sender}:{ic.sender_qualifier} "
+        f"to {ic.receiver}:{ic.receiver_qualifier}, syntax {':'.join(ic.syntax[:2])}"
+        f"{', test' if ic.test else ''}; partner {name or '(none)'}",
+        soft_wrap=True,
+    )
+    rejected = ic.error is not None
+    if ic.error is not None:
+        code, tag = ic.error
+        out.print(f"[red]interchange rejected[/] (UCI 4): {tag}: 0085 {code} {SYNTAX_ERRORS.get(code, '')}")
+    table = Table("message", "reference", "result", "findings")
+    notices = {id(t.result): t.notice.get("reference", "") for t in checked.transactions}
+    for result in checked.groups[0].sets:
+        accepted = result.accepted and ic.error is None
+        rejected = rejected or not accepted
+        findings = []
+        for c in result.errors:
+            if c in MESSAGE_CODES:
+                code, tag = MESSAGE_CODES[c]
+                findings.append(f"{tag}: 0085 {code} {SYNTAX_ERRORS.get(code, '')}")
+        for error in result.segment_errors:
+            findings.append(f"{error.tag} at {error.position}: {error.detail}")
+            findings += [
+                f"  element {e.position}{f':{e.ref}' if e.ref else ''} {e.value!r}: 0085 {e.code} "
+                f"{SYNTAX_ERRORS.get(e.code, '')}"
+                for e in error.elements
+                if error.tag not in SHARED_STEP_TAGS  # the shared mapping step's positions are X12's
+            ]
+        table.add_row(
+            f"{result.code} {result.control}",
+            str(notices.get(id(result), "")),
+            "[green]accepted[/]" if accepted else "[red]rejected[/]",
+            "\n".join(findings),
+        )
+    out.print(table)
+    typer.echo("CONTRL:")
+    typer.echo(_SEGMENT_END.sub("'\n", checked.ack()), nl=False)
+    return rejected
+
+
 def _check(data: bytes, partner_name: str | None) -> tuple[Checked, str | None]:
     settings = Settings.from_env()
     partners = PartnerDirectory.load(settings.edi_partners_file)
     checked = check_interchange(data)
     interchange = checked.interchange
-    found = (
-        (partner_name, partners.get(partner_name))
-        if partner_name
-        else partners.sender(interchange.sender_qualifier, interchange.sender)
+    by_sender = partners.sender(interchange.sender_qualifier, interchange.sender)
+    found = _profile(
+        partners, partner_name, by_sender, f"{interchange.sender_qualifier}:{interchange.sender}"
     )
-    if found is None or found[1] is None:
-        err.print(
-            f"[yellow]no trading-partner profile for {interchange.sender_qualifier}:{interchange.sender}: "
-            "checked against the standard only, not mapped[/]"
-        )
+    if found is None:
         return checked, None
     name, partner = found
     checked = check_interchange(data, codes=partner.code_lists())
-    catalog = MappingCatalog.load(settings.mappings_dir, settings.contracts_dir, profiles=["edi"])
-    contract = ContractRegistry.from_folder(settings.contracts_dir).require("return-request", "v1")
-    mapper = ReturnNoticeMapper.from_catalog(catalog, contract)
+    mapper = _mapper(settings)
     for transaction in checked.transactions:
         mapper.apply(transaction, name, partner)
     return checked, name
@@ -92,21 +214,23 @@ def _check(data: bytes, partner_name: str | None) -> tuple[Checked, str | None]:
 
 @edi_app.command("validate")
 def validate(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="An X12 interchange.")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="An X12 or EDIFACT interchange.")],
     partner: Annotated[
-        str | None, typer.Option(help="Partner profile to use (default: by ISA sender id).")
+        str | None, typer.Option(help="Partner profile to use (default: by ISA or UNB sender id).")
     ] = None,
 ) -> None:
     """Check FILE as the gateway would (envelope, structure, partner codes, mapping, contract), print
-    a report and the 997; exit 1 if any set is rejected, 2 if there is nothing to acknowledge."""
-    try:
-        checked, name = _check(file.read_bytes(), partner)
-    except InterchangeUnusable as exc:
-        err.print(f"[red]unusable interchange:[/] {exc.detail}")
-        raise typer.Exit(code=2) from exc
-    except PartnerProfileError as exc:
-        err.print(f"[red]{exc}[/]")
-        raise typer.Exit(code=2) from exc
+    a report and the 997, or the CONTRL for EDIFACT (told apart by the first segment: UNA or UNB);
+    exit 1 if any set or message is rejected, 2 if there is nothing to acknowledge."""
+    data = file.read_bytes()
+    if is_edifact(data):
+        with _exit_2_when_unusable():
+            edifact, name = _check_edifact(data, partner)
+        if _report_edifact(edifact, name):
+            raise typer.Exit(code=1)
+        return
+    with _exit_2_when_unusable():
+        checked, name = _check(data, partner)
     ic = checked.interchange
     out.print(
         f"interchange {ic.control} from {ic.sender_qualifier}:{ic.sender} "

@@ -14,7 +14,7 @@ from gateway.api._problems import EXCEPTION_HANDLERS
 from gateway.api._security import BEARER_SCHEME
 from gateway.api.admin import admin_router
 from gateway.api.contracts import contracts_router
-from gateway.api.edi import edi_router
+from gateway.api.edi import edi_router, edifact_router
 from gateway.api.health import live, ready
 from gateway.api.lifecycle import approvals_router, return_events_router
 from gateway.api.returns import returns_router
@@ -81,6 +81,7 @@ def create_app(
             webhooks_router,
             webhook_endpoints_router,
             edi_router,
+            edifact_router,
             live,
             ready,
         ],

@@ -1,4 +1,4 @@
-"""``/v1/edi/x12``: X12 interchanges in, 997 functional acknowledgments out."""
+"""``/v1/edi/x12`` and ``/v1/edi/edifact``: interchanges in, 997 and CONTRL acknowledgments out."""
 
 from __future__ import annotations
 
@@ -25,9 +25,13 @@ from gateway.idempotency import REPLAYED_HEADER
 from gateway.services import Services
 
 X12 = "application/edi-x12"
-#: ``0001=ret_…,0002=ret_…``: the return each accepted transaction set (ST02) became.
+EDIFACT = "application/edifact"
+#: ``0001=ret_…,0002=ret_…``: the return each accepted transaction set (ST02, UNH 0062) became.
 RETURNS_HEADER = "RGW-Returns"
 InterchangeId = Annotated[str, PathParameter(description="`<ISA06>.<ISA13>`, as in the Location header.")]
+EdifactInterchangeId = Annotated[
+    str, PathParameter(description="`<UNB 0004>.<UNB 0020>`, as in the Location header.")
+]
 
 
 @dataclass
@@ -42,6 +46,18 @@ class _X12Body(Operation):
         )
 
 
+@dataclass
+class _EdifactBody(Operation):
+    """Documents the raw EDIFACT request body."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            content={EDIFACT: OpenAPIMediaType(schema=Schema(type="string"))},  # type: ignore[arg-type]
+            required=True,
+            description="One UN/EDIFACT interchange (UNA/UNB to UNZ) of RETANN messages.",
+        )
+
+
 def _edi(request: Request[Any, Any, Any]) -> EdiIntake:
     services: Services = request.app.state.services
     if services.edi is None:
@@ -49,10 +65,41 @@ def _edi(request: Request[Any, Any, Any]) -> EdiIntake:
     return services.edi
 
 
-def _ack_response(request: Request[Any, Any, Any], ack: str, headers: dict[str, str]) -> Response[bytes]:
+def _ack_response(
+    request: Request[Any, Any, Any], ack: str, headers: dict[str, str], media_type: str = X12
+) -> Response[bytes]:
     return Response(
-        ack.encode(), status_code=200, media_type=X12, headers={**extra_headers(request), **headers}
+        ack.encode(), status_code=200, media_type=media_type, headers={**extra_headers(request), **headers}
     )
+
+
+def _require(request: Request[Any, Any, Any], expected: str) -> None:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != expected:
+        raise UnsupportedMediaType(
+            f"send the interchange as {expected}, not {media_type or 'no content type'}"
+        )
+
+
+async def _receive(request: Request[Any, Any, Any], media_type: str, standard: str) -> Response[bytes]:
+    """One interchange of either standard in, its acknowledgment (997 or CONTRL) out."""
+    principal = await authorize(request, Scope.RETURNS_WRITE)
+    edi = _edi(request)
+    _require(request, media_type)
+    receive = edi.receive if standard == "x12" else edi.receive_edifact
+    receipt = await receive(
+        principal,
+        await request.body(),
+        trace_context(request.headers.get("traceparent"), request.headers.get("tracestate")),
+    )
+    headers = {"Location": f"/v1/edi/{standard}/{receipt.record.interchange_id}/ack"}
+    if receipt.record.returns:  # which set became which return, to follow them over the API
+        headers[RETURNS_HEADER] = ",".join(
+            f"{number}={rid}" for number, rid in sorted(receipt.record.returns.items())
+        )
+    if receipt.replayed:
+        headers[REPLAYED_HEADER] = "true"
+    return _ack_response(request, receipt.record.ack, headers, media_type)
 
 
 _ACK = ResponseSpec(
@@ -80,24 +127,7 @@ _ACK = ResponseSpec(
     responses={200: _ACK, **problem_responses(400, 401, 403, 409, 413, 415, 429, 503)},
 )
 async def receive_x12(request: Request[Any, Any, Any]) -> Response[bytes]:
-    principal = await authorize(request, Scope.RETURNS_WRITE)
-    edi = _edi(request)
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != X12:
-        raise UnsupportedMediaType(f"send the interchange as {X12}, not {media_type or 'no content type'}")
-    receipt = await edi.receive(
-        principal,
-        await request.body(),
-        trace_context(request.headers.get("traceparent"), request.headers.get("tracestate")),
-    )
-    headers = {"Location": f"/v1/edi/x12/{receipt.record.interchange_id}/ack"}
-    if receipt.record.returns:  # which set became which return, to follow them over the API
-        headers[RETURNS_HEADER] = ",".join(
-            f"{st02}={rid}" for st02, rid in sorted(receipt.record.returns.items())
-        )
-    if receipt.replayed:
-        headers[REPLAYED_HEADER] = "true"
-    return _ack_response(request, receipt.record.ack, headers)
+    return await _receive(request, X12, "x12")
 
 
 @get(
@@ -193,3 +223,47 @@ edi_router = Router(
     route_handlers=[receive_x12, get_ack, list_responses, get_response],
     tags=["edi"],
 )
+
+_CONTRL = ResponseSpec(
+    data_container=str,
+    media_type=EDIFACT,
+    description="The CONTRL syntax and service report",
+    generate_examples=False,
+)
+
+
+@post(
+    "/",
+    status_code=200,
+    summary="Send a UN/EDIFACT interchange of RETANN return announcements",
+    description=(
+        "Answers with a CONTRL for the interchange (UCI 7 acknowledged or 4 rejected, a UCM per "
+        "message). Each accepted RETANN becomes one return through the same intake as an X12 180; "
+        "a refused one is rejected in its UCM (with UCS/UCD) while the others go through. The same "
+        "interchange sent again (same sender and UNB 0020) answers the first CONTRL with "
+        f"`{REPLAYED_HEADER}: true` and submits nothing twice. No UNA/UNB or unreadable text: 400; "
+        "a UNB sender id that is not the caller's: 403."
+    ),
+    operation_class=_EdifactBody,
+    security=SECURITY,
+    responses={200: _CONTRL, **problem_responses(400, 401, 403, 409, 413, 415, 429, 503)},
+)
+async def receive_edifact(request: Request[Any, Any, Any]) -> Response[bytes]:
+    return await _receive(request, EDIFACT, "edifact")
+
+
+@get(
+    "/{interchange_id:str}/ack",
+    summary="Get the CONTRL sent for an EDIFACT interchange",
+    security=SECURITY,
+    responses={200: _CONTRL, **problem_responses(401, 403, 404, 429, 503)},
+)
+async def get_contrl(
+    request: Request[Any, Any, Any], interchange_id: EdifactInterchangeId
+) -> Response[bytes]:
+    principal = await authorize(request, Scope.RETURNS_READ)
+    record = await _edi(request).ack(principal, interchange_id, standard="edifact")
+    return _ack_response(request, record.ack, {}, EDIFACT)
+
+
+edifact_router = Router(path="/v1/edi/edifact", route_handlers=[receive_edifact, get_contrl], tags=["edi"])

@@ -43,6 +43,7 @@ class Checked:
     interchange: Interchange
     groups: list[GroupResult]
     transactions: list[Transaction] = field(default_factory=list)
+    standard: str = "x12"
 
     def ack(self, *, control: int = 1, group_control: int = 1, now: dt.datetime | None = None) -> str:
         """The 997 for everything known now (refusals added after the check included)."""
@@ -50,7 +51,7 @@ class Checked:
 
 
 @contextmanager
-def _without_cyclic_gc() -> Iterator[None]:
+def without_cyclic_gc() -> Iterator[None]:
     """Pause the cycle collector while a check runs.
 
     A check builds tens of thousands of small acyclic objects (segments, results, notices);
@@ -68,7 +69,7 @@ def _without_cyclic_gc() -> Iterator[None]:
 
 def check_interchange(data: bytes, *, codes: CodeLists | None = None, max_bytes: int = MAX_BYTES) -> Checked:
     """Check ``data``; raises :class:`~gateway.errors.InterchangeUnusable` only when no 997 is possible."""
-    with _without_cyclic_gc():
+    with without_cyclic_gc():
         return _check(data, codes, max_bytes)
 
 

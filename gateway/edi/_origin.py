@@ -41,6 +41,8 @@ class EdiOrigin(msgspec.Struct, frozen=True, kw_only=True):
     reference: str
     """BGN02: the partner's return reference, quoted in the response's BGN06/N9."""
     lines: list[OriginLine]
+    standard: str = "x12"
+    """``x12`` (answered with a 180) or ``edifact`` (answered with a RETINS)."""
 
 
 _encoder = msgspec.json.Encoder()

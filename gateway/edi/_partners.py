@@ -1,9 +1,9 @@
 """Trading-partner profiles: who may send which interchanges, and their code tables.
 
-``edi-partners.yaml`` (``RGW_EDI_PARTNERS_FILE``) binds the ISA and GS sender ids a
-partner's translator uses to the partner (the tenant its API keys belong to), and holds
-the tables that turn its codes into canonical ones. It is read and checked once at
-start-up; a defect stops the gateway with every problem named.
+``edi-partners.yaml`` (``RGW_EDI_PARTNERS_FILE``) binds the ISA and GS sender ids (X12)
+and the UNB sender ids (EDIFACT) a partner's translator uses to the partner (the tenant its
+API keys belong to), and holds the tables that turn its codes into canonical ones. It is
+read and checked once at start-up; a defect stops the gateway with every problem named.
 """
 
 from __future__ import annotations
@@ -51,6 +51,11 @@ class Partner(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """GS02 application sender codes it uses; empty accepts any."""
     receiver_ids: list[str] = []
     """ISA07:ISA08 pairs that are us for this partner; empty accepts any."""
+    edifact_ids: list[str] = []
+    """UNB sender ids it sends EDIFACT as, written as in the UNB: ``0004:0007`` (``NORDWIND:ZZ``)
+    or ``0004`` alone, which matches any qualifier."""
+    edifact_receiver_ids: list[str] = []
+    """UNB recipient ids (``0010:0007``) that are us for this partner; empty accepts any."""
     items: list[ItemSource] = msgspec.field(default_factory=lambda: [ItemSource("VN")])
     """Where the SKU comes from, in order of preference."""
     reasons: dict[str, str] = {}
@@ -67,6 +72,13 @@ class Partner(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     def addresses(self, qualifier: str, receiver: str) -> bool:
         ids = self.receiver_ids
         return not ids or f"{qualifier}:{receiver}" in ids or receiver in ids
+
+    def sends_edifact_as(self, sender: str, qualifier: str) -> bool:
+        return f"{sender}:{qualifier}" in self.edifact_ids or sender in self.edifact_ids
+
+    def addresses_edifact(self, recipient: str, qualifier: str) -> bool:
+        ids = self.edifact_receiver_ids
+        return not ids or f"{recipient}:{qualifier}" in ids or recipient in ids
 
     def code_lists(self) -> dict[str, frozenset[str]]:
         """The element codes its tables allow, for the structure check (``RDR02``, ``BLI04``...)."""
@@ -101,7 +113,8 @@ class PartnerDirectory:
         owners: dict[str, str] = {}
         problems = []
         for name, partner in self.partners.items():
-            for sender in partner.interchange_ids:
+            senders = [*partner.interchange_ids, *(f"UNB {i}" for i in partner.edifact_ids)]
+            for sender in senders:
                 if owners.setdefault(sender, name) != name:
                     problems.append(f"sender id {sender!r} is bound to both {owners[sender]} and {name}")
         if problems:
@@ -126,8 +139,15 @@ class PartnerDirectory:
         return self.partners.get(name)
 
     def sender(self, qualifier: str, sender: str) -> tuple[str, Partner] | None:
-        """The partner whose translator sends as ``qualifier:sender``."""
+        """The partner whose translator sends X12 as ``qualifier:sender``."""
         for name, partner in self.partners.items():
             if partner.sends_as(qualifier, sender):
+                return name, partner
+        return None
+
+    def edifact_sender(self, sender: str, qualifier: str) -> tuple[str, Partner] | None:
+        """The partner whose translator sends EDIFACT as ``sender:qualifier`` (UNB S002)."""
+        for name, partner in self.partners.items():
+            if partner.sends_edifact_as(sender, qualifier):
                 return name, partner
         return None

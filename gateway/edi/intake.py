@@ -1,13 +1,15 @@
-"""EDI intake: the use case behind ``POST /v1/edi/x12``, free of HTTP details.
+"""EDI intake: the use case behind ``POST /v1/edi/x12`` and ``/v1/edi/edifact``, free of HTTP.
 
-An interchange is checked offline first (``check_interchange``); each accepted 180 is then
-mapped and handed to :class:`~gateway.intake.ReturnIntake` like any API request, with an
-idempotency key derived from sender, ISA13 and ST02, so a set is published at most once
+An interchange is checked offline first (``check_interchange``, ``check_edifact``); each
+accepted 180 or RETANN, read into the same return notice, is then mapped and handed to
+:class:`~gateway.intake.ReturnIntake` like any API request, with an idempotency key derived
+from sender, ISA13 and ST02 (UNB 0020 and UNH 0062), so a set is published at most once
 whatever happens to the interchange around it. Sets refused on the way (mapping, contract,
-a return already opened) are rejected in the 997 while the others go through.
+a return already opened) are rejected in the 997 (the CONTRL) while the others go through.
 
-The interchange itself is claimed in Redis by sender and ISA13: a re-sent interchange gets
-the 997 recorded for the first one, and two copies in flight at once cannot both run.
+The interchange itself is claimed in Redis by sender and ISA13 (UNB 0020): a re-sent
+interchange gets the acknowledgment recorded for the first one, and two copies in flight at
+once cannot both run.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from gateway.edi._origin import EdiOrigin, OriginLine, record_origin
 from gateway.edi._partners import Partner, PartnerDirectory
 from gateway.edi._returns import ReturnNoticeMapper, locate
 from gateway.edi._structure import SegmentError
+from gateway.edi.edifact_retann import EdifactChecked, check_edifact
 from gateway.envelope import TraceContext
 from gateway.errors import (
     ContractViolation,
@@ -40,20 +43,22 @@ from gateway.intake import ReturnIntake
 from gateway.settings import Settings
 from gateway.storage import redis_errors
 
+#: An interchange checked, either standard: same transactions, ``ack()`` answers a 997 or a CONTRL.
+AnyChecked = Checked | EdifactChecked
 #: Sets submitted at once; each waits for its own broker confirm.
 CONCURRENCY = 32
 _CONTROL_MODULUS = 1_000_000_000
 
 
 class InterchangeAck(msgspec.Struct, frozen=True, kw_only=True):
-    """The 997 answered for an interchange, kept to answer a re-send and ``GET .../ack``."""
+    """The 997 or CONTRL answered for an interchange, kept to answer a re-send and ``GET .../ack``."""
 
     interchange_id: str
     partner: str
     received_at: dt.datetime
     ack: str
     returns: dict[str, str]
-    """ST02 → return id, for the sets that became returns."""
+    """ST02 (UNH 0062) → return id, for the sets (messages) that became returns."""
 
 
 class Receipt(msgspec.Struct, frozen=True):
@@ -67,9 +72,13 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(InterchangeAck)
 
 
+_UNSAFE_IN_PATH = str.maketrans({c: "_" for c in " /?#%\\"})
+
+
 def interchange_id(sender: str, control: str) -> str:
-    """``<ISA06>.<ISA13>``: unique per sender, readable, and safe in a URL path."""
-    return f"{sender.replace(' ', '_').replace('/', '_')}.{control}"
+    """``<ISA06>.<ISA13>`` (``<UNB 0004>.<UNB 0020>``): unique per sender, readable, and safe in
+    a URL path (an EDIFACT control reference is alphanumeric, not only digits)."""
+    return f"{sender.translate(_UNSAFE_IN_PATH)}.{control.translate(_UNSAFE_IN_PATH)}"
 
 
 class EdiIntake:
@@ -90,14 +99,20 @@ class EdiIntake:
         self._intake = intake
         self._redis = redis
 
-    def _key(self, partner: str, ident: str) -> str:
-        return self._settings.key("edi", "interchange", partner, ident)
+    def _key(self, partner: str, ident: str, standard: str = "x12") -> str:
+        if standard == "x12":
+            return self._settings.key("edi", "interchange", partner, ident)
+        return self._settings.key("edi", standard, "interchange", partner, ident)
 
-    async def receive(self, principal: Principal, body: bytes, trace: TraceContext) -> Receipt:
-        """Acknowledge one interchange, submitting each good 180 exactly once."""
+    def _partner(self, principal: Principal) -> Partner:
         partner = self._partners.get(principal.partner)
         if partner is None:
             raise SenderNotAllowed(f"partner {principal.partner!r} has no EDI trading-partner profile")
+        return partner
+
+    async def receive(self, principal: Principal, body: bytes, trace: TraceContext) -> Receipt:
+        """Acknowledge one X12 interchange, submitting each good 180 exactly once."""
+        partner = self._partner(principal)
         checked = check_interchange(body, codes=partner.code_lists(), max_bytes=self._settings.max_body_bytes)
         interchange = checked.interchange
         if not partner.sends_as(interchange.sender_qualifier, interchange.sender):
@@ -114,8 +129,37 @@ class EdiIntake:
             raise InterchangeUnusable(
                 f"ISA08 {interchange.receiver_qualifier}:{interchange.receiver} is not this gateway's id"
             )
-        ident = interchange_id(interchange.sender, interchange.control)
-        key = self._key(principal.partner, ident)
+        return await self._once(principal, partner, checked, trace)
+
+    async def receive_edifact(self, principal: Principal, body: bytes, trace: TraceContext) -> Receipt:
+        """Acknowledge one EDIFACT interchange with a CONTRL, submitting each good RETANN exactly once."""
+        partner = self._partner(principal)
+        checked = check_edifact(
+            body,
+            reasons=partner.reasons or None,
+            units=partner.units or None,
+            max_bytes=self._settings.max_body_bytes,
+        )
+        interchange = checked.interchange
+        if not partner.sends_edifact_as(interchange.sender, interchange.sender_qualifier):
+            raise SenderNotAllowed(
+                f"UNB sender {interchange.sender}:{interchange.sender_qualifier} is not a sender id of "
+                f"partner {principal.partner!r}"
+            )
+        if interchange.error is None and not partner.addresses_edifact(
+            interchange.receiver, interchange.receiver_qualifier
+        ):
+            interchange.error = ("7", "UNB")  # interchange recipient not actual recipient
+            checked.transactions.clear()
+        return await self._once(principal, partner, checked, trace)
+
+    async def _once(
+        self, principal: Principal, partner: Partner, checked: AnyChecked, trace: TraceContext
+    ) -> Receipt:
+        """Claim the interchange by sender and control number: a re-send gets the first answer."""
+        standard = checked.standard
+        ident = interchange_id(checked.interchange.sender, checked.interchange.control)
+        key = self._key(principal.partner, ident, standard)
         with redis_errors():
             claimed = await self._redis.set(key, b"", nx=True, ex=self._settings.idempotency_lease_seconds)
             if not claimed:
@@ -137,16 +181,17 @@ class EdiIntake:
             await self._redis.set(key, _encoder.encode(record), ex=self._settings.idempotency_ttl_seconds)
         return Receipt(record, replayed=False)
 
-    async def ack(self, principal: Principal, ident: str) -> InterchangeAck:
-        """The recorded 997 of one of the partner's interchanges."""
+    async def ack(self, principal: Principal, ident: str, *, standard: str = "x12") -> InterchangeAck:
+        """The recorded acknowledgment (997 or CONTRL) of one of the partner's interchanges."""
+        key = self._key(principal.partner, ident, standard)
         with redis_errors():
-            stored = await self._redis.get(self._key(principal.partner, ident)) if len(ident) <= 64 else None
+            stored = await self._redis.get(key) if len(ident) <= 64 else None
         if not stored:
             raise NotFound(f"no acknowledged interchange {ident!r} for this partner")
         return _decoder.decode(stored)
 
     async def _process(
-        self, principal: Principal, partner: Partner, checked: Checked, ident: str, trace: TraceContext
+        self, principal: Principal, partner: Partner, checked: AnyChecked, ident: str, trace: TraceContext
     ) -> InterchangeAck:
         returns: dict[str, str] = {}
         gate = asyncio.Semaphore(CONCURRENCY)
@@ -170,7 +215,7 @@ class EdiIntake:
         self,
         principal: Principal,
         partner: Partner,
-        checked: Checked,
+        checked: AnyChecked,
         transaction: Transaction,
         trace: TraceContext,
     ) -> str | None:
@@ -179,7 +224,7 @@ class EdiIntake:
             return None
         interchange, notice = checked.interchange, transaction.notice
         sender = f"{interchange.sender_qualifier}:{interchange.sender}"
-        key = f"x12:{sender}:{interchange.control}:{notice['transaction']}"
+        key = f"{checked.standard}:{sender}:{interchange.control}:{notice['transaction']}"
         bgn = int(notice["sources"].get("reference", 2))
         try:
             accepted = await self._intake.submit(
@@ -192,7 +237,7 @@ class EdiIntake:
         except DuplicateReturn as exc:
             transaction.result.reject(SegmentError("BGN", bgn, None, "8", detail=exc.detail))
             return None
-        except IdempotencyKeyReused:  # same sender, ISA13 and ST02 with another content
+        except IdempotencyKeyReused:  # same sender, ISA13 and ST02 (UNB 0020, UNH 0062) with another content
             transaction.result.errors.append(SetCode.CONTROL_NUMBER_NOT_UNIQUE)
             return None
         return_id = str(msgspec.json.decode(accepted.response.body)["id"])
@@ -213,6 +258,7 @@ class EdiIntake:
                 interchange=interchange.control,
                 transaction=notice["transaction"],
                 reference=notice["reference"],
+                standard=str(notice.get("standard", "x12")),
                 lines=[
                     OriginLine(
                         line_number=line["line_number"],

@@ -23,8 +23,9 @@ from gateway.settings import Settings
 from tests.conftest import AMQP_URL, REDIS_URL
 from tests.support.server import cli, running_gateway
 
-# X12 interchanges (POST /v1/edi/x12) are text, sent as they are generated.
+# X12 and EDIFACT interchanges (POST /v1/edi/x12, /v1/edi/edifact) are text, sent as they are generated.
 schemathesis.serializer.alias("application/edi-x12", "text/plain")
+schemathesis.serializer.alias("application/edifact", "text/plain")
 
 # The document exactly as served at /schema/openapi.json.
 schema = schemathesis.openapi.from_dict(

@@ -11,6 +11,7 @@ from gateway.broker import unrouted_name
 from gateway.cli import app
 from gateway.settings import Settings
 from tests.conftest import AMQP_URL, REDIS_URL, KeyFactory
+from tests.edi.edifact import edifact, retann
 from tests.edi.x12 import interchange, return_set
 from tests.support.server import running_gateway
 from tests.support.waiting import wait_until
@@ -75,3 +76,26 @@ async def test_submit_sends_each_file_with_its_997_summary(
 
     await wait_until(three_returns, what="three returns waiting in the unrouted queue")
     assert queue.name == unrouted_name(settings)
+
+
+def test_validate_tells_edifact_from_x12_and_prints_the_contrl(tmp_path: Path) -> None:
+    bad_unit = [
+        ["LIN", "1", "", ["SSD-SAM-PM893-1T92", "VN"]],
+        ["QTY", ["61", "1", "ZZ"]],
+        ["PRI", ["AAA", "1"]],
+    ]
+    body = edifact([retann("RQ-GOOD"), retann("RQ-BAD", lines=bad_unit)], newline="\n", una=False)
+    path = _file(tmp_path, "returns.edi", b"\xef\xbb\xbf\n" + body)
+    result = runner.invoke(app, ["edi", "validate", str(path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    assert "EDIFACT interchange" in result.output and "partner nordwind" in result.output
+    assert "RQ-GOOD" in result.output and "unit 'ZZ' is not agreed" in result.output
+    assert "UCM+1+RETANN:D:01B:UN+7'" in result.output and "UCD+12+1:3'" in result.output
+
+    good = _file(tmp_path, "good.edi", edifact([retann("RQ-GOOD")]))
+    result = runner.invoke(app, ["edi", "validate", str(good)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+
+    cut = _file(tmp_path, "cut.edi", edifact([retann("RQ-GOOD")])[:-4])
+    result = runner.invoke(app, ["edi", "validate", str(cut)])
+    assert result.exit_code == 2 and "unusable interchange" in result.output

@@ -77,7 +77,12 @@ def test_any_bytes(body: bytes, nordwind: Partner, mapper: ReturnNoticeMapper) -
 def test_mutated_interchange(
     edits: list[tuple[int, str, bytes]], nordwind: Partner, mapper: ReturnNoticeMapper
 ) -> None:
-    body = bytearray(VALID)
+    _survives(mutate(VALID, edits), nordwind, mapper)
+
+
+def mutate(valid: bytes, edits: list[tuple[int, str, bytes]]) -> bytes:
+    """``valid`` with each edit applied: (position, d delete / i insert / r replace, bytes)."""
+    body = bytearray(valid)
     for position, operation, data in edits:
         position = min(position, len(body))
         if operation == "d":
@@ -86,7 +91,7 @@ def test_mutated_interchange(
             body[position:position] = data
         else:
             body[position : position + len(data)] = data
-    _survives(bytes(body), nordwind, mapper)
+    return bytes(body)
 
 
 _ELEMENT = st.text(alphabet=st.sampled_from("0123456789AZaz .-:>^" + "\x00é"), max_size=12)

@@ -15,6 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 import yaml
 from aio_pika.abc import AbstractRobustConnection
+from pydifact.segmentcollection import Interchange as PdInterchange
 
 from connectors import ConnectorRuntime
 from connectors.sandboxes import Fault, running
@@ -25,6 +26,7 @@ from gateway.registry import ContractRegistry
 from gateway.settings import PROJECT_ROOT, Settings
 from tests.conftest import KeyFactory
 from tests.connectors.conftest import RoutedGateway, routed_gateway, running_connector
+from tests.edi.edifact import edifact, retann
 from tests.edi.x12 import interchange, reference, return_set, segments_of
 from tests.support.receiver import PartnerReceiver
 from tests.support.waiting import wait_until
@@ -49,6 +51,18 @@ class Partner:
     inbox: PartnerReceiver
     key: str
     amqp: AbstractRobustConnection
+
+    async def send_retann(self) -> tuple[str, str]:
+        """One RETANN by UN/EDIFACT; answers its BGM reference and the return it became."""
+        ref = reference()
+        response = await self.routed.client.post(
+            "/v1/edi/edifact",
+            content=edifact([retann(ref)]),
+            headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/edifact"},
+        )
+        assert response.status_code == 200, response.text
+        [(_, return_id)] = [item.split("=") for item in response.headers[RETURNS_HEADER].split(",")]
+        return ref, return_id
 
     async def send_180(self, lines: list[list[str]] | None = None) -> tuple[str, str]:
         """One 180 by X12; answers its BGN02 and the return it became."""
@@ -219,3 +233,19 @@ async def test_a_return_that_did_not_come_by_edi_gets_no_180(partner: Partner) -
     sent = await partner.received(1)
     await wait_until(lambda: partner.runtime.outcomes.total() >= 2, what="both authorizations handled")
     assert len(sent) == 1 and _only(_segments(sent[0]), "BGN")[0][6] == ref
+
+
+@pytest.mark.filterwarnings("ignore::pydifact.exceptions.MissingImplementationWarning")
+async def test_a_return_announced_by_retann_is_answered_with_a_retins(partner: Partner) -> None:
+    ref, return_id = await partner.send_retann()
+    await partner.decide(return_id, ref, "partially_authorized", [2, 0])
+    [sent] = await partner.received(1)
+
+    parsed = PdInterchange.from_str(sent)
+    assert parsed.sender == ["RGWDIST", "ZZ"] and parsed.recipient == ["NORDWIND", "ZZ"]
+    (message,) = list(parsed.get_messages())
+    assert message.type == "RETINS"
+    segments = [(s.tag, s.elements) for s in message.segments]
+    assert ("RFF", [["ACW", ref]]) in segments and segments[0][1][1] == "RMA40117"
+    assert [e for t, e in segments if t == "QTY"] == [[["61", "2", "EA"]], [["61", "0", "EA"]]]
+    assert partner.inbox.received(INBOX)[0]["headers"]["content-type"] == "application/edifact"
