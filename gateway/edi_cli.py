@@ -88,6 +88,7 @@ SYNTAX_ERRORS = {
     "28": "references do not match",
     "29": "control count does not match number of instances received",
 }
+X12 = "application/edi-x12"
 _SEGMENT_END = re.compile(r"(?<!\?)'")
 
 
@@ -286,11 +287,14 @@ def validate(
 
 @edi_app.command("submit")
 def submit(
-    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="X12 interchanges.")],
+    files: Annotated[
+        list[Path], typer.Argument(exists=True, dir_okay=False, help="X12 or UN/EDIFACT interchanges.")
+    ],
     url: Annotated[str, typer.Option(help="The gateway's base URL.")] = "http://127.0.0.1:8080",
     key: Annotated[str, typer.Option(envvar="RGW_API_KEY", help="API key (returns:write).")] = "",
 ) -> None:
-    """Send each FILE to POST /v1/edi/x12 and print what its 997 says; exit 1 unless all were accepted."""
+    """Send each FILE to POST /v1/edi/x12 (or /v1/edi/edifact, told apart by the first segment) and
+    print what its 997 (or CONTRL) says; exit 1 unless all were accepted."""
     if not key:
         err.print("[red]an API key is required (--key or RGW_API_KEY)[/]")
         raise typer.Exit(code=2)
@@ -300,18 +304,23 @@ def submit(
     with httpx.Client(base_url=url, timeout=60.0) as client, Progress(*columns, console=err) as bar:
         task = bar.add_task("sending", total=len(files))
         for path in files:
+            data = path.read_bytes()
+            standard, media_type = ("edifact", "application/edifact") if is_edifact(data) else ("x12", X12)
             try:
                 response = client.post(
-                    "/v1/edi/x12",
-                    content=path.read_bytes(),
-                    headers={"Authorization": f"Bearer {key}", "Content-Type": "application/edi-x12"},
+                    f"/v1/edi/{standard}",
+                    content=data,
+                    headers={"Authorization": f"Bearer {key}", "Content-Type": media_type},
                 )
             except httpx.HTTPError as exc:
                 rows.append((str(path), "-", f"not sent: {exc}"))
                 failed = True
             else:
-                summary = _summary(response)
-                failed = failed or response.status_code != 200 or "AK9*A" not in summary.replace(" ", "")
+                summary = _summary(response) if standard == "x12" else _contrl_summary(response)
+                accepted = "AK9*A" in summary.replace(" ", "") or (
+                    summary.startswith("UCI 7") and "UCM 4" not in summary
+                )
+                failed = failed or response.status_code != 200 or not accepted
                 rows.append((str(path), str(response.status_code), summary))
             bar.advance(task)
     table = Table("file", "status", "answer")
@@ -320,6 +329,21 @@ def submit(
     out.print(table)
     if failed:
         raise typer.Exit(code=1)
+
+
+def _contrl_summary(response: httpx.Response) -> str:
+    """``UCI 7`` (or 4) and each message's ``UCM`` action, from a CONTRL answer."""
+    if response.status_code != 200:
+        return _summary(response)
+    actions = []
+    for segment in (s.strip() for s in _SEGMENT_END.split(response.text)):
+        tag, _, rest = segment.partition("+")
+        elements = rest.split("+")
+        position = {"UCI": 3, "UCM": 2}.get(tag)  # the action code's element in each
+        if position is not None and len(elements) > position:
+            actions.append(f"{tag} {elements[position].split(':')[0]}")
+    replayed = " (replayed)" if response.headers.get("idempotent-replayed") else ""
+    return " ".join(actions) + replayed
 
 
 def _summary(response: httpx.Response) -> str:

@@ -12,7 +12,7 @@ from gateway.cli import app
 from gateway.settings import Settings
 from tests.conftest import AMQP_URL, REDIS_URL, KeyFactory
 from tests.edi.edifact import edifact, retann
-from tests.edi.x12 import interchange, return_set
+from tests.edi.x12 import interchange, reference, return_set
 from tests.support.server import running_gateway
 from tests.support.waiting import wait_until
 
@@ -53,6 +53,7 @@ async def test_submit_sends_each_file_with_its_997_summary(
     key = await make_key("nordwind")
     good = _file(tmp_path, "good.x12", interchange([[return_set(), return_set()]]))
     mixed = _file(tmp_path, "mixed.x12", interchange([[return_set(), return_set(lines=BAD_UNIT)]]))
+    announced = _file(tmp_path, "announced.edi", edifact([retann(reference())]))  # EDIFACT, told by UNA
     env = {
         "RGW_NAMESPACE": settings.namespace,
         "RGW_REDIS_URL": REDIS_URL,
@@ -60,21 +61,24 @@ async def test_submit_sends_each_file_with_its_997_summary(
         "RGW_AUTH_CACHE_SECONDS": "0",
     }
     with running_gateway(env) as url:
-        first = runner.invoke(app, ["edi", "submit", str(good), str(mixed), "--url", url, "--key", key])
+        first = runner.invoke(
+            app, ["edi", "submit", str(good), str(mixed), str(announced), "--url", url, "--key", key]
+        )
         again = runner.invoke(app, ["edi", "submit", str(good), "--url", url, "--key", key])
     assert first.exit_code == 1, first.output  # one set of mixed.x12 was rejected
     assert "AK9*A*2*2*2" in first.output and "AK9*P*2*2*1" in first.output
+    assert "UCI 7 UCM 7" in first.output
     assert again.exit_code == 0, again.output
     assert "(replayed)" in again.output
 
     channel = await amqp.channel()
     queue = await channel.declare_queue(unrouted_name(settings), passive=True)
 
-    async def three_returns() -> bool:
+    async def four_returns() -> bool:
         declared = await channel.declare_queue(unrouted_name(settings), passive=True)
-        return declared.declaration_result.message_count == 3
+        return declared.declaration_result.message_count == 4
 
-    await wait_until(three_returns, what="three returns waiting in the unrouted queue")
+    await wait_until(four_returns, what="four returns (three by X12, one by EDIFACT) in the unrouted queue")
     assert queue.name == unrouted_name(settings)
 
 
