@@ -58,13 +58,6 @@ class ReturnEvents:
         self.policies = policies
         self._publisher = publisher
 
-    async def own_return(self, principal: Principal, return_id: str) -> ReturnRecord:
-        """The caller's return (any return for an operator); another partner's is 404."""
-        record = await self._returns.get(return_id) if len(return_id) <= 64 else None
-        if record is None or (record.partner != principal.partner and not principal.is_admin):
-            raise NotFound(f"no return '{return_id}' for this partner")
-        return record
-
     def may_decide(self, principal: Principal, state: ReturnState) -> bool:
         """Whether the caller's tenant approves returns under the return's policy."""
         policy = self.policies.policies.get(state.policy)
@@ -81,7 +74,7 @@ class ReturnEvents:
         trace: TraceContext,
     ) -> Accepted:
         """Publish a ``receipt`` or ``inspection-result`` for one return, once per idempotency key."""
-        record = await self.own_return(principal, return_id)
+        record = await self._returns.visible_to(principal, return_id)
         payload = decode_json(body)
         if isinstance(payload, dict):
             payload.setdefault("return_id", return_id)

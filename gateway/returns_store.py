@@ -7,10 +7,13 @@ import datetime as dt
 import msgspec
 import redis.asyncio as aioredis
 
+from gateway.auth import Principal
+from gateway.errors import NotFound
 from gateway.settings import Settings
 from gateway.storage import redis_errors
 
 INITIAL_STATUS = "requested"
+_MAX_ID_LENGTH = 64
 
 
 class ReturnRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,3 +88,11 @@ class ReturnStore:
         with redis_errors():
             raw = await self._redis.get(self._key(return_id))
         return None if raw is None else self._decoder.decode(raw)
+
+    async def visible_to(self, principal: Principal, return_id: str) -> ReturnRecord:
+        """The caller's return (any return for an operator); another partner's is 404, exactly as
+        one that does not exist, so ids of other partners' returns reveal nothing."""
+        record = await self.get(return_id) if len(return_id) <= _MAX_ID_LENGTH else None
+        if record is None or (record.partner != principal.partner and not principal.is_admin):
+            raise NotFound(f"no return '{return_id}' for this partner")
+        return record

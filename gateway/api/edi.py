@@ -188,9 +188,7 @@ def _document(response: EdiResponse) -> ResponseDocument:
 async def list_responses(request: Request[Any, Any, Any], return_id: FromPath[str]) -> Response[bytes]:
     principal = await authorize(request, Scope.RETURNS_READ)
     services: Services = request.app.state.services
-    record = await services.returns.get(return_id) if len(return_id) <= 64 else None
-    if record is None or (record.partner != principal.partner and not principal.is_admin):
-        raise NotFound(f"no return '{return_id}' for this partner")
+    await services.returns.visible_to(principal, return_id)
     responses = await ResponseStore(services.redis, services.settings).for_return(return_id)
     return answer(request, ResponseList(object="list", data=[_document(r) for r in responses]))
 

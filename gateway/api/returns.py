@@ -16,14 +16,11 @@ from gateway.api._problems import add_response_headers, extra_headers
 from gateway.api._security import SECURITY, authorize
 from gateway.auth import Scope
 from gateway.envelope import trace_context
-from gateway.errors import NotFound
 from gateway.idempotency import HEADER, REPLAYED_HEADER, parse_key
 from gateway.intake import RETURN_REQUEST
 from gateway.registry import ContractRegistry
 from gateway.returns_store import render_return
 from gateway.services import Services
-
-_MAX_ID_LENGTH = 64
 
 
 def returns_router(registry: ContractRegistry) -> Router:
@@ -82,9 +79,7 @@ def returns_router(registry: ContractRegistry) -> Router:
     async def get_return(request: Request[Any, Any, Any], return_id: FromPath[str]) -> Response[bytes]:
         principal = await authorize(request, Scope.RETURNS_READ)
         services: Services = request.app.state.services
-        record = await services.returns.get(return_id) if len(return_id) <= _MAX_ID_LENGTH else None
-        if record is None or (record.partner != principal.partner and not principal.is_admin):
-            raise NotFound(f"no return '{return_id}' for this partner")
+        record = await services.returns.visible_to(principal, return_id)
         state = await services.lifecycle.get(return_id)
         if state is not None:  # the lifecycle's word on where it stands
             record = msgspec.structs.replace(record, status=state.status, updated_at=state.updated_at)
