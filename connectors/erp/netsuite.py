@@ -7,6 +7,9 @@
 * ``credit-memo.v1``     → transforms the invoice into a ``creditMemo``; answers the credit memo
   as posted (its tranId and record id).
 * ``supplier-claim.v1``  → creates a ``vendorReturnAuthorization``.
+* ``disposition.v1``     → an ``inventoryAdjustment`` putting back into stock what the disposition
+  restocks, repairs or refurbishes, at its target location, against the ``adjustment_account``
+  option (goods scrapped or sent back to the vendor never re-enter stock: nothing to post).
 
 Idempotency is NetSuite's own: every record carries the message id as ``externalId``, and
 NetSuite refuses a second record with it (``DUP_RCRD``), which this connector reads as
@@ -40,7 +43,7 @@ _LOOKUP_TYPES = {"order": "salesOrder", "invoice": "invoice", "shipment": "itemF
 
 class NetSuiteConnector(Connector):
     handles: ClassVar[frozenset[str] | None] = frozenset(
-        {"return-request.v1", "return-decision.v1", "credit-memo.v1", "supplier-claim.v1"}
+        {"return-request.v1", "return-decision.v1", "credit-memo.v1", "supplier-claim.v1", "disposition.v1"}
     )
     profile: ClassVar[str] = "netsuite"
 
@@ -62,6 +65,9 @@ class NetSuiteConnector(Connector):
             return await self._authorize(delivery)
         if delivery.contract == "credit-memo":
             return await self._credit(delivery)
+        if delivery.contract == "disposition":
+            await self._adjust_inventory(delivery)
+            return None
         if delivery.contract == "supplier-claim":
             await self._create(
                 "vendorReturnAuthorization",
@@ -132,6 +138,24 @@ class NetSuiteConnector(Connector):
         }
         posted = posted_credit(draft, document, posting_date=memo.get("tranDate"))
         return [self.event("credit-memo.v1", posted, f"{delivery.message_id}.{self.name}.posted")]
+
+    async def _adjust_inventory(self, delivery: Delivery) -> None:
+        stocked = [line for line in delivery.payload["lines"] if line.get("target_location")]
+        if not stocked:
+            return
+        account = self.options.get("adjustment_account")
+        if not account:
+            raise PermanentDeliveryFailure(
+                f"connector {self.name}: set options.adjustment_account to post inventory adjustments",
+                code="NOT_CONFIGURED",
+            )
+        body = self.map(
+            "disposition.v1.outbound",
+            {**delivery.payload, "lines": stocked},
+            delivery,
+            adjustment_account=str(account),
+        )
+        await self._create("inventoryAdjustment", body)
 
     async def _create(
         self, record_type: str, body: dict[str, Any], *, via: str | None = None

@@ -29,8 +29,18 @@ BASE = "/services/rest/record/v1"
 _QUERY = re.compile(r'^\s*tranId\s+IS\s+"?([^"]+?)"?\s*$', re.IGNORECASE)
 _STATUS_TITLES = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests"}
 _ERROR_CODES = {401: "INVALID_LOGIN", 404: "NONEXISTENT_ID", 429: "CONCURRENCY_LIMIT_EXCEEDED"}
-_WRITABLE = ("returnAuthorization", "creditMemo", "vendorReturnAuthorization")
-_PREFIXES = {"returnAuthorization": "RMA", "creditMemo": "CM", "vendorReturnAuthorization": "VRMA"}
+_WRITABLE = ("returnAuthorization", "creditMemo", "vendorReturnAuthorization", "inventoryAdjustment")
+_PREFIXES = {
+    "returnAuthorization": "RMA",
+    "creditMemo": "CM",
+    "vendorReturnAuthorization": "VRMA",
+    "inventoryAdjustment": "IA",
+}
+#: What NetSuite insists on per record type (an adjustment has an account and inventory lines).
+_REQUIRED = {
+    "inventoryAdjustment": ("externalId", "account", "inventory"),
+    "creditMemo": ("externalId", "item"),
+}
 
 
 def _seed_documents() -> list[tuple[str, dict[str, Any]]]:
@@ -102,9 +112,7 @@ class NetSuiteSandbox(Sandbox):
     def _create(self, record_type: str, body: Any, request: Request[Any, Any, Any]) -> Response[Any]:
         if not isinstance(body, dict):
             return self.error(400, "Invalid content in the request body.", "INVALID_CONTENT")
-        missing = [f for f in ("externalId", "entity", "item") if f not in body]
-        if record_type == "creditMemo":
-            missing = [f for f in missing if f != "entity"]
+        missing = [f for f in _REQUIRED.get(record_type, ("externalId", "entity", "item")) if f not in body]
         if missing:
             return self.error(400, f"Please enter value(s) for: {', '.join(missing)}", "USER_ERROR")
         if self.state.find(record_type, "externalId", body["externalId"]) is not None:

@@ -52,7 +52,7 @@ SYSTEMS: dict[str, dict[str, str]] = {
 
 #: Extra options per profile (where goods go back, which account and facility...).
 OPTIONS: dict[str, dict[str, Any]] = {
-    "netsuite": {"return_site": "DC-HAM", "rma_valid_days": 30},
+    "netsuite": {"return_site": "DC-HAM", "rma_valid_days": 30, "adjustment_account": "1250"},
     "business_central": {
         "return_site": "DC-HAM",
         "rma_valid_days": 30,
@@ -142,6 +142,8 @@ def routing_table(urls: Mapping[str, str], sandboxes: Mapping[str, Sandbox], erp
         ]
     lines.append("routes:")
     for route_id, message, to in ROUTES:
+        if message == "disposition.v1" and erp != "netsuite":
+            continue  # Business Central's standard API posts no inventory adjustment (see routes.yaml)
         lines.append(f"  - {{id: {route_id}, message: {message}, to: [{', '.join(to)}]}}")
     return "\n".join(lines) + "\n"
 

@@ -11,7 +11,8 @@ each to the return's state in one Redis transaction, and publishes what comes ne
 * ``approval``              → a person's decision (two when a rule says so);
 * ``return-authorization``  → the ERP issued the RMA (its number and document are recorded);
 * ``tracking-event``, ``receipt`` → label issued, in transit, received;
-* ``inspection-result``     → inspected, dispositioned by rule, ``credit-memo`` (draft) to the ERP,
+* ``inspection-result``     → inspected, dispositioned by rule (``disposition`` to the ERP, which
+                              puts restocked goods back into stock), ``credit-memo`` (draft) to the ERP,
                               and a ``supplier-claim`` where the vendor pays for what goes back;
 * ``credit-memo`` (posted)  → credited, closed;
 * ``delivery-failed``       → a posting was dead-lettered: posting failed, linked to the dead
@@ -330,6 +331,15 @@ class Orchestrator(Connector):
             LIFECYCLE,
             detail=", ".join(f"{d['sku']} {d['disposition_code']}" for d in disposed.dispositions),
         )
+        disposition: dict[str, Any] = {
+            "return_id": state.return_id,
+            "decided_at": stamp(step.now),
+            "decided_by": LIFECYCLE,
+            "lines": disposed.dispositions,
+        }
+        if state.rma_number:
+            disposition["rma_number"] = state.rma_number
+        step.emit("disposition.v1", disposition, "disposition")  # the inventory action, in the ERP
         for claim in disposed.claims:
             payload = supplier_claim(state, claim, step.now)
             step.emit("supplier-claim.v1", payload, f"claim.{claim.rule['id']}")

@@ -24,7 +24,7 @@ Example (``policies/default.yaml``)::
       - {id: serials-for-defects, reasons: [defective, warranty_claim], require: [serial_numbers]}
     dispositions:
       - {id: restock-as-new, conditions: [new_unopened], disposition: restock, location: STOCK}
-      - {id: vendor-pays-defects, conditions: [defective], disposition: return_to_vendor}
+      - {id: vendor-pays-defects, conditions: [defective], disposition: return_to_vendor, vendor: V-10000}
       - {id: restock-with-fee, conditions: [opened_like_new], disposition: restock, location: STOCK,
          credit_percent: 85}
       - {id: scrap-damaged, conditions: [damaged], disposition: scrap, credit_percent: 100}
@@ -98,6 +98,8 @@ class DispositionRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     location: str | None = None
     """Where the goods go (required for restock, repair, refurbish)."""
     credit_percent: Annotated[int, msgspec.Meta(ge=0, le=100)] = 100
+    vendor: str | None = None
+    """For ``return_to_vendor``: the vendor (account) goods go to when no supplier rule names one."""
 
 
 class SupplierRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -206,6 +208,8 @@ def check_policy(policy: Policy, vocabulary: Vocabulary) -> list[str]:
         problems += _unknown([d.disposition], vocabulary.dispositions, "disposition code", where)
         if d.disposition in ("restock", "repair", "refurbish") and not d.location:
             problems.append(f"{where}: {d.disposition} needs a location")
+        if d.disposition == "return_to_vendor" and not d.vendor:
+            problems.append(f"{where}: return_to_vendor needs a vendor (for items no supplier rule names)")
         for condition in d.conditions:
             if condition in seen:
                 problems.append(f"{where}: condition '{condition}' is already decided by {seen[condition]}")

@@ -300,6 +300,8 @@ def dispose(request: Mapping[str, Any], inspection: Mapping[str, Any], policy: P
         dispositions.append(disposition)
         source = prices.get(line["sku"])
         supplier = policy.supplier_for(line["sku"]) if rule.disposition == "return_to_vendor" else None
+        if rule.disposition == "return_to_vendor":
+            disposition["vendor"] = {"account_number": supplier.vendor if supplier else rule.vendor}
         if supplier is not None and source is not None:
             claim = claims.setdefault(
                 supplier.id,

@@ -255,6 +255,13 @@ async def test_a_return_travels_the_whole_road_and_every_step_is_on_its_timeline
     assert _REGISTRY.require("credit-memo", "v1").violations(draft) == []
     assert draft["document_status"] == "draft" and draft["rma_number"] == "RMA40007"
     assert draft["totals"]["total"] == {"amount": "579.00", "currency": "EUR"}  # no-fault unit not credited
+    disposition = await lifecycle.one("disposition.v1", return_id)  # the inventory action, for the ERP
+    assert _REGISTRY.require("disposition", "v1").violations(disposition) == []
+    assert [(d["disposition_code"], d.get("target_location")) for d in disposition["lines"]] == [
+        ("return_to_vendor", None),
+        ("restock", "STOCK-A"),
+        ("restock", "STOCK-A"),
+    ]
     claim = await lifecycle.one("supplier-claim.v1", return_id)  # the defective unit goes back to Samsung
     assert _REGISTRY.require("supplier-claim", "v1").violations(claim) == []
     assert claim["vendor"] == {"account_number": "V-20417"}

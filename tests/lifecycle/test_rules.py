@@ -196,6 +196,7 @@ def test_defects_go_back_to_the_vendor_who_pays_a_share() -> None:
     }
     disposed = dispose(request(), inspection, POLICY)
     assert disposed.dispositions[0]["disposition_code"] == "return_to_vendor"
+    assert disposed.dispositions[0]["vendor"] == {"account_number": "V-20417"}  # the supplier rule's
     [claim] = disposed.claims
     assert claim.rule == {"id": "samsung-warranty", "version": VERSION}
     assert claim.vendor == "V-20417" and claim.purchase_order == "PO-FRAME-2024-SAM"
@@ -209,3 +210,22 @@ def test_validation_never_changes_the_request() -> None:
     before = copy.deepcopy(payload)
     validate(payload, documents(quantity=1), {}, POLICY)
     assert payload == before
+
+
+def test_defects_no_supplier_rule_names_go_to_the_rules_vendor_unclaimed() -> None:
+    payload = request()
+    payload["lines"][0]["sku"] = "PSU-MW-RSP-500-24"
+    inspection = {
+        "lines": [
+            {
+                "line_number": 1,
+                "sku": "PSU-MW-RSP-500-24",
+                "quantity": 1,
+                "unit_of_measure": "EA",
+                "condition_code": "defective",
+            },
+        ]
+    }
+    disposed = dispose(payload, inspection, POLICY)
+    assert disposed.dispositions[0]["vendor"] == {"account_number": "V-10000"}
+    assert disposed.claims == []  # nobody agreed to pay: no claim

@@ -102,6 +102,7 @@ evidence:
 dispositions:
   - {id: keep, conditions: [new_unopened], disposition: restock}
   - {id: burn, conditions: [new_unopened, melted], disposition: incinerate}
+  - {id: rtv, conditions: [defective], disposition: return_to_vendor}
 """,
     )
     with pytest.raises(PolicyError) as refused:
@@ -117,6 +118,7 @@ dispositions:
         "condition 'new_unopened' is already decided by keep",
         "unknown condition code 'melted'",
         "unknown disposition code 'incinerate'",
+        "dispositions.rtv: return_to_vendor needs a vendor",
         "dispositions: no rule for condition(s)",
     ):
         assert expected in message, expected

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -282,3 +283,59 @@ async def test_lookup_reads_an_invoice_as_an_erp_document(netsuite: Connector) -
     assert document["kind"] == "invoice" and document["system_id"] == "9003"
     assert {line["sku"]: line["quantity"] for line in document["lines"]}[SSD] == 6
     assert await netsuite.lookup("order", "nope") is None  # type: ignore[attr-defined]
+
+
+# -- disposition.v1: the inventory adjustment ---------------------------------------------------
+
+
+def disposition(*lines: tuple[str, float, str | None]) -> dict[str, Any]:
+    """A valid ``disposition`` with one line per (disposition code, quantity, target location)."""
+    payload: dict[str, Any] = {
+        "return_id": f"ret_{uuid.uuid4().hex}",
+        "rma_number": "RMA40007",
+        "decided_at": "2024-03-19T13:25:00Z",
+        "decided_by": {"type": "system", "id": "lifecycle"},
+        "lines": [
+            {
+                "line_number": number,
+                "sku": "SSD-SAM-PM893-1T92",
+                "quantity": quantity,
+                "unit_of_measure": "C62",
+                "disposition_code": code,
+                **({"target_location": location} if location else {}),
+                **({"vendor": {"account_number": "V-20417"}} if code == "return_to_vendor" else {}),
+            }
+            for number, (code, quantity, location) in enumerate(lines, start=1)
+        ],
+    }
+    assert CONTRACTS.require("disposition", "v1").violations(payload) == []
+    return payload
+
+
+async def test_goods_back_in_stock_become_one_inventory_adjustment(sandbox: NetSuiteSandbox) -> None:
+    payload = disposition(
+        ("restock", 1, "STOCK-A"), ("return_to_vendor", 2, None), ("refurbish", 1, "REFURB-01")
+    )
+    options = {"return_site": "DC-HAM", "adjustment_account": "1250"}
+    async with connector_on(sandbox, USE, name="erp", options=options) as netsuite:
+        message = delivery("disposition.v1", payload, correlation_id=payload["return_id"])
+        assert await netsuite.handle(message) is None
+        assert await netsuite.handle(message) is None  # a redelivery: NetSuite refuses the duplicate
+
+    [adjustment] = sandbox.state.all("inventoryAdjustment")
+    assert adjustment["externalId"] == message.message_id and adjustment["account"] == {"id": "1250"}
+    assert [(i["location"]["refName"], i["adjustQtyBy"]) for i in adjustment["inventory"]["items"]] == [
+        ("STOCK-A", 1),
+        ("REFURB-01", 1),
+    ]  # what goes back to the vendor never re-enters stock
+
+
+async def test_nothing_back_in_stock_posts_nothing_and_no_account_is_refused(
+    netsuite: Connector, sandbox: NetSuiteSandbox
+) -> None:
+    scrapped = disposition(("scrap", 2, None))
+    assert await netsuite.handle(delivery("disposition.v1", scrapped)) is None
+    assert sandbox.state.count("inventoryAdjustment") == 0
+    with pytest.raises(PermanentDeliveryFailure, match="adjustment_account") as refused:
+        await netsuite.handle(delivery("disposition.v1", disposition(("restock", 1, "STOCK-A"))))
+    assert refused.value.code == "NOT_CONFIGURED"
