@@ -163,7 +163,7 @@ class ReturnEvents:
         await self._publisher.publish(
             envelope, _json.encode(envelope), headers=condition_headers(state.partner, {})
         )
-        needed = 1 if state.status == "validation_failed" else max(1, state.approvers_needed)
+        needed = state.approvals_needed
         given = len(state.approvals) + (1 if approval["decision"] == "approve" else 0)
         return _json.encode(
             {

@@ -21,8 +21,7 @@ from gateway.auth import Scope
 from gateway.envelope import trace_context
 from gateway.errors import NotFound
 from gateway.idempotency import HEADER, REPLAYED_HEADER, parse_key
-from gateway.lifecycle._policy import credit_value
-from gateway.lifecycle._rules import Verdict
+from gateway.lifecycle._rules import Verdict, authorized_credit
 from gateway.lifecycle._store import TimelineEntry
 from gateway.registry import ContractRegistry
 from gateway.services import Services
@@ -221,7 +220,7 @@ async def approvals_queue(request: Request[Any, Any, Any]) -> Response[bytes]:
                 waiting_since=dt.datetime.fromtimestamp(since, dt.UTC),
                 age_seconds=int(now - since),
                 rule=verdict.rule if verdict else None,
-                approvers_needed=1 if state.status == "validation_failed" else max(1, state.approvers_needed),
+                approvers_needed=state.approvals_needed,
                 approvals_given=len(state.approvals),
                 findings=[f.detail for f in verdict.findings] if verdict else [],
                 estimated_credit=_estimate(state.request, verdict),
@@ -231,13 +230,15 @@ async def approvals_queue(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 def _estimate(request: dict[str, Any], verdict: Verdict | None) -> list[dict[str, str]]:
-    authorized = {ln["line_number"]: ln["authorized_quantity"] for ln in verdict.lines} if verdict else {}
-    lines = [
-        {"unit_price": line["unit_price"], "quantity": authorized.get(line["line_number"], line["quantity"])}
-        for line in request["lines"]
-    ]
+    """Estimated credit of what is authorized (of everything asked, before a verdict)."""
+    lines = (
+        verdict.lines
+        if verdict
+        else [{**ln, "authorized_quantity": ln["quantity"]} for ln in request["lines"]]
+    )
     return [
-        {"amount": f"{amount:.2f}", "currency": currency} for currency, amount in credit_value(lines).items()
+        {"amount": f"{amount:.2f}", "currency": currency}
+        for currency, amount in authorized_credit(request, lines).items()
     ]
 
 

@@ -200,7 +200,7 @@ class Orchestrator(Connector):
         if state.status != "requested":
             step.note("late_event", erp, detail=f"ERP documents arrived with the return {state.status}")
             return
-        policy = self.policies.policies.get(state.policy) or self.policies.for_partner(state.partner)
+        policy = state.governed_by(self.policies)
         state.basis = _basis_of_documents(payload)
         verdict = validate(state.request, payload, returned if state.basis else {}, policy)
         state.verdict = msgspec.to_builtins(verdict)
@@ -257,7 +257,7 @@ class Orchestrator(Connector):
             )
             return
         state.approvals.append(record)
-        needed = 1 if state.status == "validation_failed" else max(1, state.approvers_needed)
+        needed = state.approvals_needed
         step.note(
             "approval",
             approver,
@@ -322,7 +322,7 @@ class Orchestrator(Connector):
             return
         conditions = ", ".join(sorted({line["condition_code"] for line in payload["lines"]}))
         step.move("inspected", inspector, detail=f"{len(payload['lines'])} line(s): {conditions}")
-        policy = self.policies.policies.get(state.policy) or self.policies.for_partner(state.partner)
+        policy = state.governed_by(self.policies)
         disposed = dispose(state.request, payload, policy)
         for finding in disposed.findings:
             step.note("rule_applied", LIFECYCLE, rule=finding.rule, detail=finding.detail)

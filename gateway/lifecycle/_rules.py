@@ -220,15 +220,20 @@ def _apply_quantities(
         left[line["sku"]] = available - float(line["authorized_quantity"])
 
 
+def authorized_credit(request: Mapping[str, Any], lines: Sequence[Mapping[str, Any]]) -> dict[str, Decimal]:
+    """Estimated credit, per currency, of the authorization ``lines`` at the request's prices."""
+    prices = {ln["line_number"]: ln for ln in request["lines"]}
+    return credit_value(
+        {"unit_price": prices[ln["line_number"]]["unit_price"], "quantity": ln["authorized_quantity"]}
+        for ln in lines
+    )
+
+
 def _approval_needed(
     request: Mapping[str, Any], lines: Sequence[Mapping[str, Any]], policy: Policy, findings: list[Finding]
 ) -> tuple[dict[str, str], int] | None:
     """The approval rule with the most approvers among those that match, and that number."""
-    prices = {ln["line_number"]: ln for ln in request["lines"]}
-    value = credit_value(
-        {"unit_price": prices[ln["line_number"]]["unit_price"], "quantity": ln["authorized_quantity"]}
-        for ln in lines
-    )
+    value = authorized_credit(request, lines)
     tiers = policy.tiers_of(request["customer"]["account_number"])
     reasons = {_reason(request, line) for line in request["lines"]}
     best: tuple[dict[str, str], int] | None = None

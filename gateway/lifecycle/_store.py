@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
 from gateway.errors import RetryableDeliveryFailure
+from gateway.lifecycle._policy import Policy, PolicyBook
 from gateway.settings import Settings
 from gateway.storage import redis_errors
 
@@ -67,6 +68,15 @@ class ReturnState(msgspec.Struct, kw_only=True):
     dead_letters: list[dict[str, str]] = []
     parked: list[dict[str, Any]] = []
     """Events that arrived before the return was ready for them (as deliveries), applied later."""
+
+    @property
+    def approvals_needed(self) -> int:
+        """Approvals that decide it now: one overrides a failed validation, else what the rule asks."""
+        return 1 if self.status == "validation_failed" else max(1, self.approvers_needed)
+
+    def governed_by(self, book: PolicyBook) -> Policy:
+        """The policy the return was opened under (its partner's current one if that was removed)."""
+        return book.policies.get(self.policy) or book.for_partner(self.partner)
 
 
 class Change(msgspec.Struct, kw_only=True):
