@@ -1,5 +1,5 @@
 """Following and moving a return after intake: its timeline, receipts and inspections from
-portals and handhelds, and the approvals queue with its decisions."""
+portals and handhelds, the inspections still to do, and the approvals queue with its decisions."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from gateway.envelope import trace_context
 from gateway.errors import NotFound
 from gateway.idempotency import HEADER, REPLAYED_HEADER, parse_key
 from gateway.lifecycle._rules import Verdict, authorized_credit
-from gateway.lifecycle._store import TimelineEntry
+from gateway.lifecycle._store import TimelineEntry, inspections_of
 from gateway.registry import ContractRegistry
 from gateway.services import Services
 
@@ -56,6 +56,24 @@ class WaitingReturn(msgspec.Struct, kw_only=True):
     approvals_given: int
     findings: list[str]
     estimated_credit: list[dict[str, str]]
+
+
+class InspectionToDo(msgspec.Struct, kw_only=True):
+    return_id: str
+    external_id: str
+    rma_number: str | None
+    task_number: str
+    site: str
+    priority: str
+    requested_at: str
+    due_by: str
+    overdue: bool
+    rule: dict[str, str]
+
+
+class InspectionsDocument(msgspec.Struct, kw_only=True):
+    object: str
+    data: list[InspectionToDo]
 
 
 class ApprovalsDocument(msgspec.Struct, kw_only=True):
@@ -229,6 +247,49 @@ async def approvals_queue(request: Request[Any, Any, Any]) -> Response[bytes]:
     return answer(request, ApprovalsDocument(object="list", data=waiting))
 
 
+@get(
+    "/v1/inspections",
+    summary="Returns received and waiting for inspection",
+    description=(
+        "The caller's returns whose goods arrived and are not inspected yet, soonest due first, with "
+        "the inspection task each got (number, site, priority, due by, the policy rule that set them) "
+        "and whether it is overdue. `site` narrows it to one site. Report the result with "
+        "`POST /v1/returns/{id}/inspections`. Needs `returns:read`."
+    ),
+    security=SECURITY,
+    responses={
+        200: ResponseSpec(data_container=InspectionsDocument, description="The inspections to do"),
+        **problem_responses(401, 403, 429, 503),
+    },
+    tags=["lifecycle"],
+)
+async def inspections_to_do(request: Request[Any, Any, Any], site: str | None = None) -> Response[bytes]:
+    principal = await authorize(request, Scope.RETURNS_READ)
+    services: Services = request.app.state.services
+    now = dt.datetime.now(dt.UTC)
+    to_do: list[InspectionToDo] = []
+    for return_id, _ in await services.lifecycle.queued(inspections_of(principal.partner)):
+        state = await services.lifecycle.get(return_id)
+        task = state.inspection if state is not None else None
+        if state is None or task is None or (site is not None and task["site"] != site):
+            continue
+        to_do.append(
+            InspectionToDo(
+                return_id=return_id,
+                external_id=state.external_id,
+                rma_number=state.rma_number,
+                task_number=task["task_number"],
+                site=task["site"],
+                priority=task["priority"],
+                requested_at=task["requested_at"],
+                due_by=task["due_by"],
+                overdue=dt.datetime.fromisoformat(task["due_by"]) < now,
+                rule=task["rule"],
+            )
+        )
+    return answer(request, InspectionsDocument(object="list", data=to_do))
+
+
 def _estimate(request: dict[str, Any], verdict: Verdict | None) -> list[dict[str, str]]:
     """Estimated credit of what is authorized (of everything asked, before a verdict)."""
     lines = (
@@ -272,4 +333,4 @@ async def decide_approval(request: Request[Any, Any, Any], return_id: FromPath[s
     return answer(request, body, 202)
 
 
-approvals_router = Router("/", route_handlers=[approvals_queue, decide_approval])
+approvals_router = Router("/", route_handlers=[approvals_queue, decide_approval, inspections_to_do])

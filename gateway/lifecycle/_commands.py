@@ -1,11 +1,14 @@
-"""The documents the lifecycle asks systems to post, built from a return's state: the draft
-credit memo for what inspection found creditable, and the claim to a vendor who pays."""
+"""The documents the lifecycle asks systems to act on, built from a return's state: the
+inspection task when the goods arrive, the draft credit memo for what inspection found
+creditable, and the claim to a vendor who pays."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gateway.lifecycle._policy import InspectionRule
 from gateway.lifecycle._rules import Claim, credit_totals
 from gateway.lifecycle._step import LIFECYCLE, stamp
 from gateway.lifecycle._store import ReturnState
@@ -52,3 +55,84 @@ def credit_memo(state: ReturnState, lines: list[dict[str, Any]]) -> dict[str, An
     if state.rma_number:
         credit["rma_number"] = state.rma_number
     return credit
+
+
+#: Where goods wait when neither the receipt nor the authorization named a site.
+UNKNOWN_SITE = "UNASSIGNED"
+_NOTES_LIMIT = 2000
+
+
+def task_number(return_id: str) -> str:
+    """The inspection task's number: one task per return, the same on every copy of the command."""
+    return f"INS-{return_id[4:16].upper()}"
+
+
+def inspection_task(
+    state: ReturnState,
+    rule: tuple[InspectionRule, dict[str, str]],
+    trigger: dict[str, Any],
+    lines: Sequence[Mapping[str, Any]],
+    site: str | None,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """An ``inspection-task`` for goods that arrived: the received ``lines`` (or, on a carrier
+    delivery, the authorized ones), each with what to check under the policy's inspection ``rule``."""
+    inspection, reference = rule
+    request = state.request
+    task_lines = [_task_line(line, inspection) for line in lines]
+    payload: dict[str, Any] = {
+        "return_id": state.return_id,
+        "task_number": task_number(state.return_id),
+        "requested_at": stamp(now),
+        "requested_by": LIFECYCLE,
+        "due_by": stamp(now + dt.timedelta(hours=inspection.due_within_hours)),
+        "priority": inspection.priority,
+        "site": site or state.return_site or UNKNOWN_SITE,
+        "trigger": trigger,
+        "customer": request["customer"],
+        "reason_code": request["reason_code"],
+        "rule": reference,
+        "instructions": _instructions(inspection, task_lines),
+        "lines": task_lines,
+    }
+    if state.rma_number:
+        payload["rma_number"] = state.rma_number
+    return payload
+
+
+def _task_line(line: Mapping[str, Any], rule: InspectionRule) -> dict[str, Any]:
+    checks = ["condition"]
+    for evidence in ("serial_numbers", "lot_numbers"):
+        if line.get(evidence):
+            checks.append(evidence)
+    checks += [c for c in rule.checks if c not in checks]
+    task_line = {
+        key: line[key]
+        for key in (
+            "line_number",
+            "rma_line_number",
+            "sku",
+            "quantity",
+            "unit_of_measure",
+            "serial_numbers",
+            "lot_numbers",
+            "location",
+        )
+        if line.get(key)
+    }
+    return {**task_line, "checks": checks}
+
+
+def _instructions(rule: InspectionRule, lines: Sequence[Mapping[str, Any]]) -> str:
+    """The task in words, for systems that show a text and no lines (a CRM task, a ticket)."""
+    parts = [rule.instructions] if rule.instructions else []
+    for line in lines:
+        where = f" in {line['location']}" if line.get("location") else ""
+        serials = f", serials {', '.join(line['serial_numbers'])}" if line.get("serial_numbers") else ""
+        lots = f", lots {', '.join(line['lot_numbers'])}" if line.get("lot_numbers") else ""
+        parts.append(
+            f"Line {line['line_number']}: {line['quantity']:g} {line['unit_of_measure']} {line['sku']}"
+            f"{where}{serials}{lots}; check {', '.join(line['checks'])}."
+        )
+    text = " ".join(parts)
+    return text if len(text) <= _NOTES_LIMIT else text[: _NOTES_LIMIT - 1] + "…"

@@ -10,7 +10,9 @@ each to the return's state in one Redis transaction, and publishes what comes ne
                               or stopped for a person (validation failed);
 * ``approval``              → a person's decision (two when a rule says so);
 * ``return-authorization``  → the ERP issued the RMA (its number and document are recorded);
-* ``tracking-event``, ``receipt`` → label issued, in transit, received;
+* ``tracking-event``, ``receipt`` → label issued, in transit, received, and on the first arrival
+                              (receipt or carrier delivery) one ``inspection-task`` by the policy's
+                              inspection rule; the return waits in its partner's inspections queue;
 * ``inspection-result``     → inspected, dispositioned by rule (``disposition`` to the ERP, which
                               puts restocked goods back into stock), ``credit-memo`` (draft) to the ERP,
                               and a ``supplier-claim`` where the vendor pays for what goes back;
@@ -35,12 +37,12 @@ import msgspec
 
 from connectors._sdk import Connector, Delivery, Emitted, RuntimeContext
 from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
-from gateway.lifecycle._commands import credit_memo, supplier_claim
+from gateway.lifecycle._commands import credit_memo, inspection_task, supplier_claim
 from gateway.lifecycle._policy import PolicyBook
 from gateway.lifecycle._rules import Verdict, dispose, validate
 from gateway.lifecycle._status import PARKED, IllegalTransition, allowed_from, is_behind, rank
 from gateway.lifecycle._step import LIFECYCLE, WAITING, Step, stamp
-from gateway.lifecycle._store import Change, LifecycleStore, ReturnState
+from gateway.lifecycle._store import Change, LifecycleStore, ReturnState, inspections_of
 
 #: Messages whose dead letter means a posting failed (the return cannot go on without it).
 POSTINGS = frozenset({"return-decision.v1", "credit-memo.v1", "supplier-claim.v1"})
@@ -279,6 +281,7 @@ class Orchestrator(Connector):
         documents = list(payload.get("erp_documents") or [])
         erp = _system(step.delivery, documents)
         state.rma_number = payload.get("rma_number") or state.rma_number
+        state.return_site = payload.get("return_site") or state.return_site
         state.documents += documents
         if state.status == "posting_failed" and state.resume == "authorized":
             step.move(
@@ -298,7 +301,10 @@ class Orchestrator(Connector):
             step.note("carrier_exception", carrier, detail=detail)
             return
         documents = [{"system": "carrier", "document_type": "tracking", "id": str(payload["tracking_code"])}]
-        self._advance(step, milestone, carrier, detail, documents)
+        if self._advance(step, milestone, carrier, detail, documents) and milestone == "received":
+            self._request_inspection(
+                step, "carrier_delivery", documents[0], self._authorized_lines(step), None
+            )
 
     def _on_receipt(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:
         actor = dict(payload.get("received_by") or {"type": "system", "id": "wms"})
@@ -311,7 +317,9 @@ class Orchestrator(Connector):
             }
         ]
         count = sum(float(line["quantity"]) for line in payload["lines"])
-        self._advance(step, "received", actor, f"received {count:g} unit(s) at {payload['site']}", documents)
+        detail = f"received {count:g} unit(s) at {payload['site']}"
+        if self._advance(step, "received", actor, detail, documents):
+            self._request_inspection(step, "receipt", documents[0], payload["lines"], str(payload["site"]))
 
     def _on_inspection(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:
         state = step.state
@@ -322,6 +330,7 @@ class Orchestrator(Connector):
             return
         conditions = ", ".join(sorted({line["condition_code"] for line in payload["lines"]}))
         step.move("inspected", inspector, detail=f"{len(payload['lines'])} line(s): {conditions}")
+        step.change.queues[inspections_of(state.partner)] = None
         policy = state.governed_by(self.policies)
         disposed = dispose(state.request, payload, policy)
         for finding in disposed.findings:
@@ -421,6 +430,7 @@ class Orchestrator(Connector):
         for line in lines:
             taken[line["sku"]] = taken.get(line["sku"], 0.0) + float(line["authorized_quantity"])
         step.change.returned = taken
+        state.authorized = [ln for ln in lines if float(ln["authorized_quantity"]) > 0]
         step.move("authorized", actor, rule=rule, detail=f"{decision}: RMA requested from the ERP")
 
     def _reject(
@@ -477,7 +487,8 @@ class Orchestrator(Connector):
 
     def _advance(
         self, step: Step, milestone: str, actor: dict[str, str], detail: str, documents: list[dict[str, str]]
-    ) -> None:
+    ) -> bool:
+        """Move the return to ``milestone``; ``False`` when it was already past it (a late event)."""
         state = step.state
         self._require(step, "authorized", milestone)
         if is_behind(state.status, milestone):
@@ -487,10 +498,65 @@ class Orchestrator(Connector):
                 detail=f"{detail} (the return is already {state.status})",
                 documents=documents,
             )
-            return
+            return False
         if milestone not in allowed_from(state.status, state.resume):
             raise _Parked(milestone)
         step.move(milestone, actor, detail=detail, documents=documents)
+        return True
+
+    def _request_inspection(
+        self,
+        step: Step,
+        event: str,
+        document: dict[str, str],
+        lines: Sequence[dict[str, Any]],
+        site: str | None,
+    ) -> None:
+        """The goods are here: one inspection task, by the policy's rule for the return's reason."""
+        state = step.state
+        if state.inspection is not None or not lines:
+            return  # one task per return; a delivery of nothing authorized has nothing to inspect
+        policy = state.governed_by(self.policies)
+        rule = policy.inspection_for(str(state.request["reason_code"]))
+        reference = policy.rule(rule.id)
+        task = inspection_task(
+            state, (rule, reference), {"event": event, "document": document}, lines, site, step.now
+        )
+        state.inspection = {
+            key: task[key] for key in ("task_number", "site", "due_by", "priority", "rule", "requested_at")
+        }
+        step.emit("inspection-task.v1", task, "inspection-task")
+        due = dt.datetime.fromisoformat(task["due_by"])
+        step.change.queues[inspections_of(state.partner)] = due.timestamp()
+        step.note(
+            "inspection_requested",
+            LIFECYCLE,
+            rule=reference,
+            documents=[
+                {"system": "lifecycle", "document_type": "inspection_task", "id": task["task_number"]}
+            ],
+            detail=f"task {task['task_number']} at {task['site']}, {task['priority']} priority, "
+            f"due by {task['due_by']}",
+        )
+
+    @staticmethod
+    def _authorized_lines(step: Step) -> list[dict[str, Any]]:
+        """What a carrier delivery brings: the authorized lines, with the serials and lots requested."""
+        requested = {line["line_number"]: line for line in step.state.request["lines"]}
+        lines = []
+        for line in step.state.authorized:
+            asked = requested.get(line["line_number"], {})
+            lines.append(
+                {
+                    "line_number": line["line_number"],
+                    "sku": line["sku"],
+                    "quantity": line["authorized_quantity"],
+                    "unit_of_measure": line["unit_of_measure"],
+                    "serial_numbers": asked.get("serial_numbers"),
+                    "lot_numbers": asked.get("lot_numbers"),
+                }
+            )
+        return lines
 
 
 def _system(delivery: Delivery, documents: Sequence[dict[str, str]] = ()) -> dict[str, str]:

@@ -1,10 +1,10 @@
 """Policy rules: declarative, one YAML file per business unit or partner, checked at start-up.
 
 A policy says how long each kind of return may come back, which returns a person must
-approve (credit value, customer tier), which reasons need evidence, and what happens to goods
-by the condition found at inspection. Every rule has an id; the file has a version. Each
-decision the lifecycle takes records the rule id and the version, so it can be explained
-later even after the file changed.
+approve (credit value, customer tier), which reasons need evidence, how soon received goods
+must be inspected and what is checked, and what happens to goods by the condition found.
+Every rule has an id; the file has a version. Each decision the lifecycle takes records the
+rule id and the version, so it can be explained later even after the file changed.
 
 Example (``policies/default.yaml``)::
 
@@ -31,6 +31,9 @@ Example (``policies/default.yaml``)::
     suppliers:                          # who pays for goods returned to the vendor
       - {id: samsung-warranty, sku_prefixes: [SSD-SAM-], vendor: V-20417, purchase_order: PO-FRAME-2024-SAM,
          claim_window_days: 30, cost_percent: 80}
+    inspections:                        # how soon received goods are inspected, and what is checked
+      - {id: inspect-standard, due_within_hours: 48}
+      - {id: inspect-warranty, reasons: [defective], due_within_hours: 72, checks: [function_test]}
 """
 
 from __future__ import annotations
@@ -116,6 +119,25 @@ class SupplierRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Share of our selling price claimed back (the vendor refunds what we paid, not what we sold at)."""
 
 
+class InspectionRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How soon goods returned for some reasons must be inspected, and what the inspector checks."""
+
+    id: _ID
+    due_within_hours: Annotated[int, msgspec.Meta(ge=1, le=2160)]
+    reasons: list[str] | None = None
+    """Reason codes it covers; without, every reason no other inspection rule names."""
+    checks: list[str] = []
+    """Checks on every line (``InspectionCheck`` codes) beyond the condition, and the serials or lots
+    a line carries, which are always checked."""
+    priority: Literal["normal", "high"] = "normal"
+    instructions: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    """Words for the inspector, put at the head of the task."""
+
+
+#: The rule of a policy that names no inspection rule for a reason: inspect within two days.
+DEFAULT_INSPECTION = InspectionRule(id="inspect-on-receipt", due_within_hours=48)
+
+
 class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: _ID
     version: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")]
@@ -129,6 +151,7 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     evidence: list[EvidenceRule] = []
     dispositions: list[DispositionRule] = []
     suppliers: list[SupplierRule] = []
+    inspections: list[InspectionRule] = []
 
     def rule(self, rule_id: str) -> dict[str, str]:
         """A ``RuleReference`` for one of this policy's rules."""
@@ -139,6 +162,12 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if named:
             return named[0]
         return next((w for w in self.return_windows if not w.reasons), None)
+
+    def inspection_for(self, reason: str) -> InspectionRule:
+        named = [r for r in self.inspections if r.reasons and reason in r.reasons]
+        if named:
+            return named[0]
+        return next((r for r in self.inspections if not r.reasons), DEFAULT_INSPECTION)
 
     def tiers_of(self, account: str) -> set[str]:
         return {tier for tier, accounts in self.customer_tiers.items() if account in accounts}
@@ -156,6 +185,7 @@ class Vocabulary(msgspec.Struct, frozen=True):
     reasons: frozenset[str]
     conditions: frozenset[str]
     dispositions: frozenset[str]
+    checks: frozenset[str]
 
     @classmethod
     def from_contracts(cls, contracts_dir: Path) -> Vocabulary:
@@ -164,6 +194,7 @@ class Vocabulary(msgspec.Struct, frozen=True):
             frozenset(defs["ReasonCode"]["enum"]),
             frozenset(defs["ConditionCode"]["enum"]),
             frozenset(defs["DispositionCode"]["enum"]),
+            frozenset(defs["InspectionCheck"]["enum"]),
         )
 
 
@@ -182,6 +213,7 @@ def check_policy(policy: Policy, vocabulary: Vocabulary) -> list[str]:
             policy.evidence,
             policy.dispositions,
             policy.suppliers,
+            policy.inspections,
         )
         for r in group
     ]
@@ -217,6 +249,11 @@ def check_policy(policy: Policy, vocabulary: Vocabulary) -> list[str]:
     uncovered = sorted(vocabulary.conditions - set(seen))
     if uncovered:  # goods in any condition must have somewhere to go, or they would wait unowned
         problems.append(f"dispositions: no rule for condition(s) {', '.join(uncovered)}")
+    if sum(1 for r in policy.inspections if not r.reasons) > 1:
+        problems.append("inspections: only one rule may cover every other reason")
+    for r in policy.inspections:
+        problems += _unknown(r.reasons or (), vocabulary.reasons, "reason code", f"inspections.{r.id}")
+        problems += _unknown(r.checks, vocabulary.checks, "inspection check", f"inspections.{r.id}")
     if not policy.approvers:
         problems.append("approvers: name at least one tenant whose keys may approve")
     return problems

@@ -13,7 +13,7 @@ import msgspec
 
 from connectors._sdk import Delivery, Emitted
 from gateway.lifecycle._status import PARKED, check_move
-from gateway.lifecycle._store import Change, ReturnState, TimelineEntry
+from gateway.lifecycle._store import APPROVALS, Change, ReturnState, TimelineEntry
 
 #: The actor of what the lifecycle decides by rule.
 LIFECYCLE: dict[str, str] = {"type": "system", "id": "lifecycle"}
@@ -33,7 +33,7 @@ class Step:
         self.state = state
         self.delivery = delivery
         self.now = now
-        self.change = Change(state=state, timeline=[], emitted=[])
+        self.change = Change(state=state, timeline=[], emitted=[], queues={})
 
     def note(self, action: str, actor: dict[str, str], **fields: Any) -> None:
         self.change.timeline.append(
@@ -75,9 +75,9 @@ class Step:
             state.resume = None
         state.status, state.updated_at = to, self.now
         if to in WAITING:
-            self.change.queue = True
+            self.change.queues[APPROVALS] = self.now.timestamp()
         elif came_from in WAITING:
-            self.change.queue = False
+            self.change.queues[APPROVALS] = None
         self.note(
             "status_changed",
             actor,

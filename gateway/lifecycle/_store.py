@@ -1,11 +1,11 @@
 """Lifecycle state per return, kept in Redis and changed only in transactions.
 
 Applying an event is one optimistic transaction (``WATCH`` / ``MULTI``): the return's state,
-its timeline entries, the approvals queue, the quantities already returned against its
-documents, the event's id in the applied set and the commands it produced (its outbox) are
-written together or not at all. A redelivered event finds its id applied and gets its outbox
-back, so it changes nothing and the same commands (same message ids) are published again,
-which every consumer deduplicates.
+its timeline entries, the work queues it enters or leaves (approvals, inspections), the
+quantities already returned against its documents, the event's id in the applied set and the
+commands it produced (its outbox) are written together or not at all. A redelivered event
+finds its id applied and gets its outbox back, so it changes nothing and the same commands
+(same message ids) are published again, which every consumer deduplicates.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from gateway.lifecycle._policy import Policy, PolicyBook
 from gateway.settings import Settings
 from gateway.storage import redis_errors
 
+#: The queue of returns waiting for a person's decision.
+APPROVALS = ("approvals",)
 _TRANSACTION_TRIES = 20
 _OUTBOX_SECONDS = 7 * 24 * 3600
 
@@ -65,6 +67,12 @@ class ReturnState(msgspec.Struct, kw_only=True):
     documents: list[dict[str, str]] = []
     basis: dict[str, str] | None = None
     """The ERP document quantities were counted on ({kind, number}), for the returned tally."""
+    authorized: list[dict[str, Any]] = []
+    """The authorization lines (requested and authorized quantity) the return was authorized with."""
+    return_site: str | None = None
+    """Where the goods are to be sent, as the authorization named it."""
+    inspection: dict[str, Any] | None = None
+    """The inspection task issued when the goods arrived: number, site, due by, priority, rule."""
     dead_letters: list[dict[str, str]] = []
     parked: list[dict[str, Any]] = []
     """Events that arrived before the return was ready for them (as deliveries), applied later."""
@@ -86,8 +94,9 @@ class Change(msgspec.Struct, kw_only=True):
     timeline: list[TimelineEntry] = []
     emitted: list[dict[str, Any]] = []
     """Commands and events to publish, as ``Emitted`` fields (contract, version, payload, message_id)."""
-    queue: bool | None = None
-    """True: the return waits for a person (approvals queue); False: it no longer does."""
+    queues: dict[tuple[str, ...], float | None] = {}
+    """Work queues (key parts, e.g. ``("approvals",)``) the return enters, with its rank there (a
+    timestamp: oldest or soonest due first), or leaves (``None``)."""
     returned: dict[str, float] = {}
     """Quantities (per SKU) now taken back against the state's basis document."""
 
@@ -99,6 +108,11 @@ _state = msgspec.json.Decoder(ReturnState)
 _entry = msgspec.json.Decoder(TimelineEntry)
 _emitted = msgspec.json.Decoder(list[dict[str, Any]])
 _json = msgspec.json.Encoder()
+
+
+def inspections_of(partner: str) -> tuple[str, ...]:
+    """The queue of a partner's returns received and not yet inspected, soonest due first."""
+    return ("inspections", partner)
 
 
 class LifecycleStore:
@@ -119,9 +133,6 @@ class LifecycleStore:
     def _outbox_key(self, message_id: str) -> str:
         return self._settings.key("lifecycle-outbox", message_id)
 
-    def _queue_key(self) -> str:
-        return self._settings.key("approvals")
-
     def returned_key(self, partner: str, basis: dict[str, str]) -> str:
         """Quantities per SKU this gateway authorized against one ERP document of a partner."""
         return self._settings.key("returned", partner, basis["kind"], basis["number"])
@@ -139,8 +150,12 @@ class LifecycleStore:
 
     async def waiting(self, limit: int = 500) -> list[tuple[str, float]]:
         """Returns waiting for a person, oldest first, with the time they started waiting."""
+        return await self.queued(APPROVALS, limit)
+
+    async def queued(self, queue: tuple[str, ...], limit: int = 500) -> list[tuple[str, float]]:
+        """The returns in one work queue, lowest rank first, with their rank (a timestamp)."""
         with redis_errors():
-            raw = await self._redis.zrange(self._queue_key(), 0, limit - 1, withscores=True)
+            raw = await self._redis.zrange(self._settings.key(*queue), 0, limit - 1, withscores=True)
         return [(member.decode() if isinstance(member, bytes) else member, score) for member, score in raw]
 
     # -- applying -----------------------------------------------------------------------
@@ -186,12 +201,11 @@ class LifecycleStore:
                 pipe.set(state_key, _json.encode(change.state))
                 for entry in change.timeline:
                     pipe.rpush(self._timeline_key(change.state.return_id), _json.encode(entry))
-                if change.queue is True:
-                    pipe.zadd(
-                        self._queue_key(), {change.state.return_id: change.state.updated_at.timestamp()}
-                    )
-                elif change.queue is False:
-                    pipe.zrem(self._queue_key(), change.state.return_id)
+                for queue, rank in change.queues.items():
+                    if rank is None:
+                        pipe.zrem(self._settings.key(*queue), change.state.return_id)
+                    else:
+                        pipe.zadd(self._settings.key(*queue), {change.state.return_id: rank})
                 if change.returned and change.state.basis is not None:
                     key = self.returned_key(change.state.partner, change.state.basis)
                     for sku, quantity in change.returned.items():

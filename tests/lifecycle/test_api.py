@@ -174,7 +174,7 @@ async def test_the_timeline_explains_every_step_and_only_to_those_allowed(desk: 
     assert actions[0] == ("status_changed", "requested")
     assert ("documents_checked", None) in actions and actions[-1] == ("status_changed", "authorized")
     authorized = timeline["data"][-1]
-    assert authorized["rule"] == {"id": "auto-authorize", "version": "2026-12-01"}
+    assert authorized["rule"] == {"id": "auto-authorize", "version": timeline["policy"]["version"]}
     assert authorized["actor"] == {"type": "system", "id": "lifecycle"} and authorized["message_id"]
     assert [e["at"] for e in timeline["data"]] == sorted(e["at"] for e in timeline["data"])
     assert (await desk.get(desk.approver, f"/v1/returns/{return_id}/timeline")).status_code == 200
@@ -209,6 +209,17 @@ async def test_receipts_and_inspections_from_a_portal_are_validated_idempotent_a
     )
     assert reused.status_code == 422
     await desk.lifecycle.reaches(return_id, "received")
+    to_do = await desk.get(desk.requester, "/v1/inspections")  # the handheld's list of what to inspect
+    assert to_do.status_code == 200, to_do.text
+    [waiting] = [i for i in to_do.json()["data"] if i["return_id"] == return_id]
+    assert (waiting["site"], waiting["rule"]["id"], waiting["overdue"]) == (
+        "DC-HAM",
+        "inspect-warranty",
+        False,
+    )
+    assert waiting["task_number"] == f"INS-{return_id[4:16].upper()}"
+    assert (await desk.get(desk.requester, "/v1/inspections?site=DC-MUC")).json()["data"] == []
+    assert (await desk.get(desk.rival, "/v1/inspections")).json()["data"] == []  # another partner's goods
 
     broken = dict(inspection(return_id), inspector={"type": "robot"})
     refused = await desk.client.post(
@@ -232,6 +243,7 @@ async def test_receipts_and_inspections_from_a_portal_are_validated_idempotent_a
     )
     assert accepted.status_code == 202, accepted.text
     await desk.lifecycle.reaches(return_id, "dispositioned")
+    assert (await desk.get(desk.requester, "/v1/inspections")).json()["data"] == []
     assert (await desk.lifecycle.one("credit-memo.v1", return_id))["document_status"] == "draft"
     assert example("receipt", "ssd-received-into-quarantine")["receipt_number"] in {
         d.get("number") for e in await desk.lifecycle.store.timeline(return_id) for d in e.documents

@@ -21,6 +21,7 @@ from connectors._process import declare_topology
 from gateway.broker import events_exchange_name
 from gateway.envelope import Envelope, trace_context
 from gateway.lifecycle import LifecycleStore, Orchestrator
+from gateway.lifecycle._store import inspections_of
 from gateway.registry import ContractRegistry
 from gateway.routing import parse_routing_table
 from gateway.settings import Settings
@@ -249,8 +250,18 @@ async def test_a_return_travels_the_whole_road_and_every_step_is_on_its_timeline
     await lifecycle.reaches(return_id, "in_transit")
     await lifecycle.publish("receipt.v1", receipt(return_id), return_id)
     await lifecycle.reaches(return_id, "received")
+    task = await lifecycle.one("inspection-task.v1", return_id)  # the goods are here: inspect them
+    assert _REGISTRY.require("inspection-task", "v1").violations(task) == []
+    assert (task["site"], task["rma_number"], task["trigger"]["event"]) == ("DC-HAM", "RMA40007", "receipt")
+    assert task["rule"]["id"] == "inspect-warranty"  # the request's reason is 'defective'
+    assert [(ln["location"], ln["checks"]) for ln in task["lines"]] == [
+        ("QRN-01-A", ["condition", "serial_numbers", "function_test", "completeness"])
+    ] * 2
+    queue = inspections_of("acme")
+    assert return_id in [r for r, _ in await lifecycle.store.queued(queue)]
     await lifecycle.publish("inspection-result.v1", inspection(return_id), return_id)
     await lifecycle.reaches(return_id, "dispositioned")
+    assert return_id not in [r for r, _ in await lifecycle.store.queued(queue)]
     draft = await lifecycle.one("credit-memo.v1", return_id)
     assert _REGISTRY.require("credit-memo", "v1").violations(draft) == []
     assert draft["document_status"] == "draft" and draft["rma_number"] == "RMA40007"
@@ -274,7 +285,13 @@ async def test_a_return_travels_the_whole_road_and_every_step_is_on_its_timeline
     assert await lifecycle.statuses(return_id) == UNAPPROVED_ROAD
     timeline = await lifecycle.store.timeline(return_id)
     rules = {e.rule["id"] for e in timeline if e.rule}
-    assert {"auto-authorize", "vendor-pays-defects", "restock-no-fault", "restock-as-new"} <= rules
+    assert {
+        "auto-authorize",
+        "inspect-warranty",
+        "vendor-pays-defects",
+        "restock-no-fault",
+        "restock-as-new",
+    } <= (rules)
     posted_documents = {(d["system"], d.get("number")) for e in timeline for d in e.documents}
     assert {
         ("netsuite", "RMA40007"),
@@ -329,8 +346,20 @@ async def test_an_early_event_waits_and_a_late_one_is_only_noted(lifecycle: Life
 
     await lifecycle.publish("tracking-event.v1", tracking(return_id, "delivered"), return_id)
     await lifecycle.reaches(return_id, "dispositioned")  # received, then the waiting inspection
+    task = await lifecycle.one("inspection-task.v1", return_id)  # asked for at the carrier's delivery
+    assert _REGISTRY.require("inspection-task", "v1").violations(task) == []
+    assert task["trigger"] == {
+        "event": "carrier_delivery",
+        "document": {"system": "carrier", "document_type": "tracking", "id": "1Z999AA10123456784"},
+    }
+    assert [(ln["quantity"], ln["serial_numbers"]) for ln in task["lines"]] == [
+        (2, ["S5KANE0R401234", "S5KANE0R401239"]),
+        (1, ["S5KANE0R401240"]),
+    ]
     await lifecycle.publish("tracking-event.v1", tracking(return_id, "in_transit"), return_id)  # late scan
-    await wait_until(lambda: _late(lifecycle, return_id), within=10, what="the late scan to be noted")
+    await lifecycle.publish("receipt.v1", receipt(return_id), return_id)  # the WMS receipt comes after
+    await wait_until(lambda: _late(lifecycle, return_id, 2), within=10, what="the late scan and receipt")
+    assert len(lifecycle.emitted("inspection-task.v1", return_id)) == 1  # one task per return
     assert await lifecycle.statuses(return_id) == [
         "requested",
         "validated",
@@ -345,8 +374,8 @@ async def _parked(lifecycle: Lifecycle, return_id: str) -> bool:
     return any(e.action == "parked" for e in await lifecycle.store.timeline(return_id))
 
 
-async def _late(lifecycle: Lifecycle, return_id: str) -> bool:
-    return any(e.action == "late_event" for e in await lifecycle.store.timeline(return_id))
+async def _late(lifecycle: Lifecycle, return_id: str, count: int = 1) -> bool:
+    return sum(e.action == "late_event" for e in await lifecycle.store.timeline(return_id)) >= count
 
 
 async def test_an_event_on_a_rejected_return_is_refused_into_the_dead_letters(lifecycle: Lifecycle) -> None:

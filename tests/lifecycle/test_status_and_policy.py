@@ -68,6 +68,14 @@ def test_the_shipped_policies_load() -> None:
     assert policy.default and policy.approvers
     assert policy.window_for("warranty_claim").id == "window-warranty"  # type: ignore[union-attr]
     assert policy.window_for("no_longer_needed").id == "window-standard"  # type: ignore[union-attr]
+    assert policy.inspection_for("damaged_in_transit").priority == "high"
+    assert policy.inspection_for("no_longer_needed").id == "inspect-standard"
+
+
+def test_a_policy_without_inspection_rules_inspects_within_two_days(tmp_path: Path) -> None:
+    _write(tmp_path, "a.yaml", 'id: a\nversion: "1"\ndefault: true\napprovers: [ops]\n' + GOOD_DISPOSITIONS)
+    rule = PolicyBook.load(tmp_path, CONTRACTS).for_partner("x").inspection_for("defective")
+    assert (rule.id, rule.due_within_hours, rule.checks) == ("inspect-on-receipt", 48, [])
 
 
 def _write(folder: Path, name: str, text: str) -> None:
@@ -103,6 +111,10 @@ dispositions:
   - {id: keep, conditions: [new_unopened], disposition: restock}
   - {id: burn, conditions: [new_unopened, melted], disposition: incinerate}
   - {id: rtv, conditions: [defective], disposition: return_to_vendor}
+inspections:
+  - {id: i1, due_within_hours: 24}
+  - {id: i2, due_within_hours: 48}
+  - {id: i3, reasons: [defective, broken_heart], due_within_hours: 8, checks: [x_ray, photos]}
 """,
     )
     with pytest.raises(PolicyError) as refused:
@@ -120,6 +132,9 @@ dispositions:
         "unknown disposition code 'incinerate'",
         "dispositions.rtv: return_to_vendor needs a vendor",
         "dispositions: no rule for condition(s)",
+        "inspections: only one rule may cover every other reason",
+        "inspections.i3: unknown reason code 'broken_heart'",
+        "inspections.i3: unknown inspection check 'x_ray'",
     ):
         assert expected in message, expected
 
