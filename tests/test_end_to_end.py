@@ -120,8 +120,12 @@ def assert_each_system_posted_once(stack: Stack, return_id: str, erp: str) -> No
     assert len(stack.sandboxes["wms"].state.requests_to("POST", "/inventory/receivers")) == 1
     assert len(mentioning(stack, "carrier", return_id, "shipments")) == 1
     assert len(stack.sandboxes["carrier"].state.requests_to("POST", "/v2/shipments")) == 2  # create, buy
-    crm = [r for r in stack.sandboxes["crm"].state.all_records() if return_id in set(return_ids_in(r))]
-    assert len(crm) == 1
+    assert len(mentioning(stack, "crm", return_id, "Case")) == 1
+    [task] = mentioning(stack, "crm", return_id, "Task")  # the inspection team's, done by now
+    assert (
+        task["Status"] == "Completed"
+        and task["WhatId"] == mentioning(stack, "crm", return_id, "Case")[0]["Id"]
+    )
     for name, runtime in stack.runtimes.items():
         assert {o.value for o in runtime.outcomes} <= {"ack"}, (name, runtime.outcomes)
 
@@ -142,7 +146,13 @@ async def test_one_return_travels_the_whole_lifecycle_through_every_system_once(
         systems = {d["system"] for e in timeline for d in e.get("documents", [])}
         assert {erp, "wms", "carrier"} <= systems  # RMA and credit memo ids, receipt, tracking
         rules = {e["rule"]["id"] for e in timeline if e.get("rule")}
-        assert {"auto-authorize", "vendor-pays-defects", "restock-as-new", "samsung-warranty"} <= rules
+        assert {
+            "auto-authorize",
+            "inspect-warranty",
+            "vendor-pays-defects",
+            "restock-as-new",
+            "samsung-warranty",
+        } <= (rules)
         assert all(e["message_id"] and e["actor"]["id"] for e in timeline)
 
 

@@ -15,6 +15,16 @@ return id in an external id field (``options.external_id_field``, ``Return_Id__c
 * ``tracking-event.v1``       → Status from the carrier status, carrier and tracking number.
 * ``receipt.v1``, ``inspection-result.v1`` → Status Received / Inspected, receipt number.
 * ``credit-memo.v1``          → Status Credit Pending (draft) or Closed (posted), number, amount.
+* ``inspection-task.v1``      → a Task on the Case for the inspection team (subject, instructions,
+  priority, due date, site, rule), upserted by the return id in the Task's own external id field
+  (one inspection task per return). Its ``WhatId`` is the Case's record id, read first
+  (``GET .../Case/Return_Id__c/<id>``); while the Case is not there yet the task is retried.
+  ``options.task_owner_id`` assigns it to a user or queue; else the org assigns the integration user.
+  When the ``inspection-result`` comes, the Task (if there is one) is marked Completed. The two
+  travel separately (the result straight from the WMS, the task through the lifecycle), so the
+  task may come second: a Case that already has its inspection date (``options.inspected_field``,
+  ``Inspected_At__c``) gets its Task Completed; read before the Task is written and again after,
+  so whichever of the two comes last closes it.
 
 Each mapping's ``tables/case-status.yaml`` turns the canonical step into the org's Status picklist.
 
@@ -44,12 +54,18 @@ import msgspec
 
 from connectors._http import TargetError, reply_json
 from connectors._sdk import Connector, Delivery, Emitted
-from gateway.errors import PermanentDeliveryFailure
+from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
 
 log = logging.getLogger(__name__)
 
 DEFAULT_API_VERSION = "v60.0"
 DEFAULT_EXTERNAL_ID_FIELD = "Return_Id__c"
+#: Task Status once the inspection is reported (the standard picklist's closed value).
+DEFAULT_TASK_COMPLETED = "Completed"
+#: The Case field the inspection-result mapping writes: set means the inspection is done.
+DEFAULT_INSPECTED_FIELD = "Inspected_At__c"
+#: How long to wait for the Case an inspection task hangs on (the request opens it).
+CASE_PENDING_RETRY_AFTER = 5.0
 #: How long to wait when the org's API allowance is used up: it is a rolling 24-hour count.
 DEFAULT_QUOTA_RETRY_AFTER = 300.0
 #: Error codes that clear by themselves: the API allowance, a record locked by another transaction.
@@ -72,6 +88,7 @@ class SalesforceConnector(Connector):
             "receipt.v1",
             "inspection-result.v1",
             "credit-memo.v1",
+            "inspection-task.v1",
         }
     )
     profile: ClassVar[str] = "salesforce"
@@ -79,8 +96,15 @@ class SalesforceConnector(Connector):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         version = str(self.options.get("api_version", DEFAULT_API_VERSION))
-        field = str(self.options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD))
-        self._cases = f"/services/data/{version}/sobjects/Case/{urllib.parse.quote(field, safe='')}"
+        field = urllib.parse.quote(
+            str(self.options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD)), safe=""
+        )
+        task_field = urllib.parse.quote(str(self.options.get("task_external_id_field", field)), safe="")
+        self._cases = f"/services/data/{version}/sobjects/Case/{field}"
+        self._tasks = f"/services/data/{version}/sobjects/Task/{task_field}"
+        self._task_owner = self.options.get("task_owner_id")
+        self._task_completed = str(self.options.get("task_completed_status", DEFAULT_TASK_COMPLETED))
+        self._inspected_field = str(self.options.get("inspected_field", DEFAULT_INSPECTED_FIELD))
         self._warn_above = float(self.options.get("api_usage_warning", 0.9))
         self._quota_wait = float(self.options.get("quota_retry_after_seconds", DEFAULT_QUOTA_RETRY_AFTER))
         self._warned_at = -1
@@ -88,16 +112,64 @@ class SalesforceConnector(Connector):
         """The org's API usage as the last reply stated it: (used, allowed)."""
 
     async def handle(self, delivery: Delivery) -> Sequence[Emitted] | None:
-        case = self.map(f"{delivery.message_type}.outbound", delivery.payload, delivery)
+        fields = self.map(f"{delivery.message_type}.outbound", delivery.payload, delivery)
         return_id = str(delivery.payload.get("return_id") or delivery.correlation_id)
-        await self.upsert_case(return_id, case)
+        if delivery.message_type == "inspection-task.v1":
+            await self.open_task(return_id, fields)
+            return None
+        await self.upsert_case(return_id, fields)
+        if delivery.message_type == "inspection-result.v1":
+            await self.complete_task(return_id)
         return None
 
     async def upsert_case(self, return_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Create or update the Case of ``return_id``; answers Salesforce's UpsertResult."""
-        response = await self.target.patch(
-            f"{self._cases}/{urllib.parse.quote(return_id, safe='')}", json=fields
-        )
+        return await self._upsert("Case", self._cases, return_id, fields)
+
+    async def open_task(self, return_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Create (or bring up to date) the inspection Task on the Case of ``return_id``."""
+        case = await self._read(self._cases, return_id)
+        if case is None:
+            raise RetryableDeliveryFailure(
+                f"Salesforce has no Case for return {return_id} yet to hang the inspection task on",
+                retry_after=CASE_PENDING_RETRY_AFTER,
+            )
+        task = {**fields, "WhatId": case["Id"]}
+        if self._task_owner:
+            task["OwnerId"] = str(self._task_owner)
+        inspected = bool(case.get(self._inspected_field))
+        if inspected:
+            task["Status"] = self._task_completed
+        result = await self._upsert("Task", self._tasks, return_id, task)
+        if not inspected:  # the result may have come in while the Task was being written
+            again = await self._read(self._cases, return_id)
+            if again is not None and again.get(self._inspected_field):
+                await self._upsert("Task", self._tasks, return_id, {"Status": self._task_completed})
+        return result
+
+    async def complete_task(self, return_id: str) -> None:
+        """Mark the inspection Task of ``return_id`` Completed; nothing when it never had one."""
+        if await self._read(self._tasks, return_id) is not None:
+            await self._upsert("Task", self._tasks, return_id, {"Status": self._task_completed})
+
+    async def _read(self, records: str, return_id: str) -> dict[str, Any] | None:
+        """The record ``return_id`` names through an external id, or ``None`` when there is none."""
+        try:
+            response = await self.target.get(f"{records}/{urllib.parse.quote(return_id, safe='')}")
+        except PermanentDeliveryFailure as failure:
+            if failure.status_code == 404:
+                return None
+            raise
+        self._watch_usage(response)
+        record = reply_json(response)
+        if not isinstance(record, dict) or "Id" not in record:
+            raise RetryableDeliveryFailure(f"Salesforce answered {records} without a record Id")
+        return record
+
+    async def _upsert(
+        self, sobject: str, records: str, return_id: str, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        response = await self.target.patch(f"{records}/{urllib.parse.quote(return_id, safe='')}", json=fields)
         self._watch_usage(response)
         if response.status_code == 204:  # API versions before 46.0 answer an update with no body
             return {"success": True, "created": False}
@@ -105,12 +177,13 @@ class SalesforceConnector(Connector):
         if not isinstance(result, dict) or result.get("success") is not True:
             errors = result.get("errors") if isinstance(result, dict) else None
             raise PermanentDeliveryFailure(
-                f"Salesforce did not upsert Case {return_id}: {_describe(errors or [result])}",
+                f"Salesforce did not upsert {sobject} {return_id}: {_describe(errors or [result])}",
                 status_code=response.status_code,
                 code=_first_code(errors),
             )
         log.debug(
-            "Case %s %s for return %s",
+            "%s %s %s for return %s",
+            sobject,
             result.get("id"),
             "created" if result.get("created") else "updated",
             return_id,

@@ -1,10 +1,10 @@
-"""Salesforce REST API sandbox (``/services/data/vXX.X/sobjects``), Service Cloud Cases.
+"""Salesforce REST API sandbox (``/services/data/vXX.X/sobjects``), Service Cloud Cases and Tasks.
 
 Speaks the shape a Salesforce connector meets in production (REST API, API version 46.0+):
 
 * OAuth 2.0 client credentials at ``/services/oauth2/token`` (credentials as form fields or
   HTTP Basic); the token reply has no ``expires_in``, as Salesforce's has none;
-* ``PATCH /sobjects/Case/<ExternalIdField>/<value>`` upserts by external id: 201 with
+* ``PATCH /sobjects/{Case,Task}/<ExternalIdField>/<value>`` upserts by external id: 201 with
   ``{id, success, errors, created: true}`` on insert, 200 with ``created: false`` on update,
   300 with the matching records' URLs when the value matches more than one Case (matching is
   case-insensitive, as Salesforce's is);
@@ -13,18 +13,22 @@ Speaks the shape a Salesforce connector meets in production (REST API, API versi
   ``Id`` in the body too, restricted picklists check their values
   (``INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST``), ``Account: {Account_Number__c: ...}`` is
   resolved by the Account's external id (``INVALID_FIELD`` "Foreign key external ID ... not
-  found"); on insert the org's defaults fill what the body leaves out (Status ``New``);
+  found"); a Task's ``WhatId`` must be an existing Case's Id (``INVALID_CROSS_REFERENCE_KEY``);
+  on insert the org's defaults fill what the body leaves out (Case Status ``New``, Task Status
+  ``Not Started`` and Priority ``Normal``);
 * errors as Salesforce's array ``[{"message", "errorCode", "fields"}]``; 401
   ``INVALID_SESSION_ID``; the daily API request limit: every reply carries
   ``Sforce-Limit-Info: api-usage=N/M``, and above the limit the API answers 403
   ``REQUEST_LIMIT_EXCEEDED``.
 
-Seeded with the demo customers' Accounts. ``upserts`` counts upserts per external id value.
+Seeded with the demo customers' Accounts. ``upserts`` counts Case upserts per external id value,
+``task_upserts`` Task upserts.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 import threading
 from collections import Counter
@@ -83,7 +87,6 @@ CASE_FIELDS = frozenset(
         "Credit_Currency__c",
     }
 )
-CASE_EXTERNAL_IDS = frozenset({"Return_Id__c"})
 ACCOUNT_EXTERNAL_IDS = frozenset({"Account_Number__c"})
 
 #: Restricted picklists: the values this org's admins set up.
@@ -129,6 +132,43 @@ PICKLISTS: dict[str, frozenset[str]] = {
 #: What an insert gets for fields the body leaves out.
 CASE_DEFAULTS = {"Status": "New", "Priority": "Medium", "Return_Status__c": "requested"}
 
+#: Task fields of the demo org (Activity custom fields end in ``__c``).
+TASK_FIELDS = frozenset(
+    {
+        "Subject",
+        "Description",
+        "Status",
+        "Priority",
+        "ActivityDate",
+        "WhatId",
+        "OwnerId",
+        "Return_Id__c",
+        "Inspection_Task_Number__c",
+        "RMA_Number__c",
+        "Return_Site__c",
+        "Due_By__c",
+        "Inspection_Rule__c",
+    }
+)
+TASK_PICKLISTS: dict[str, frozenset[str]] = {
+    "Status": frozenset({"Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred"}),
+    "Priority": frozenset({"High", "Normal", "Low"}),
+}
+
+
+@dataclasses.dataclass
+class SObjectType:
+    """What the org knows of one sObject: writable fields, external ids, picklists, defaults."""
+
+    name: str
+    fields: set[str]
+    external_ids: frozenset[str]
+    picklists: dict[str, frozenset[str]]
+    defaults: dict[str, str]
+    id_prefix: str
+    upserts: Counter[str] = dataclasses.field(default_factory=Counter)
+
+
 _ACCOUNTS = [
     ("001000000000077AAA", "C100234", "Nordwind Automation GmbH"),
     ("001000000000078AAA", "C100901", "Account C100901"),
@@ -147,9 +187,23 @@ class SalesforceSandbox(Sandbox):
         """The org's daily API request allowance."""
         self.api_used_before = 0
         """Requests already counted today when the sandbox starts (set it to test the limit)."""
-        self.case_fields = set(CASE_FIELDS)
+        self.sobjects = {
+            "Case": SObjectType(
+                "Case", set(CASE_FIELDS), frozenset({"Return_Id__c"}), PICKLISTS, CASE_DEFAULTS, "500"
+            ),
+            "Task": SObjectType(
+                "Task",
+                set(TASK_FIELDS),
+                frozenset({"Return_Id__c"}),
+                TASK_PICKLISTS,
+                {"Status": "Not Started", "Priority": "Normal"},
+                "00T",
+            ),
+        }
+        self.case_fields = self.sobjects["Case"].fields
         """The Case fields the org has; remove one to play an org where it is not deployed."""
-        self.upserts: Counter[str] = Counter()
+        self.upserts = self.sobjects["Case"].upserts
+        self.task_upserts = self.sobjects["Task"].upserts
         self._upsert_lock = threading.Lock()
         for account_id, number, name in _ACCOUNTS:
             self.state.put(
@@ -181,15 +235,17 @@ class SalesforceSandbox(Sandbox):
         return self.error(401, "Session expired or invalid", "INVALID_SESSION_ID")
 
     # -- the upsert ----------------------------------------------------------------------
-    def _matches(self, field: str, value: str) -> list[dict[str, Any]]:
+    def _matches(self, sobject: str, field: str, value: str) -> list[dict[str, Any]]:
         wanted = value.casefold()
-        return [c for c in self.state.all("Case") if str(c.get(field, "")).casefold() == wanted]
+        return [c for c in self.state.all(sobject) if str(c.get(field, "")).casefold() == wanted]
 
-    def _check(self, body: Any, external_field: str) -> tuple[dict[str, Any], Response[Any] | None]:
+    def _check(
+        self, kind: SObjectType, body: Any, external_field: str
+    ) -> tuple[dict[str, Any], Response[Any] | None]:
         """The body as fields to write, or the error Salesforce answers for it."""
         if not isinstance(body, dict):
             return {}, self.error(
-                400, "The request body is not a JSON object of Case fields.", "JSON_PARSER_ERROR"
+                400, f"The request body is not a JSON object of {kind.name} fields.", "JSON_PARSER_ERROR"
             )
         fields: dict[str, Any] = {}
         for name, value in body.items():
@@ -197,11 +253,11 @@ class SalesforceSandbox(Sandbox):
                 return {}, self.error(
                     400, f"{name} is in the URL of an upsert; it cannot be in the body too.", "INVALID_FIELD"
                 )
-            if name not in self.case_fields:
+            if name not in kind.fields:
                 return {}, self.error(
-                    400, f"No such column '{name}' on sobject of type Case", "INVALID_FIELD"
+                    400, f"No such column '{name}' on sobject of type {kind.name}", "INVALID_FIELD"
                 )
-            allowed = PICKLISTS.get(name)
+            allowed = kind.picklists.get(name)
             if allowed is not None and value not in allowed:
                 return {}, self.error(
                     400,
@@ -215,6 +271,13 @@ class SalesforceSandbox(Sandbox):
                     return {}, failure
                 fields["AccountId"] = account_id
                 continue
+            if name == "WhatId" and self.state.get("Case", str(value)) is None:
+                return {}, self.error(
+                    400,
+                    f"invalid cross reference id: {value}",
+                    "INVALID_CROSS_REFERENCE_KEY",
+                    ["WhatId"],
+                )
             fields[name] = value
         return fields, None
 
@@ -238,30 +301,32 @@ class SalesforceSandbox(Sandbox):
             )
         return str(account["Id"]), None
 
-    def _upsert(self, version: str, field: str, value: str, body: Any) -> Response[Any]:
-        fields, failure = self._check(body, field)
+    def _upsert(self, version: str, kind: SObjectType, field: str, value: str, body: Any) -> Response[Any]:
+        fields, failure = self._check(kind, body, field)
         if failure is not None:
             return failure
         with self._upsert_lock:  # one find-then-write at a time, as the database's unique index would
-            found = self._matches(field, value)
+            found = self._matches(kind.name, field, value)
             if len(found) > 1:
-                urls = [f"{DATA}/{version}/sobjects/Case/{case['Id']}" for case in found]
+                urls = [f"{DATA}/{version}/sobjects/{kind.name}/{record['Id']}" for record in found]
                 return self._reply(urls, 300)
-            self.upserts[value] += 1
+            kind.upserts[value] += 1
             if found:
-                case = {**found[0], **fields}
-                self.state.put("Case", case["Id"], case)
-                return self._reply({"id": case["Id"], "success": True, "errors": [], "created": False}, 200)
-            case_id = f"500{int(self.state.new_id()):012d}AAA"
-            case = {**CASE_DEFAULTS, **fields, "Id": case_id, field: value}
-            case["CaseNumber"] = f"{int(case_id[3:15]):08d}"
-            self.state.put("Case", case_id, case)
-            return self._reply({"id": case_id, "success": True, "errors": [], "created": True}, 201)
+                record = {**found[0], **fields}
+                self.state.put(kind.name, record["Id"], record)
+                return self._reply({"id": record["Id"], "success": True, "errors": [], "created": False}, 200)
+            record_id = f"{kind.id_prefix}{int(self.state.new_id()):012d}AAA"
+            record = {**kind.defaults, **fields, "Id": record_id, field: value}
+            if kind.name == "Case":
+                record["CaseNumber"] = f"{int(record_id[3:15]):08d}"
+            self.state.put(kind.name, record_id, record)
+            return self._reply({"id": record_id, "success": True, "errors": [], "created": True}, 201)
 
     def _resolve(self, version: str, sobject: str, field: str) -> Response[Any] | None:
-        if not _VERSION.match(version) or sobject != "Case":
+        kind = self.sobjects.get(sobject)
+        if not _VERSION.match(version) or kind is None:
             return self.error(404, "The requested resource does not exist", "NOT_FOUND")
-        if field not in CASE_EXTERNAL_IDS:
+        if field not in kind.external_ids:
             return self.error(
                 404, f"Provided external ID field does not exist or is not accessible: {field}", "NOT_FOUND"
             )
@@ -311,18 +376,18 @@ class SalesforceSandbox(Sandbox):
                 body = await request.json()
             except Exception:
                 body = None
-            return sandbox._upsert(version, field, value, body)
+            return sandbox._upsert(version, sandbox.sobjects[sobject], field, value, body)
 
         @get(path)
         async def read(version: str, sobject: str, field: str, value: str) -> Response[Any]:
             refused = sandbox._resolve(version, sobject, field)
             if refused is not None:
                 return refused
-            found = sandbox._matches(field, value)
+            found = sandbox._matches(sobject, field, value)
             if not found:
                 return sandbox.error(404, "The requested resource does not exist", "NOT_FOUND")
             if len(found) > 1:
-                return sandbox._reply([f"{DATA}/{version}/sobjects/Case/{c['Id']}" for c in found], 300)
-            return sandbox._reply({"attributes": {"type": "Case"}, **found[0]}, 200)
+                return sandbox._reply([f"{DATA}/{version}/sobjects/{sobject}/{c['Id']}" for c in found], 300)
+            return sandbox._reply({"attributes": {"type": sobject}, **found[0]}, 200)
 
         return [token, upsert, read]

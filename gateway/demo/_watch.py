@@ -25,6 +25,7 @@ _NUMBER_FIELDS = (
     "referenceNum",
     "tracking_code",
     "CaseNumber",
+    "Inspection_Task_Number__c",
     "id",
 )
 _STATE_FIELDS = ("Status", "status", "orderStatus", "Rma_Status__c")

@@ -109,6 +109,64 @@ async def test_the_request_opens_one_case_and_every_later_message_updates_it(
     assert sandbox.upserts[return_id] == len(LIFECYCLE)
 
 
+async def test_an_inspection_task_hangs_on_the_case_once_and_the_inspection_completes_it(
+    salesforce: Connector, sandbox: SalesforceSandbox
+) -> None:
+    return_id = new_return_id()
+    task = step("inspection-task", "defective-ssds-after-receipt", return_id)
+    with pytest.raises(RetryableDeliveryFailure, match="no Case"):  # the request has not opened it yet
+        await salesforce.handle(task)
+    assert sandbox.state.count("Task") == 0
+    await salesforce.handle(step("return-request", "defective-ssd-with-serials", return_id))
+    await salesforce.handle(task)
+    await salesforce.handle(task)  # redelivered: the same Task
+    [opened] = sandbox.state.all("Task")
+    assert opened["WhatId"] == only_case(sandbox)["Id"] and opened["Return_Id__c"] == return_id
+    assert (opened["Status"], opened["Priority"], opened["ActivityDate"]) == (
+        "Not Started",
+        "Normal",
+        "2024-03-21",
+    )
+    assert opened["Subject"] == "Inspect return INS-3F9A1C2E7B4D at DC-HAM"
+    assert "serials S5KANE0R401234, S5KANE0R401239" in opened["Description"]
+    assert opened["Inspection_Rule__c"] == "inspect-warranty 2026-12-01"
+    assert sandbox.task_upserts[return_id] == 2
+
+    await salesforce.handle(step("inspection-result", "ssd-split-by-condition", return_id))
+    assert sandbox.state.all("Task")[0]["Status"] == "Completed"
+    assert only_case(sandbox)["Status"] == "Inspected"
+    await salesforce.handle(task)  # a late copy of the task does not reopen it
+    assert sandbox.state.all("Task")[0]["Status"] == "Completed"
+
+
+async def test_a_task_that_comes_after_the_inspection_is_opened_completed(
+    salesforce: Connector, sandbox: SalesforceSandbox
+) -> None:
+    return_id = new_return_id()
+    await salesforce.handle(step("return-request", "defective-ssd-with-serials", return_id))
+    await salesforce.handle(step("inspection-result", "ssd-split-by-condition", return_id))
+    await salesforce.handle(step("inspection-task", "defective-ssds-after-receipt", return_id))
+    [task] = sandbox.state.all("Task")
+    assert task["Status"] == "Completed" and task["Subject"].startswith("Inspect return")
+
+
+async def test_an_inspection_without_a_task_creates_none(
+    salesforce: Connector, sandbox: SalesforceSandbox
+) -> None:
+    return_id = new_return_id()
+    await salesforce.handle(step("inspection-result", "ssd-split-by-condition", return_id))
+    assert sandbox.state.count("Task") == 0 and only_case(sandbox)["Status"] == "Inspected"
+
+
+async def test_the_task_goes_to_the_owner_the_options_name(sandbox: SalesforceSandbox) -> None:
+    options = {"task_owner_id": "00G000000000042AAA"}
+    async with connector_on(sandbox, USE, name="crm", options=options) as salesforce:
+        return_id = new_return_id()
+        await salesforce.handle(step("return-request", "defective-ssd-with-serials", return_id))
+        await salesforce.handle(step("inspection-task", "defective-ssds-after-receipt", return_id))
+    assert sandbox.state.all("Task")[0]["OwnerId"] == "00G000000000042AAA"
+
+
 async def test_the_upsert_answers_created_then_updated(salesforce: Connector) -> None:
     return_id = new_return_id()
     first = await salesforce.upsert_case(return_id, {"Subject": "first"})  # type: ignore[attr-defined]
