@@ -113,9 +113,15 @@ def assert_each_system_posted_once(stack: Stack, return_id: str, erp: str) -> No
         assert len(mentioning(stack, "erp", return_id, collection)) == 1, collection
     # The claim names the vendor's documents, not ours; this stack ran one return, so one claim.
     assert len(stack.sandboxes["erp"].state.all(claim)) == 1
-    if erp == "netsuite":  # the unit found new goes back into stock (Business Central: not by API)
+    if erp == "netsuite":  # the unit found new goes back into stock by an inventory adjustment
         [adjustment] = mentioning(stack, "erp", return_id, "inventoryAdjustment")
         assert [i["location"]["refName"] for i in adjustment["inventory"]["items"]] == ["STOCK-A"]
+    else:  # posting the credit memo books the goods back: the new unit to stock, the defective one held
+        bc = stack.sandboxes["erp"]
+        [memo] = mentioning(stack, "erp", return_id, "salesCreditMemos")
+        booked = sorted(bc.location_code(ln["locationId"]) for ln in memo["salesCreditMemoLines"])  # type: ignore[attr-defined]
+        assert booked == ["QUARANTINE", "STOCK-A"]
+        assert len(bc.state.all("itemLedgerEntries")) == len(memo["salesCreditMemoLines"])
     assert len(mentioning(stack, "wms", return_id, "receivers")) == 1
     assert len(stack.sandboxes["wms"].state.requests_to("POST", "/inventory/receivers")) == 1
     assert len(mentioning(stack, "carrier", return_id, "shipments")) == 1

@@ -16,14 +16,20 @@ companies({id})/<entitySet>``, tokens from the Microsoft identity platform
 * ``credit-memo.v1``     → brings that same credit memo's lines to the credited ones (or creates
   it, for an RMA issued elsewhere) and posts it with the bound action ``Microsoft.NAV.post``,
   under ``If-Match``: a document someone changed meanwhile (412) is read again and posted once;
-  answers the credit memo as posted.
+  answers the credit memo as posted. Posting is also the inventory action: BC books each item
+  line back into stock at the line's location, so a line whose goods the disposition restocks
+  (``return_location``) carries that location's ``locationId`` (looked up in ``locations`` by
+  code), and the other lines ``options.non_stock_location`` when set (a quarantine or scrap
+  location), else none (the company's default). There is no separate adjustment to send: the
+  standard API v2.0 has no item journal, and needs none here.
 * ``supplier-claim.v1``  → a draft ``purchaseCreditMemo`` to the vendor (no purchase return
   order in the standard API either), keyed by the claim number in ``vendorCreditMemoNumber``.
 
 Idempotency is this connector's: Business Central does not keep ``externalDocumentNumber``
 unique, so every create is preceded by ``$filter=externalDocumentNumber eq '<key>'`` and a
 retry finds what the first try made. The key is ``RGW`` + the 32 hex digits of the gateway id
-(35 characters, the field's length). Options: ``tenant``, ``environment``, ``company_id``.
+(35 characters, the field's length). Options: ``tenant``, ``environment``, ``company_id``,
+``non_stock_location``.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ _DOCUMENTS: dict[str, tuple[str, str]] = {
 }
 CREDITS, CREDIT_LINES = "salesCreditMemos", "salesCreditMemoLines"
 CLAIMS = "purchaseCreditMemos"
+LOCATIONS = "locations"
 ENTITY_CHANGED = "Request_EntityChanged"
 _GATEWAY_ID = re.compile(r"^[a-z]+_([0-9a-f]{32})$")
 
@@ -77,6 +84,11 @@ class BusinessCentralConnector(Connector):
         {"return-request.v1", "return-decision.v1", "credit-memo.v1", "supplier-claim.v1"}
     )
     profile: ClassVar[str] = "business_central"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._locations: dict[str, str] = {}
+        """Location ids by code, as read from BC (locations change rarely; a restart reads again)."""
 
     def read_error(self, response: httpx.Response) -> TargetError:
         error = reply_json(response).get("error") or {}
@@ -164,6 +176,7 @@ class BusinessCentralConnector(Connector):
     async def _post_credit(self, delivery: Delivery) -> None:
         key = document_key(delivery.payload["return_id"])
         body = self.map("credit-memo.v1.outbound", delivery.payload, delivery, document_key=key)
+        await self._locate(body[CREDIT_LINES], delivery.payload["lines"])
         for attempt in (1, 2):  # a 412 means someone changed the draft after we read it: once more
             memo = await self._find(
                 CREDITS, f"externalDocumentNumber eq {_literal(key)}", expand=CREDIT_LINES
@@ -210,6 +223,26 @@ class BusinessCentralConnector(Connector):
             await self.target.post(f"{path}/{CREDIT_LINES}", json=line)
         return str(reply_json(await self.target.get(path))["@odata.etag"])
 
+    async def _locate(self, lines: list[dict[str, Any]], credited: list[dict[str, Any]]) -> None:
+        """Give each credit line the location its goods go back into stock at (see the module)."""
+        fallback = self.options.get("non_stock_location")
+        for line, source in zip(lines, credited, strict=True):
+            code = source.get("return_location") or fallback
+            if code:
+                line["locationId"] = await self._location_id(str(code))
+
+    async def _location_id(self, code: str) -> str:
+        if code not in self._locations:
+            location = await self._find(LOCATIONS, f"code eq {_literal(code)}")
+            if location is None:
+                raise PermanentDeliveryFailure(
+                    f"Business Central has no location '{code}' to take the returned goods into; "
+                    "create it, or change the policy's disposition location",
+                    code="LocationNotFound",
+                )
+            self._locations[code] = str(location["id"])
+        return self._locations[code]
+
     async def _claim(self, delivery: Delivery) -> None:
         claim = delivery.payload
         body = self.map("supplier-claim.v1.outbound", claim, delivery)
@@ -238,10 +271,12 @@ class BusinessCentralConnector(Connector):
         return found["value"][0] if found["value"] else None
 
 
-def _line_fact(line: dict[str, Any]) -> tuple[str, float, float]:
-    """What makes two credit memo lines the same credit: item, quantity, price."""
+def _line_fact(line: dict[str, Any]) -> tuple[str, float, float, str]:
+    """What makes two credit memo lines the same credit: item, quantity, price, and the location
+    the goods are booked back into."""
     return (
         str(line.get("lineObjectNumber")),
         float(line.get("quantity") or 0),
         float(line.get("unitPrice") or 0),
+        str(line.get("locationId") or ""),
     )

@@ -12,11 +12,16 @@ Speaks the shape a Business Central connector meets in production:
 * every entity carries ``@odata.etag``; PATCH and DELETE require ``If-Match`` and a stale one
   is refused with 412 ``Request_EntityChanged``, as Business Central does; the bound action
   ``Microsoft.NAV.post`` (204) checks ``If-Match`` when sent;
+* ``locations`` (read); a document line's ``locationId`` must name one (else 400, as BC refuses a
+  Location Code not in the Location table); posting a sales credit memo writes one
+  ``itemLedgerEntries`` entry per item line (``Sale``, positive quantity: the goods come back into
+  stock at the line's location, which the posted line keeps);
 * ``externalDocumentNumber`` is NOT unique, as in Business Central: a second POST makes a
   second document (the connector must look before it creates);
 * errors as OData ``{"error": {"code", "message"}}``; throttling is 429 with ``Retry-After``.
 
-Seeded with the sales order, shipment and invoice the demo returns refer to.
+Seeded with the sales order, shipment and invoice the demo returns refer to, and the locations
+the demo policy restocks into.
 """
 
 from __future__ import annotations
@@ -111,6 +116,16 @@ def _seed_documents() -> list[tuple[str, dict[str, Any]]]:
     ]  # fmt: skip
 
 
+#: The demo company's locations: (code, name).
+LOCATIONS = [
+    ("DC-HAM", "Hamburg distribution centre"),
+    ("STOCK-A", "Hamburg sellable stock"),
+    ("REFURB-01", "Refurbishment bench"),
+    ("REPAIR-01", "Repair workshop"),
+    ("QUARANTINE", "Returns quarantine"),
+]
+
+
 class BusinessCentralSandbox(Sandbox):
     profile = "business_central"
     token_path = f"/{TENANT}/oauth2/v2.0/token"
@@ -120,6 +135,16 @@ class BusinessCentralSandbox(Sandbox):
         for entity_set, record in _seed_documents():
             self._stamp(record)
             self.state.put(entity_set, record["id"], record)
+        for code, name in LOCATIONS:
+            location = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"bc-location/{code}")), "code": code,
+                        "displayName": name}  # fmt: skip
+            self._stamp(location)
+            self.state.put("locations", location["id"], location)
+
+    def location_code(self, location_id: str) -> str | None:
+        """The code of the location with ``location_id``."""
+        location = self.state.get("locations", location_id)
+        return None if location is None else str(location["code"])
 
     # -- the system's formats -------------------------------------------------------------
     def error(self, status: int, message: str, code: str = "") -> Response[Any]:
@@ -166,6 +191,43 @@ class BusinessCentralSandbox(Sandbox):
         self._stamp(line)
         return line
 
+    def _unknown_location(self, lines: list[dict[str, Any]]) -> Response[Any] | None:
+        """BC's refusal of a line whose ``locationId`` is not a location."""
+        for line in lines:
+            location = line.get("locationId")
+            if location and self.state.get("locations", str(location)) is None:
+                return self.error(
+                    400,
+                    f"The field Location Code of table Sales Line contains a value ({location}) that cannot "
+                    "be found in the related table (Location).",
+                    "Application_FieldValidationException",
+                )
+        return None
+
+    def _post_inventory(self, memo: dict[str, Any]) -> None:
+        """Posting a sales credit memo takes its items back into stock: one item ledger entry each."""
+        for line in memo.get("salesCreditMemoLines") or []:
+            if line.get("lineType", "Item") != "Item":
+                continue
+            quantity = float(line.get("quantity") or 0)
+            entry = {
+                "id": str(uuid.uuid4()),
+                "entryNumber": self.state.count("itemLedgerEntries") + 1,
+                "itemNumber": line.get("lineObjectNumber"),
+                "postingDate": memo["postingDate"],
+                "entryType": "Sale",
+                "sourceNumber": memo.get("customerNumber", ""),
+                "sourceType": "Customer",
+                "documentNumber": memo["number"],
+                "documentType": "Sales_x0020_Credit_x0020_Memo",
+                "description": line.get("description", ""),
+                "quantity": quantity,
+                "salesAmountActual": -quantity * float(line.get("unitPrice") or 0),
+                "costAmountActual": 0,
+            }
+            self._stamp(entry)
+            self.state.put("itemLedgerEntries", entry["id"], entry)
+
     def _create(self, entity_set: str, body: Any) -> Response[Any] | dict[str, Any]:
         if entity_set not in _WRITABLE:
             return self.error(405, f"'POST' is not allowed on '{entity_set}'.", "BadRequest_MethodNotAllowed")
@@ -177,6 +239,9 @@ class BusinessCentralSandbox(Sandbox):
         record_id = str(uuid.uuid4())
         lines_key = _LINES[entity_set]
         lines = [self._new_line(line, 10000 * (n + 1)) for n, line in enumerate(body.get(lines_key) or [])]
+        refused = self._unknown_location(lines)
+        if refused is not None:
+            return refused
         record = {
             **{k: v for k, v in body.items() if k != lines_key},
             "id": record_id,
@@ -281,10 +346,15 @@ class BusinessCentralSandbox(Sandbox):
                     )
                 record["status"], record["postingDate"] = "Open", record.get("postingDate") or _now()[:10]
                 sandbox._stamp(record)
+                if match["set"] == "salesCreditMemos":
+                    sandbox._post_inventory(record)
                 return Response(None, status_code=204)
             if match["nav"] == _LINES.get(match["set"]) and isinstance(body, dict):
                 lines = record[match["nav"]]
                 line = sandbox._new_line(body, max((x["sequence"] for x in lines), default=0) + 10000)
+                refused = sandbox._unknown_location([line])
+                if refused is not None:
+                    return refused
                 lines.append(line)
                 sandbox._stamp(record)
                 return Response(line, status_code=201)

@@ -59,6 +59,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "tenant": business_central.TENANT,
         "environment": business_central.ENVIRONMENT,
         "company_id": business_central.COMPANY_ID,
+        "non_stock_location": "QUARANTINE",
     },
     "extensiv": {
         "customer_id": 1,

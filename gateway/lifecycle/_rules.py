@@ -347,17 +347,18 @@ def dispose(request: Mapping[str, Any], inspection: Mapping[str, Any], policy: P
         price = source["unit_price"]
         unit = Decimal(price["amount"])
         amount = unit * Decimal(str(line["quantity"])) * Decimal(rule.credit_percent) / 100
-        credit_lines.append(
-            {
-                "line_number": len(credit_lines) + 1,
-                "return_line_number": source["line_number"],
-                "sku": line["sku"],
-                "quantity": line["quantity"],
-                "unit_of_measure": line["unit_of_measure"],
-                "unit_price": _money(unit, price["currency"]),
-                "line_amount": _money(amount, price["currency"]),
-            }
-        )
+        credit_line: dict[str, Any] = {
+            "line_number": len(credit_lines) + 1,
+            "return_line_number": source["line_number"],
+            "sku": line["sku"],
+            "quantity": line["quantity"],
+            "unit_of_measure": line["unit_of_measure"],
+            "unit_price": _money(unit, price["currency"]),
+            "line_amount": _money(amount, price["currency"]),
+        }
+        if rule.location:  # restocked, repaired, refurbished: the goods go back into stock there
+            credit_line["return_location"] = rule.location
+        credit_lines.append(credit_line)
         findings.append(
             Finding(reference, f"{detail}, {rule.credit_percent} % credited", line["line_number"])
         )

@@ -278,6 +278,47 @@ async def test_the_credit_posts_the_returns_draft_once_and_answers_it_as_posted(
     }
 
 
+async def test_posting_takes_restocked_goods_back_into_stock_at_the_dispositions_location(
+    bc: Connector, sandbox: BusinessCentralSandbox
+) -> None:
+    authorized = decided()
+    await bc.handle(authorized)
+    draft = credit_for(authorized.correlation_id, quantity=2)
+    draft["lines"] = [{**draft["lines"][0], "return_location": "STOCK-A"}]
+    assert CONTRACTS.require("credit-memo", "v1").violations(draft) == []
+    credit = delivery("credit-memo.v1", draft)
+    await bc.handle(credit)
+    await bc.handle(credit)  # a repeat books nothing twice
+    [memo] = sandbox.state.all("salesCreditMemos")
+    [line] = memo["salesCreditMemoLines"]
+    assert sandbox.location_code(line["locationId"]) == "STOCK-A"
+    [entry] = sandbox.state.all("itemLedgerEntries")  # the inventory action of posting
+    assert (entry["itemNumber"], entry["quantity"], entry["entryType"]) == (SSD, 2, "Sale")
+    assert entry["documentNumber"] == memo["number"]
+    assert len(sandbox.state.requests_to("GET", f"{COMPANY}/locations")) == 1  # read once, then known
+
+
+async def test_goods_that_do_not_go_back_to_stock_land_in_the_non_stock_location(
+    sandbox: BusinessCentralSandbox,
+) -> None:
+    async with connector_on(
+        sandbox, USE, name="erp", options={**OPTIONS, "non_stock_location": "QUARANTINE"}
+    ) as bc:
+        await bc.handle(delivery("credit-memo.v1", credit_for("ret_" + "ef" * 16)))
+    [line] = sandbox.state.all("salesCreditMemos")[0]["salesCreditMemoLines"]
+    assert sandbox.location_code(line["locationId"]) == "QUARANTINE"
+
+
+async def test_a_location_business_central_does_not_know_is_a_permanent_failure(
+    bc: Connector, sandbox: BusinessCentralSandbox
+) -> None:
+    draft = credit_for("ret_" + "fa" * 16)
+    draft["lines"] = [{**draft["lines"][0], "return_location": "STOCK-Z"}]
+    with pytest.raises(PermanentDeliveryFailure, match="no location 'STOCK-Z'"):
+        await bc.handle(delivery("credit-memo.v1", draft))
+    assert sandbox.state.all("itemLedgerEntries") == []
+
+
 async def test_a_credit_without_a_draft_creates_and_posts_one(
     bc: Connector, sandbox: BusinessCentralSandbox
 ) -> None:
