@@ -1,5 +1,6 @@
 """What people and devices tell the gateway about a return after it was accepted: receipts and
-inspections from portals and handhelds, and approvals from the people a rule asked.
+inspections from portals and handhelds, approvals from the people a rule asked, and holds and
+releases from the people who govern returns.
 
 Each is a canonical contract, validated, and published (confirmed) for the lifecycle, which alone
 changes a return's state. Receipts and inspections are idempotent like return requests (the
@@ -23,6 +24,7 @@ from gateway.errors import ContractViolation, NotFound, PermissionDenied, Status
 from gateway.idempotency import IdempotencyStore, StoredResponse, fingerprint
 from gateway.intake import Accepted, decode_json
 from gateway.lifecycle import LifecycleStore, PolicyBook, ReturnState
+from gateway.lifecycle._status import PARKED, allowed_from
 from gateway.lifecycle._step import WAITING
 from gateway.registry import ContractRegistry
 from gateway.returns_store import ReturnRecord, ReturnStore
@@ -121,11 +123,7 @@ class ReturnEvents:
     # -- approvals ------------------------------------------------------------------------
     async def approve(self, principal: Principal, return_id: str, body: bytes, trace: TraceContext) -> bytes:
         """Record one approver's decision on a return waiting for people; answer what it means."""
-        state = await self._lifecycle.get(return_id) if len(return_id) <= 64 else None
-        if state is not None and state.partner == principal.partner:
-            raise PermissionDenied("segregation of duties: a partner never approves its own return")
-        if state is None or not self.may_decide(principal, state):
-            raise NotFound(f"no return '{return_id}' waits for this approver")
+        state = await self._governed(principal, return_id, "approves")
         if state.status not in WAITING:
             raise StatusConflict(f"return {return_id} is {state.status}: nothing waits for approval")
         if any(a["approver"]["id"] == principal.key_id for a in state.approvals):
@@ -150,19 +148,8 @@ class ReturnEvents:
         if violations:
             raise ContractViolation(f"{len(violations)} violation(s) of the approval", violations)
         digest = hashlib.sha256(f"{principal.key_id}:{return_id}".encode()).hexdigest()[:32]
-        envelope = Envelope(
-            message_id=f"apr_{digest}",  # one decision per approver and return, however often sent
-            correlation_id=return_id,
-            contract="approval",
-            version="v1",
-            partner=state.partner,
-            occurred_at=dt.datetime.now(dt.UTC),
-            trace=trace,
-            payload=msgspec.Raw(_json.encode(approval)),
-        )
-        await self._publisher.publish(
-            envelope, _json.encode(envelope), headers=condition_headers(state.partner, {})
-        )
+        # one decision per approver and return, however often sent
+        envelope = await self._decided(state, "approval", f"apr_{digest}", approval, trace)
         needed = state.approvals_needed
         given = len(state.approvals) + (1 if approval["decision"] == "approve" else 0)
         return _json.encode(
@@ -176,6 +163,71 @@ class ReturnEvents:
                 "complete": approval["decision"] == "reject" or given >= needed,
             }
         )
+
+    # -- holds --------------------------------------------------------------------------------
+    async def hold(
+        self, principal: Principal, return_id: str, action: str, body: bytes, trace: TraceContext
+    ) -> bytes:
+        """Hold a return where it stands, or release a held one; answer what was recorded."""
+        state = await self._governed(principal, return_id, "holds or releases")
+        if action == "hold" and (state.status in PARKED or "on_hold" not in allowed_from(state.status)):
+            raise StatusConflict(f"return {return_id} is {state.status}: it cannot be held")
+        if action == "release" and state.status != "on_hold":
+            raise StatusConflict(f"return {return_id} is {state.status}: nothing to release")
+        submitted = decode_json(body)
+        if not isinstance(submitted, dict):
+            raise ContractViolation("the body must be a JSON object", [Violation("", "expected an object")])
+        accepted = {"reason"} | ({"invoice_reference"} if action == "release" else set())
+        event: dict[str, Any] = {
+            "return_id": return_id,
+            "action": action,
+            "decided_by": {"type": "user", "id": principal.key_id, "name": f"{principal.partner} key"},
+            "decided_by_partner": principal.partner,
+            "decided_at": _now(),
+            **{name: submitted[name] for name in accepted if name in submitted},
+        }
+        violations = self._registry.require("return-hold", "v1").violations(event)
+        violations += [
+            Violation(f"/{name}", f"is not a field of a {action}")
+            for name in sorted(set(submitted) - accepted)
+        ]
+        if action == "release" and state.pending_credit and "invoice_reference" not in submitted:
+            violations.append(Violation("/invoice_reference", "the credit waits for the invoice to credit"))
+        if violations:
+            raise ContractViolation(f"{len(violations)} violation(s) of the {action}", violations)
+        envelope = await self._decided(state, "return-hold", f"hld_{uuid.uuid4().hex}", event, trace)
+        return _json.encode(
+            {"object": "return_hold", "id": envelope.message_id, "return_id": return_id, "action": action}
+        )
+
+    # -- shared ---------------------------------------------------------------------------
+    async def _governed(self, principal: Principal, return_id: str, verb: str) -> ReturnState:
+        """The return, if the caller's tenant governs it and did not request it (segregation of duties)."""
+        state = await self._lifecycle.get(return_id) if len(return_id) <= 64 else None
+        if state is not None and state.partner == principal.partner:
+            raise PermissionDenied(f"segregation of duties: a partner never {verb} its own return")
+        if state is None or not self.may_decide(principal, state):
+            raise NotFound(f"no return '{return_id}' for this tenant to decide")
+        return state
+
+    async def _decided(
+        self, state: ReturnState, contract: str, message_id: str, payload: dict[str, Any], trace: TraceContext
+    ) -> Envelope:
+        """Publish a person's decision about a return (confirmed) for the lifecycle."""
+        envelope = Envelope(
+            message_id=message_id,
+            correlation_id=state.return_id,
+            contract=contract,
+            version="v1",
+            partner=state.partner,
+            occurred_at=dt.datetime.now(dt.UTC),
+            trace=trace,
+            payload=msgspec.Raw(_json.encode(payload)),
+        )
+        await self._publisher.publish(
+            envelope, _json.encode(envelope), headers=condition_headers(state.partner, {})
+        )
+        return envelope
 
     async def _publish(
         self, record: ReturnRecord, contract: str, message_id: str, payload: msgspec.Raw, trace: TraceContext

@@ -1,5 +1,6 @@
 """Following and moving a return after intake: its timeline, receipts and inspections from
-portals and handhelds, the inspections still to do, and the approvals queue with its decisions."""
+portals and handhelds, the inspections still to do, the approvals queue with its decisions, and
+holds: returns a person stopped (or the lifecycle, for want of an invoice) until released."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from gateway.envelope import trace_context
 from gateway.errors import NotFound
 from gateway.idempotency import HEADER, REPLAYED_HEADER, parse_key
 from gateway.lifecycle._rules import Verdict, authorized_credit
-from gateway.lifecycle._store import TimelineEntry, inspections_of
+from gateway.lifecycle._store import HOLDS, TimelineEntry, inspections_of
 from gateway.registry import ContractRegistry
 from gateway.services import Services
 
@@ -76,6 +77,32 @@ class InspectionsDocument(msgspec.Struct, kw_only=True):
     data: list[InspectionToDo]
 
 
+class HeldReturn(msgspec.Struct, kw_only=True):
+    return_id: str
+    partner: str
+    external_id: str
+    held_since: dt.datetime
+    age_seconds: int
+    reason: str
+    held_by: dict[str, str]
+    resumes_at: str | None
+    """The status a release takes it back to."""
+    needs_invoice: bool
+    """True when it waits for the invoice to credit: release it with ``invoice_reference``."""
+
+
+class HoldsDocument(msgspec.Struct, kw_only=True):
+    object: str
+    data: list[HeldReturn]
+
+
+class HoldDocument(msgspec.Struct, kw_only=True):
+    object: str
+    id: str
+    return_id: str
+    action: str
+
+
 class ApprovalsDocument(msgspec.Struct, kw_only=True):
     object: str
     data: list[WaitingReturn]
@@ -89,6 +116,30 @@ class ApprovalDocument(msgspec.Struct, kw_only=True):
     approvals_needed: int
     approvals_given: int
     complete: bool
+
+
+@dataclass
+class HoldBody(Operation):
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="Why (required to hold); on release, the invoice to credit if one is awaited.",
+            content={
+                JSON: OpenAPIMediaType(
+                    schema=Schema(
+                        type="object",  # type: ignore[arg-type]
+                        properties={
+                            "reason": Schema(type="string", max_length=2000),  # type: ignore[arg-type]
+                            "invoice_reference": Schema(
+                                type="object",  # type: ignore[arg-type]
+                                required=["number"],
+                                properties={"number": Schema(type="string"), "date": Schema(type="string")},  # type: ignore[arg-type]
+                            ),
+                        },
+                    )
+                )
+            },
+        )
 
 
 @dataclass
@@ -333,4 +384,102 @@ async def decide_approval(request: Request[Any, Any, Any], return_id: FromPath[s
     return answer(request, body, 202)
 
 
-approvals_router = Router("/", route_handlers=[approvals_queue, decide_approval, inspections_to_do])
+def _holding(action: str, summary: str, description: str) -> Any:
+    @post(
+        f"/v1/returns/{{return_id:str}}/{action}",
+        status_code=202,
+        summary=summary,
+        description=description + " Needs `returns:approve` under the return's policy; never on the "
+        "caller's own returns (403). 409 when the return is not in a state to be "
+        + ("held." if action == "hold" else "released (not on hold)."),
+        operation_class=HoldBody,
+        security=SECURITY,
+        responses={
+            202: ResponseSpec(data_container=HoldDocument, description="Recorded; the lifecycle applies it"),
+            **problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
+        },
+        tags=["lifecycle"],
+        name=f"return-{action}",
+    )
+    async def decide(request: Request[Any, Any, Any], return_id: FromPath[str]) -> Response[bytes]:
+        principal = await authorize(request, Scope.RETURNS_APPROVE)
+        services: Services = request.app.state.services
+        require_json(request)
+        trace = trace_context(request.headers.get("traceparent"), request.headers.get("tracestate"))
+        body = await services.events.hold(principal, return_id, action, await request.body(), trace)
+        return answer(request, body, 202)
+
+    return decide
+
+
+@get(
+    "/v1/holds",
+    summary="Returns on hold",
+    description=(
+        "Returns stopped by a person, or by the lifecycle when a credit has no invoice to go against, "
+        "oldest first, with why, by whom, where a release takes them and whether the release needs the "
+        "invoice. Shows only returns under policies that name the caller's tenant as approver, never "
+        "the caller's own. Needs `returns:approve`."
+    ),
+    security=SECURITY,
+    responses={
+        200: ResponseSpec(data_container=HoldsDocument, description="The returns on hold"),
+        **problem_responses(401, 403, 429, 503),
+    },
+    tags=["lifecycle"],
+)
+async def holds_queue(request: Request[Any, Any, Any]) -> Response[bytes]:
+    principal = await authorize(request, Scope.RETURNS_APPROVE)
+    services: Services = request.app.state.services
+    now = time.time()
+    held: list[HeldReturn] = []
+    for return_id, since in await services.lifecycle.queued(HOLDS):
+        state = await services.lifecycle.get(return_id)
+        if (
+            state is None
+            or state.status != "on_hold"
+            or state.partner == principal.partner
+            or not services.events.may_decide(principal, state)
+        ):
+            continue
+        hold = state.hold or {}
+        held.append(
+            HeldReturn(
+                return_id=return_id,
+                partner=state.partner,
+                external_id=state.external_id,
+                held_since=dt.datetime.fromtimestamp(since, dt.UTC),
+                age_seconds=int(now - since),
+                reason=str(hold.get("reason", "")),
+                held_by=dict(hold.get("by") or {}),
+                resumes_at=state.resume,
+                needs_invoice=bool(state.pending_credit),
+            )
+        )
+    return answer(request, HoldsDocument(object="list", data=held))
+
+
+hold_return = _holding(
+    "hold",
+    "Hold a return",
+    "Stop a return where it stands (fraud review, a dispute): events that arrive meanwhile wait, "
+    "and nothing moves until it is released. `reason` is required.",
+)
+release_return = _holding(
+    "release",
+    "Release a held return",
+    "Let a held return go on: back to the status it left, with the events that waited applied. A "
+    "return held because its credit had no invoice needs `invoice_reference` (422 without).",
+)
+
+approvals_router = Router(
+    "/",
+    route_handlers=[
+        approvals_queue,
+        decide_approval,
+        inspections_to_do,
+        holds_queue,
+        hold_return,
+        release_return,
+    ],
+)

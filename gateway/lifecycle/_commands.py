@@ -40,6 +40,8 @@ def credit_memo(state: ReturnState, lines: list[dict[str, Any]]) -> dict[str, An
     if invoice is None and state.basis and state.basis["kind"] == "invoice":
         invoice = {"number": state.basis["number"]}
     if invoice is None:
+        invoice = state.credit_invoice
+    if invoice is None:
         return None
     credit: dict[str, Any] = {
         "return_id": state.return_id,

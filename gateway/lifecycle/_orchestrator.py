@@ -17,6 +17,9 @@ each to the return's state in one Redis transaction, and publishes what comes ne
                               puts restocked goods back into stock), ``credit-memo`` (draft) to the ERP,
                               and a ``supplier-claim`` where the vendor pays for what goes back;
 * ``credit-memo`` (posted)  → credited, closed;
+* ``return-hold``           → a person holds the return where it stands (events that arrive meanwhile
+                              wait), or releases it: back to where it was, the waiting events applied,
+                              and a credit held for want of an invoice drafted with the one given;
 * ``delivery-failed``       → a posting was dead-lettered: posting failed, linked to the dead
                               letter; replaying it resumes the return.
 
@@ -78,6 +81,7 @@ class Orchestrator(Connector):
             "inspection-result.v1",
             "credit-memo.v1",
             "delivery-failed.v1",
+            "return-hold.v1",
         }
     )
 
@@ -162,6 +166,7 @@ class Orchestrator(Connector):
             "tracking-event": self._on_tracking,
             "receipt": self._on_receipt,
             "inspection-result": self._on_inspection,
+            "return-hold": self._on_hold,
             "credit-memo": self._on_credit,
             "delivery-failed": self._on_delivery_failed,
         }[step.delivery.contract]
@@ -363,11 +368,41 @@ class Orchestrator(Connector):
         if not disposed.credit_lines:
             step.move("closed", LIFECYCLE, detail="nothing to credit")
             return
-        credit = credit_memo(state, disposed.credit_lines)
+        self._credit(step, disposed.credit_lines)
+
+    def _credit(self, step: Step, lines: list[dict[str, Any]]) -> None:
+        """Draft the credit memo of ``lines``; hold the return when there is no invoice to credit."""
+        credit = credit_memo(step.state, lines)
         if credit is None:
-            step.move("on_hold", LIFECYCLE, detail="no invoice to credit: the request named none")
+            reason = "no invoice to credit: the request named none; release it with the invoice"
+            step.state.pending_credit = lines
+            step.move("on_hold", LIFECYCLE, detail=reason)
+            step.state.hold = {"reason": reason, "by": LIFECYCLE, "at": stamp(step.now)}
             return
+        step.state.pending_credit = []
         step.emit("credit-memo.v1", credit, "credit")
+
+    def _on_hold(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:
+        state = step.state
+        actor = dict(payload["decided_by"])
+        if payload["action"] == "hold":
+            if state.status in PARKED or "on_hold" not in allowed_from(state.status):
+                step.note("hold_refused", actor, detail=f"a {state.status} return cannot be held")
+                return
+            step.move("on_hold", actor, detail=str(payload["reason"])[:500])
+            state.hold = {"reason": payload["reason"], "by": actor, "at": payload["decided_at"]}
+            return
+        if state.status != "on_hold" or state.resume is None:
+            step.note("late_event", actor, detail=f"release ignored: the return is {state.status}")
+            return
+        if state.pending_credit and payload.get("invoice_reference") is None:
+            step.note("release_refused", actor, detail="the credit waits for an invoice; none was given")
+            return
+        detail = "released" + (f": {payload['reason']}" if payload.get("reason") else "")
+        step.move(state.resume, actor, detail=detail[:500])
+        if state.pending_credit:
+            state.credit_invoice = dict(payload["invoice_reference"])
+            self._credit(step, state.pending_credit)
 
     def _on_credit(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:
         state = step.state

@@ -13,7 +13,7 @@ import msgspec
 
 from connectors._sdk import Delivery, Emitted
 from gateway.lifecycle._status import PARKED, check_move
-from gateway.lifecycle._store import APPROVALS, Change, ReturnState, TimelineEntry
+from gateway.lifecycle._store import APPROVALS, HOLDS, Change, ReturnState, TimelineEntry
 
 #: The actor of what the lifecycle decides by rule.
 LIFECYCLE: dict[str, str] = {"type": "system", "id": "lifecycle"}
@@ -78,6 +78,11 @@ class Step:
             self.change.queues[APPROVALS] = self.now.timestamp()
         elif came_from in WAITING:
             self.change.queues[APPROVALS] = None
+        if to == "on_hold":
+            self.change.queues[HOLDS] = self.now.timestamp()
+        elif came_from == "on_hold":
+            self.change.queues[HOLDS] = None
+            state.hold = None
         self.note(
             "status_changed",
             actor,

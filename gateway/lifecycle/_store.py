@@ -25,6 +25,8 @@ from gateway.storage import redis_errors
 
 #: The queue of returns waiting for a person's decision.
 APPROVALS = ("approvals",)
+#: The queue of returns on hold, waiting for a person to release them.
+HOLDS = ("holds",)
 _TRANSACTION_TRIES = 20
 _OUTBOX_SECONDS = 7 * 24 * 3600
 
@@ -73,6 +75,12 @@ class ReturnState(msgspec.Struct, kw_only=True):
     """Where the goods are to be sent, as the authorization named it."""
     inspection: dict[str, Any] | None = None
     """The inspection task issued when the goods arrived: number, site, due by, priority, rule."""
+    hold: dict[str, Any] | None = None
+    """Why the return is on hold, who held it and when (while it is)."""
+    pending_credit: list[dict[str, Any]] = []
+    """Credit lines held back for want of an invoice to credit against (released with one)."""
+    credit_invoice: dict[str, Any] | None = None
+    """The invoice the person who released the return named, for the credit memo."""
     dead_letters: list[dict[str, str]] = []
     parked: list[dict[str, Any]] = []
     """Events that arrived before the return was ready for them (as deliveries), applied later."""

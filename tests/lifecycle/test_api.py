@@ -248,3 +248,81 @@ async def test_receipts_and_inspections_from_a_portal_are_validated_idempotent_a
     assert example("receipt", "ssd-received-into-quarantine")["receipt_number"] in {
         d.get("number") for e in await desk.lifecycle.store.timeline(return_id) for d in e.documents
     }
+
+
+async def _post(desk: Desk, key: str, path: str, body: Any) -> Any:
+    return await desk.client.post(path, json=body, headers={"Authorization": f"Bearer {key}"})
+
+
+async def test_a_held_return_waits_with_its_events_until_a_person_releases_it(desk: Desk) -> None:
+    return_id = await desk.submit()
+    await desk.lifecycle.reaches(return_id, "authorized")
+    hold = f"/v1/returns/{return_id}/hold"
+    own = await _post(desk, desk.requester, hold, {"reason": "mine"})
+    assert own.status_code == 403 and "segregation of duties" in own.json()["detail"]
+    assert (await _post(desk, desk.rival, hold, {"reason": "not mine"})).status_code == 404
+    unexplained = await _post(desk, desk.approver, hold, {"invoice_reference": {"number": "1"}})
+    assert unexplained.status_code == 422
+    assert {e["pointer"] for e in unexplained.json()["errors"]} >= {"/reason", "/invoice_reference"}
+    early = await _post(desk, desk.approver, f"/v1/returns/{return_id}/release", {})
+    assert early.status_code == 409  # nothing is held
+
+    held = await _post(desk, desk.approver, hold, {"reason": "same serials returned twice: fraud review"})
+    assert held.status_code == 202, held.text
+    await desk.lifecycle.reaches(return_id, "on_hold")
+    assert (await _post(desk, desk.approver, hold, {"reason": "again"})).status_code == 409
+    [listed] = [
+        h for h in (await desk.get(desk.approver, "/v1/holds")).json()["data"] if h["return_id"] == return_id
+    ]
+    assert listed["reason"].startswith("same serials") and listed["resumes_at"] == "authorized"
+    assert listed["needs_invoice"] is False and listed["held_by"]["type"] == "user"
+    assert (await desk.get(desk.rival, "/v1/holds")).json()["data"] == []
+
+    await desk.lifecycle.publish("receipt.v1", receipt(return_id), return_id)  # the goods arrive meanwhile
+    await wait_until(lambda: _waiting_events(desk, return_id), within=10, what="the receipt to wait")
+    assert await desk.lifecycle.status(return_id) == "on_hold"
+
+    released = await _post(desk, desk.approver, f"/v1/returns/{return_id}/release", {"reason": "cleared"})
+    assert released.status_code == 202, released.text
+    await desk.lifecycle.reaches(return_id, "received")  # back to authorized, then the waiting receipt
+    statuses = await desk.lifecycle.statuses(return_id)
+    assert statuses[-3:] == ["on_hold", "authorized", "received"]
+    assert [
+        h for h in (await desk.get(desk.approver, "/v1/holds")).json()["data"] if h["return_id"] == return_id
+    ] == []
+
+
+async def _waiting_events(desk: Desk, return_id: str) -> bool:
+    state = await desk.lifecycle.store.get(return_id)
+    return state is not None and bool(state.parked)
+
+
+async def test_a_credit_without_an_invoice_is_held_until_released_with_one(desk: Desk) -> None:
+    payload = return_request(requested_date="2024-02-20")
+    del payload["references"]["invoice"]
+    response = await desk.client.post("/v1/returns", json=payload, headers=headers(desk.requester))
+    assert response.status_code == 202, response.text
+    return_id = response.json()["id"]
+    await desk.lifecycle.reaches(return_id, "requested")
+    facts = documents(return_id)
+    facts["documents"][0].update(kind="shipment", number="80071234")  # the ERP knows the shipment only
+    await desk.lifecycle.publish("return-documents.v1", facts, return_id)
+    await desk.lifecycle.reaches(return_id, "authorized")
+    await desk.lifecycle.publish("receipt.v1", receipt(return_id), return_id)
+    await desk.lifecycle.publish("inspection-result.v1", inspection(return_id), return_id)
+    await desk.lifecycle.reaches(return_id, "on_hold")
+    [listed] = [
+        h for h in (await desk.get(desk.approver, "/v1/holds")).json()["data"] if h["return_id"] == return_id
+    ]
+    assert listed["needs_invoice"] is True and listed["resumes_at"] == "dispositioned"
+    assert listed["held_by"] == {"type": "system", "id": "lifecycle"}
+
+    release = f"/v1/returns/{return_id}/release"
+    without = await _post(desk, desk.approver, release, {"reason": "go on"})
+    assert without.status_code == 422
+    assert [e["pointer"] for e in without.json()["errors"]] == ["/invoice_reference"]
+    given = await _post(desk, desk.approver, release, {"invoice_reference": {"number": "90031877"}})
+    assert given.status_code == 202, given.text
+    await desk.lifecycle.reaches(return_id, "dispositioned")
+    draft = await desk.lifecycle.one("credit-memo.v1", return_id)
+    assert draft["invoice_reference"] == {"number": "90031877"} and draft["document_status"] == "draft"
