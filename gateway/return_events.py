@@ -27,7 +27,7 @@ from gateway.lifecycle import LifecycleStore, PolicyBook, ReturnState
 from gateway.lifecycle._status import PARKED, allowed_from
 from gateway.lifecycle._step import WAITING
 from gateway.registry import ContractRegistry
-from gateway.returns_store import ReturnRecord, ReturnStore
+from gateway.returns_store import ReturnStore
 from gateway.routing import condition_headers
 from gateway.settings import Settings
 
@@ -102,7 +102,7 @@ class ReturnEvents:
         encoded = _json.encode(payload)
         raw = msgspec.Raw(encoded)
         try:
-            await self._publish(record, contract_name, outcome.message_id, raw, trace)
+            await self._publish(record.partner, record.id, contract_name, outcome.message_id, raw, trace)
         except BaseException:
             await self._idempotency.release(outcome)
             raise
@@ -213,35 +213,31 @@ class ReturnEvents:
     async def _decided(
         self, state: ReturnState, contract: str, message_id: str, payload: dict[str, Any], trace: TraceContext
     ) -> Envelope:
-        """Publish a person's decision about a return (confirmed) for the lifecycle."""
-        envelope = Envelope(
-            message_id=message_id,
-            correlation_id=state.return_id,
-            contract=contract,
-            version="v1",
-            partner=state.partner,
-            occurred_at=dt.datetime.now(dt.UTC),
-            trace=trace,
-            payload=msgspec.Raw(_json.encode(payload)),
-        )
-        await self._publisher.publish(
-            envelope, _json.encode(envelope), headers=condition_headers(state.partner, {})
-        )
-        return envelope
+        """Publish a person's decision about a return for the lifecycle."""
+        raw = msgspec.Raw(_json.encode(payload))
+        return await self._publish(state.partner, state.return_id, contract, message_id, raw, trace)
 
     async def _publish(
-        self, record: ReturnRecord, contract: str, message_id: str, payload: msgspec.Raw, trace: TraceContext
-    ) -> None:
+        self,
+        partner: str,
+        return_id: str,
+        contract: str,
+        message_id: str,
+        payload: msgspec.Raw,
+        trace: TraceContext,
+    ) -> Envelope:
+        """One event about a return, confirmed by the broker, in the return's partner's name."""
         envelope = Envelope(
             message_id=message_id,
-            correlation_id=record.id,
+            correlation_id=return_id,
             contract=contract,
             version="v1",
-            partner=record.partner,
+            partner=partner,
             occurred_at=dt.datetime.now(dt.UTC),
             trace=trace,
             payload=payload,
         )
         await self._publisher.publish(
-            envelope, _json.encode(envelope), headers=condition_headers(record.partner, {})
+            envelope, _json.encode(envelope), headers=condition_headers(partner, {})
         )
+        return envelope

@@ -18,12 +18,12 @@ from litestar.params import FromPath
 from gateway.api._bodies import JSON, answer, require_json
 from gateway.api._openapi import contract_body, problem_responses
 from gateway.api._security import SECURITY, authorize
-from gateway.auth import Scope
+from gateway.auth import Principal, Scope
 from gateway.envelope import trace_context
 from gateway.errors import NotFound
 from gateway.idempotency import HEADER, REPLAYED_HEADER, parse_key
 from gateway.lifecycle._rules import Verdict, authorized_credit
-from gateway.lifecycle._store import HOLDS, TimelineEntry, inspections_of
+from gateway.lifecycle._store import APPROVALS, HOLDS, ReturnState, TimelineEntry, inspections_of
 from gateway.registry import ContractRegistry
 from gateway.services import Services
 
@@ -271,14 +271,8 @@ async def approvals_queue(request: Request[Any, Any, Any]) -> Response[bytes]:
     services: Services = request.app.state.services
     now = time.time()
     waiting: list[WaitingReturn] = []
-    for return_id, since in await services.lifecycle.waiting():
-        state = await services.lifecycle.get(return_id)
-        if (
-            state is None
-            or state.partner == principal.partner
-            or not services.events.may_decide(principal, state)
-        ):
-            continue
+    for state, since in await _governed_queue(services, principal, APPROVALS):
+        return_id = state.return_id
         verdict = msgspec.convert(state.verdict, Verdict) if state.verdict else None
         waiting.append(
             WaitingReturn(
@@ -339,6 +333,22 @@ async def inspections_to_do(request: Request[Any, Any, Any], site: str | None = 
             )
         )
     return answer(request, InspectionsDocument(object="list", data=to_do))
+
+
+async def _governed_queue(
+    services: Services, principal: Principal, queue: tuple[str, ...]
+) -> list[tuple[ReturnState, float]]:
+    """The returns in a people's queue that the caller's tenant governs, never its own, oldest first."""
+    found = []
+    for return_id, since in await services.lifecycle.queued(queue):
+        state = await services.lifecycle.get(return_id)
+        if (
+            state is not None
+            and state.partner != principal.partner
+            and services.events.may_decide(principal, state)
+        ):
+            found.append((state, since))
+    return found
 
 
 def _estimate(request: dict[str, Any], verdict: Verdict | None) -> list[dict[str, str]]:
@@ -433,19 +443,13 @@ async def holds_queue(request: Request[Any, Any, Any]) -> Response[bytes]:
     services: Services = request.app.state.services
     now = time.time()
     held: list[HeldReturn] = []
-    for return_id, since in await services.lifecycle.queued(HOLDS):
-        state = await services.lifecycle.get(return_id)
-        if (
-            state is None
-            or state.status != "on_hold"
-            or state.partner == principal.partner
-            or not services.events.may_decide(principal, state)
-        ):
+    for state, since in await _governed_queue(services, principal, HOLDS):
+        if state.status != "on_hold":
             continue
         hold = state.hold or {}
         held.append(
             HeldReturn(
-                return_id=return_id,
+                return_id=state.return_id,
                 partner=state.partner,
                 external_id=state.external_id,
                 held_since=dt.datetime.fromtimestamp(since, dt.UTC),

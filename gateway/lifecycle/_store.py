@@ -156,10 +156,6 @@ class LifecycleStore:
             raw = await self._redis.lrange(self._timeline_key(return_id), 0, -1)
         return [_entry.decode(r) for r in raw]
 
-    async def waiting(self, limit: int = 500) -> list[tuple[str, float]]:
-        """Returns waiting for a person, oldest first, with the time they started waiting."""
-        return await self.queued(APPROVALS, limit)
-
     async def queued(self, queue: tuple[str, ...], limit: int = 500) -> list[tuple[str, float]]:
         """The returns in one work queue, lowest rank first, with their rank (a timestamp)."""
         with redis_errors():

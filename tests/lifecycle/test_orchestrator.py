@@ -21,7 +21,7 @@ from connectors._process import declare_topology
 from gateway.broker import events_exchange_name
 from gateway.envelope import Envelope, trace_context
 from gateway.lifecycle import LifecycleStore, Orchestrator
-from gateway.lifecycle._store import inspections_of
+from gateway.lifecycle._store import APPROVALS, inspections_of
 from gateway.registry import ContractRegistry
 from gateway.routing import parse_routing_table
 from gateway.settings import Settings
@@ -432,7 +432,7 @@ async def test_a_request_that_cannot_be_checked_waits_in_the_approvals_queue(lif
     return_id = await opened(lifecycle)
     await lifecycle.publish("return-documents.v1", documents(return_id, missing=True), return_id)
     await lifecycle.reaches(return_id, "validation_failed")
-    assert return_id in [r for r, _ in await lifecycle.store.waiting()]
+    assert return_id in [r for r, _ in await lifecycle.store.queued(APPROVALS)]
     approval = {
         "return_id": return_id,
         "decision": "approve",
@@ -443,7 +443,7 @@ async def test_a_request_that_cannot_be_checked_waits_in_the_approvals_queue(lif
     }
     await lifecycle.publish("approval.v1", approval, return_id)
     await lifecycle.reaches(return_id, "authorized")
-    assert return_id not in [r for r, _ in await lifecycle.store.waiting()]
+    assert return_id not in [r for r, _ in await lifecycle.store.queued(APPROVALS)]
     decision = await lifecycle.one("return-decision.v1", return_id)
     assert decision["decided_by"] == {"type": "user", "id": "key_ops"}
     assert decision["approvals"][0]["comment"] == "order is old"
