@@ -19,6 +19,7 @@ from gateway.lifecycle._policy import Policy, credit_value
 
 #: Built-in checks, versioned with the policy that applies them.
 DOCUMENTS_KNOWN = "erp-documents-known"
+DOCUMENTS_CUSTOMER = "erp-documents-customer"
 RETURNABLE_QUANTITY = "returnable-quantity"
 AUTO_AUTHORIZE = "auto-authorize"
 _BASIS_ORDER = ("shipment", "invoice", "order")
@@ -139,6 +140,17 @@ def _cannot_check(
     if not documents["documents"] and stop is None:
         stop = policy.rule(DOCUMENTS_KNOWN)
         findings.append(Finding(stop, "the ERP holds none of the referenced documents"))
+    customer = str(request["customer"]["account_number"])
+    for document in documents["documents"]:
+        owner = document.get("customer")
+        if owner and str(owner).strip().casefold() != customer.strip().casefold():
+            stop = stop or policy.rule(DOCUMENTS_CUSTOMER)
+            findings.append(
+                Finding(
+                    policy.rule(DOCUMENTS_CUSTOMER),
+                    f"{document['kind']} {document['number']} is customer {owner}'s, not {customer}'s",
+                )
+            )
     for rule in policy.evidence:
         for line in request["lines"]:
             if _reason(request, line) not in rule.reasons:

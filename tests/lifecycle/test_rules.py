@@ -133,6 +133,18 @@ def test_a_threshold_in_another_currency_does_not_apply() -> None:
     assert validate(payload, documents(), {}, POLICY).outcome == "authorize"
 
 
+def test_documents_of_another_customer_stop_the_return_for_a_person() -> None:
+    theirs = documents()
+    theirs["documents"][0]["customer"] = "C999999"  # the invoice is someone else's
+    theirs["documents"][1]["customer"] = "c100234"  # the shipment is ours (case does not matter)
+    verdict = validate(request(), theirs, {}, POLICY)
+    assert verdict.outcome == "validation_failed"
+    assert verdict.rule == {"id": "erp-documents-customer", "version": VERSION}
+    assert [f.detail for f in verdict.findings if f.rule["id"] == "erp-documents-customer"] == [
+        "invoice 90031877 is customer C999999's, not C100234's"
+    ]
+
+
 def test_watched_customers_and_unauthorized_returns_need_a_person() -> None:
     watched = request(customer={"account_number": "C-6660"})
     assert validate(watched, documents(), {}, POLICY).rule["id"] == "watched-customers"
