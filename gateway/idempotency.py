@@ -15,7 +15,9 @@ the same key cannot both win:
   message id and consumers deduplicate it.
 
 The claim also reserves the partner's ``external_id``, so the same return submitted under
-two different keys still becomes one return.
+two different keys still becomes one return. Given the request's rate-limit
+:class:`~gateway.ratelimit.Admission`, the claim's script counts the request first, in the
+same round trip, and touches no key when the partner is over its limit.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from gateway.errors import DuplicateReturn, IdempotencyKeyInFlight, IdempotencyKeyReused, MalformedRequest
+from gateway.ratelimit import Admission
 from gateway.settings import Settings
 from gateway.storage import redis_errors
 
@@ -35,6 +38,12 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 _KEY_SYNTAX = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 _CLAIM = """
+local count = 0
+if KEYS[3] then  -- limits' fixed window (incr_expire.lua): the first request of a window starts its expiry
+  count = redis.call('INCRBY', KEYS[3], 1)
+  if count == 1 then redis.call('EXPIRE', KEYS[3], tonumber(ARGV[8])) end
+  if count > tonumber(ARGV[7]) then return {count, 'throttled'} end
+end
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local return_id, message_id = ARGV[3], ARGV[4]
@@ -42,18 +51,18 @@ local h = redis.call('HGETALL', KEYS[1])
 if #h > 0 then
   local r = {}
   for i = 1, #h, 2 do r[h[i]] = h[i + 1] end
-  if r.fingerprint ~= ARGV[1] then return {'mismatch'} end
-  if r.state == 'done' then return {'replay', r.status, r.body, r.headers} end
-  if r.state == 'in_flight' and tonumber(r.lease_until) > now_ms then return {'in_flight'} end
+  if r.fingerprint ~= ARGV[1] then return {count, 'mismatch'} end
+  if r.state == 'done' then return {count, 'replay', r.status, r.body, r.headers} end
+  if r.state == 'in_flight' and tonumber(r.lease_until) > now_ms then return {count, 'in_flight'} end
   return_id, message_id = r.return_id, r.message_id
 end
 local owner = redis.call('GET', KEYS[2])
-if owner and owner ~= return_id then return {'duplicate', owner} end
+if owner and owner ~= return_id then return {count, 'duplicate', owner} end
 redis.call('SET', KEYS[2], return_id)
 redis.call('HSET', KEYS[1], 'state', 'in_flight', 'fingerprint', ARGV[1], 'token', ARGV[2],
   'return_id', return_id, 'message_id', message_id, 'lease_until', now_ms + tonumber(ARGV[5]))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
-return {'claimed', return_id, message_id}
+return {count, 'claimed', return_id, message_id}
 """
 
 _RELEASE = """
@@ -124,28 +133,46 @@ class IdempotencyStore:
         )
 
     async def claim(
-        self, *, partner: str, key: str, payload_fingerprint: str, external_id: str, new_ids: tuple[str, str]
+        self,
+        *,
+        partner: str,
+        key: str,
+        payload_fingerprint: str,
+        external_id: str,
+        new_ids: tuple[str, str],
+        admission: Admission | None = None,
     ) -> Claim | StoredResponse:
-        """Own ``key`` for this request, or get the response to replay; raises 409/422 otherwise."""
+        """Own ``key`` for this request, or get the response to replay; raises 409/422 otherwise.
+
+        With an ``admission`` not counted yet, the request is counted against its partner's rate
+        limit in the same script, first: over the limit, nothing is claimed and
+        :class:`~gateway.errors.RateLimited` (429) is raised.
+        """
         idem_key, external_key = self._keys(partner, key, external_id)
         token = new_ids[1]
+        keys = [idem_key, external_key]
+        args: list[str | int] = [
+            payload_fingerprint,
+            token,
+            new_ids[0],
+            new_ids[1],
+            self._settings.idempotency_lease_seconds * 1000,
+            self._settings.idempotency_ttl_seconds,
+        ]
+        counting = admission if admission is not None and admission.pending else None
+        if counting is not None:
+            counter = counting.counter
+            keys.append(counter.key)
+            args += [counter.limit, counter.window_seconds]
         with redis_errors():
-            result = await self._claim(
-                keys=[idem_key, external_key],
-                args=[
-                    payload_fingerprint,
-                    token,
-                    new_ids[0],
-                    new_ids[1],
-                    self._settings.idempotency_lease_seconds * 1000,
-                    self._settings.idempotency_ttl_seconds,
-                ],
-            )
-        outcome = result[0].decode()
+            result = await self._claim(keys=keys, args=args)
+        if counting is not None:
+            counting.counted(result[0])
+        outcome = result[1].decode()
         if outcome == "claimed":
-            return Claim(result[1].decode(), result[2].decode(), token, idem_key, external_key)
+            return Claim(result[2].decode(), result[3].decode(), token, idem_key, external_key)
         if outcome == "replay":
-            return StoredResponse(int(result[1]), bytes(result[2]), msgspec.json.decode(result[3]))
+            return StoredResponse(int(result[2]), bytes(result[3]), msgspec.json.decode(result[4]))
         if outcome == "mismatch":
             raise IdempotencyKeyReused(
                 f"idempotency key '{key}' was already used with a different payload; use a new key"
@@ -156,8 +183,8 @@ class IdempotencyStore:
                 headers={"Retry-After": "1"},
             )
         raise DuplicateReturn(
-            f"external_id '{external_id}' was already submitted as return {result[1].decode()}",
-            extensions={"return_id": result[1].decode()},
+            f"external_id '{external_id}' was already submitted as return {result[2].decode()}",
+            extensions={"return_id": result[2].decode()},
         )
 
     async def release(self, claim: Claim) -> None:

@@ -17,6 +17,7 @@ from gateway.broker import BrokerPublisher
 from gateway.envelope import Envelope, TraceContext
 from gateway.errors import ContractViolation, MalformedRequest, Violation
 from gateway.idempotency import Claim, IdempotencyStore, StoredResponse, fingerprint
+from gateway.ratelimit import Admission
 from gateway.registry import Contract
 from gateway.returns_store import INITIAL_STATUS, ReturnRecord, ReturnStore, render_return
 from gateway.routing import condition_headers
@@ -62,9 +63,19 @@ class ReturnIntake:
         self._publisher = publisher
 
     async def submit(
-        self, principal: Principal, idempotency_key: str, body: bytes, trace: TraceContext
+        self,
+        principal: Principal,
+        idempotency_key: str,
+        body: bytes,
+        trace: TraceContext,
+        *,
+        admission: Admission | None = None,
     ) -> Accepted:
-        """Accept one return request exactly once per idempotency key."""
+        """Accept one return request exactly once per idempotency key.
+
+        ``admission``, when given, is counted against the partner's rate limit by the claim
+        itself (one Redis round trip for both); a throttled request claims nothing.
+        """
         payload = decode_json(body)
         violations = self._contract.violations(payload)
         if violations:
@@ -80,6 +91,7 @@ class ReturnIntake:
             payload_fingerprint=fingerprint(payload),
             external_id=str(payload["external_id"]),
             new_ids=new_ids(),
+            admission=admission,
         )
         if isinstance(outcome, StoredResponse):
             return Accepted(outcome, replayed=True)

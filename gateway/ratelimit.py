@@ -5,9 +5,18 @@ window's counter and sets its expiry in one script, and hands back the new count
 admitting a request and filling every ``RateLimit-*`` header costs one round trip (its
 sliding-window strategy needs two). The window begins with its first request and lasts a
 second, so a partner can at most double its limit across one window edge.
+
+``POST /v1/returns`` saves that round trip: its :class:`Admission` is counted inside the
+idempotency claim's script (:meth:`Admission.counter` gives the script the same key,
+limit and window ``limits`` uses), which claims nothing when the count is over the limit.
+A request that fails before reaching the claim is counted on its own by
+:meth:`Admission.settle`, so every request still counts once and a throttled one still
+gets 429 first, whatever else is wrong with it.
 """
 
 from __future__ import annotations
+
+import time
 
 import msgspec
 from limits import RateLimitItemPerSecond
@@ -35,6 +44,15 @@ class RateLimitState(msgspec.Struct, frozen=True):
         }
 
 
+class RateLimitCounter(msgspec.Struct, frozen=True):
+    """What a Redis script needs to count a request as ``limits``' fixed window does."""
+
+    key: str
+    """The window's counter, the very key ``limits`` increments for this partner and limit."""
+    limit: int
+    window_seconds: int
+
+
 class PartnerRateLimiter:
     """Admits a request if its partner is under its requests-per-second limit."""
 
@@ -42,7 +60,9 @@ class PartnerRateLimiter:
         self._storage = RedisStorage(
             "async+" + redis_url, implementation="redispy", key_prefix=key_prefix, wrap_exceptions=True
         )
+        self._key_prefix = key_prefix
         self._items: dict[int, RateLimitItemPerSecond] = {}
+        self._throttled_until: dict[str, float] = {}
 
     def _item(self, limit: int) -> RateLimitItemPerSecond:
         item = self._items.get(limit)
@@ -57,11 +77,83 @@ class PartnerRateLimiter:
             count = await self._storage.incr(item.key_for(partner), item.get_expiry())
         except StorageError as exc:
             raise StoreUnavailable(f"rate limit store unavailable: {exc}") from exc
+        return self.judge(partner, limit, count)
+
+    def judge(self, partner: str, limit: int, count: int) -> RateLimitState:
+        """The state after the window's ``count``-th request; raise :class:`RateLimited` if over."""
         # The window is one second long and began at or before now, so it ends within a second.
         state = RateLimitState(limit=limit, remaining=max(0, limit - count), reset_seconds=WINDOW_SECONDS)
         if count > limit:
+            self._throttled_until[partner] = time.monotonic() + WINDOW_SECONDS
             raise RateLimited(
                 f"partner '{partner}' is limited to {limit} requests per second",
                 headers={**state.headers(), "Retry-After": str(WINDOW_SECONDS)},
             )
         return state
+
+    def counter(self, partner: str, limit: int) -> RateLimitCounter:
+        """The key, limit and window a script uses to count ``partner`` in ``limits``' own counter."""
+        item = self._item(limit)
+        return RateLimitCounter(f"{self._key_prefix}:{item.key_for(partner)}", limit, item.get_expiry())
+
+    def recently_throttled(self, partner: str) -> bool:
+        """This replica refused ``partner`` within the last window: count its next requests first."""
+        until = self._throttled_until.get(partner)
+        if until is None:
+            return False
+        if until <= time.monotonic():
+            del self._throttled_until[partner]
+            return False
+        return True
+
+    def admission(self, partner: str, limit: int) -> Admission:
+        """One request's count, to be taken once, by a script or by :meth:`Admission.settle`."""
+        return Admission(self, partner, limit)
+
+
+class Admission:
+    """One request's count against its partner's limit, taken exactly once.
+
+    Either a Redis script counts it (with :attr:`counter`) and reports the count to
+    :meth:`counted`, or :meth:`settle` counts it on its own round trip.
+    """
+
+    def __init__(self, limiter: PartnerRateLimiter, partner: str, limit: int) -> None:
+        self._limiter = limiter
+        self._partner = partner
+        self._limit = limit
+        self._state: RateLimitState | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Not counted yet: a script may take the count (once)."""
+        return self._state is None
+
+    @property
+    def counter(self) -> RateLimitCounter:
+        return self._limiter.counter(self._partner, self._limit)
+
+    @property
+    def deferrable(self) -> bool:
+        """False while the partner is known to be over its limit: then count before any other work,
+        so a throttled flood is refused before its bodies are read and validated."""
+        return not self._limiter.recently_throttled(self._partner)
+
+    def counted(self, count: int) -> RateLimitState:
+        """Record the count a script took; raise :class:`RateLimited` (429) when over the limit."""
+        try:
+            self._state = self._limiter.judge(self._partner, self._limit, count)
+        except RateLimited:
+            self._state = RateLimitState(limit=self._limit, remaining=0, reset_seconds=WINDOW_SECONDS)
+            raise
+        return self._state
+
+    async def settle(self) -> RateLimitState:
+        """The request's state, counting it now if no script did; raises 429 when over the limit."""
+        if self._state is None:
+            try:
+                self._state = await self._limiter.admit(self._partner, self._limit)
+            except RateLimited:
+                self._state = RateLimitState(limit=self._limit, remaining=0, reset_seconds=WINDOW_SECONDS)
+                raise
+        return self._state

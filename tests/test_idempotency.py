@@ -7,8 +7,9 @@ import dataclasses
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.errors import DuplicateReturn, IdempotencyKeyInFlight, IdempotencyKeyReused
+from gateway.errors import DuplicateReturn, IdempotencyKeyInFlight, IdempotencyKeyReused, RateLimited
 from gateway.idempotency import Claim, IdempotencyStore, StoredResponse
+from gateway.ratelimit import Admission, PartnerRateLimiter
 from gateway.settings import Settings
 
 RESPONSE = StoredResponse(202, b'{"id":"ret_1"}', {"Location": "/v1/returns/ret_1"})
@@ -79,3 +80,58 @@ async def test_external_id_is_freed_when_its_request_fails(store: IdempotencySto
         partner="acme", key="k2", payload_fingerprint="fp", external_id="EXT-1", new_ids=("ret_b", "msg_b")
     )
     assert isinstance(other, Claim) and other.return_id == "ret_b"
+
+
+@pytest.fixture
+def limiter(settings: Settings) -> PartnerRateLimiter:
+    return PartnerRateLimiter(settings.redis_url, key_prefix=settings.key("ratelimit"))
+
+
+async def _counted_claim(
+    store: IdempotencyStore, key: str, ids: tuple[str, str], admission: Admission | None
+) -> Claim | StoredResponse:
+    return await store.claim(
+        partner="acme",
+        key=key,
+        payload_fingerprint="fp",
+        external_id=f"EXT-{key}",
+        new_ids=ids,
+        admission=admission,
+    )
+
+
+async def test_throttled_claim_takes_no_key(store: IdempotencyStore, limiter: PartnerRateLimiter) -> None:
+    first = limiter.admission("acme", 1)
+    assert isinstance(await _counted_claim(store, "k1", ("ret_a", "msg_a"), first), Claim)
+    assert (await first.settle()).remaining == 0  # counted once, by the claim
+    second = limiter.admission("acme", 1)
+    with pytest.raises(RateLimited) as throttled:
+        await _counted_claim(store, "k2", ("ret_b", "msg_b"), second)
+    assert throttled.value.headers["Retry-After"] == "1"
+    # settle() does not count again a request the claim counted (and refused).
+    assert (await second.settle()).remaining == 0
+    # Neither the key nor its external id was taken: uncounted, the same request claims both.
+    probe = await _counted_claim(store, "k2", ("ret_c", "msg_c"), None)
+    assert isinstance(probe, Claim) and probe.return_id == "ret_c"
+
+
+async def test_claim_counts_in_the_limiters_own_window(
+    store: IdempotencyStore, limiter: PartnerRateLimiter
+) -> None:
+    """Every other route counts through ``limits``; the claim's script must count in the same window."""
+    await limiter.admit("acme", 2)
+    assert isinstance(
+        await _counted_claim(store, "k1", ("ret_a", "msg_a"), limiter.admission("acme", 2)), Claim
+    )
+    with pytest.raises(RateLimited):
+        await limiter.admit("acme", 2)
+    # Another limit is another window, as with ``limits``.
+    assert (await limiter.admit("acme", 3)).remaining == 2
+
+
+async def test_an_admission_counted_already_is_not_counted_again(
+    store: IdempotencyStore, limiter: PartnerRateLimiter
+) -> None:
+    admission = limiter.admission("acme", 1)
+    await admission.settle()  # e.g. counted up front because the partner was throttled a moment ago
+    assert isinstance(await _counted_claim(store, "k1", ("ret_a", "msg_a"), admission), Claim)

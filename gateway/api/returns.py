@@ -13,7 +13,7 @@ from gateway.api._bodies import JSON, require_json
 from gateway.api._deprecation import deprecation_headers
 from gateway.api._openapi import ReturnDocument, contract_body, problem_responses
 from gateway.api._problems import add_response_headers, extra_headers
-from gateway.api._security import SECURITY, authorize
+from gateway.api._security import SECURITY, authenticate, authorize, counted_once
 from gateway.auth import Scope
 from gateway.envelope import trace_context
 from gateway.idempotency import HEADER, REPLAYED_HEADER, parse_key
@@ -44,18 +44,21 @@ def returns_router(registry: ContractRegistry) -> Router:
         },
     )
     async def submit_return(request: Request[Any, Any, Any]) -> Response[bytes]:
-        principal = await authorize(request, Scope.RETURNS_WRITE)
+        principal = await authenticate(request)
         services: Services = request.app.state.services
-        add_response_headers(request, deprecation_headers(contract))
-        require_json(request)
-        key = parse_key(request.headers.get(HEADER))
-        body = await request.body()
-        accepted = await services.intake.submit(
-            principal,
-            key,
-            body,
-            trace_context(request.headers.get("traceparent"), request.headers.get("tracestate")),
-        )
+        async with counted_once(request, principal) as admission:  # counted by the claim, if it gets there
+            principal.require(Scope.RETURNS_WRITE)
+            add_response_headers(request, deprecation_headers(contract))
+            require_json(request)
+            key = parse_key(request.headers.get(HEADER))
+            body = await request.body()
+            accepted = await services.intake.submit(
+                principal,
+                key,
+                body,
+                trace_context(request.headers.get("traceparent"), request.headers.get("tracestate")),
+                admission=admission,
+            )
         headers = {**extra_headers(request), **accepted.response.headers}
         if accepted.replayed:
             headers[REPLAYED_HEADER] = "true"
