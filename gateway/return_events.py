@@ -170,10 +170,6 @@ class ReturnEvents:
     ) -> bytes:
         """Hold a return where it stands, or release a held one; answer what was recorded."""
         state = await self._governed(principal, return_id, "holds or releases")
-        if action == "hold" and (state.status in PARKED or "on_hold" not in allowed_from(state.status)):
-            raise StatusConflict(f"return {return_id} is {state.status}: it cannot be held")
-        if action == "release" and state.status != "on_hold":
-            raise StatusConflict(f"return {return_id} is {state.status}: nothing to release")
         submitted = decode_json(body)
         if not isinstance(submitted, dict):
             raise ContractViolation("the body must be a JSON object", [Violation("", "expected an object")])
@@ -191,11 +187,24 @@ class ReturnEvents:
             Violation(f"/{name}", f"is not a field of a {action}")
             for name in sorted(set(submitted) - accepted)
         ]
-        if action == "release" and state.pending_credit and "invoice_reference" not in submitted:
-            violations.append(Violation("/invoice_reference", "the credit waits for the invoice to credit"))
+        if action == "release" and state.status == "on_hold":
+            waits = bool(state.pending_credit)
+            if waits and "invoice_reference" not in submitted:
+                violations.append(
+                    Violation("/invoice_reference", "the credit waits for the invoice to credit")
+                )
+            if not waits and "invoice_reference" in submitted:
+                violations.append(Violation("/invoice_reference", "no credit waits for an invoice"))
         if violations:
             raise ContractViolation(f"{len(violations)} violation(s) of the {action}", violations)
-        envelope = await self._decided(state, "return-hold", f"hld_{uuid.uuid4().hex}", event, trace)
+        if action == "hold" and (state.status in PARKED or "on_hold" not in allowed_from(state.status)):
+            raise StatusConflict(f"return {return_id} is {state.status}: it cannot be held")
+        if action == "release" and state.status != "on_hold":
+            raise StatusConflict(f"return {return_id} is {state.status}: nothing to release")
+        # The same person's retry of the same hold (or of its release) is the same event.
+        number = state.holds + (1 if action == "hold" else 0)
+        digest = hashlib.sha256(f"{principal.key_id}:{return_id}:{action}:{number}".encode()).hexdigest()[:32]
+        envelope = await self._decided(state, "return-hold", f"hld_{digest}", event, trace)
         return _json.encode(
             {"object": "return_hold", "id": envelope.message_id, "return_id": return_id, "action": action}
         )

@@ -96,12 +96,10 @@ class SalesforceConnector(Connector):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         version = str(self.options.get("api_version", DEFAULT_API_VERSION))
-        field = urllib.parse.quote(
-            str(self.options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD)), safe=""
-        )
-        task_field = urllib.parse.quote(str(self.options.get("task_external_id_field", field)), safe="")
-        self._cases = f"/services/data/{version}/sobjects/Case/{field}"
-        self._tasks = f"/services/data/{version}/sobjects/Task/{task_field}"
+        field = str(self.options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD))
+        task_field = str(self.options.get("task_external_id_field", field))
+        self._cases = f"/services/data/{version}/sobjects/Case/{urllib.parse.quote(field, safe='')}"
+        self._tasks = f"/services/data/{version}/sobjects/Task/{urllib.parse.quote(task_field, safe='')}"
         self._task_owner = self.options.get("task_owner_id")
         self._task_completed = str(self.options.get("task_completed_status", DEFAULT_TASK_COMPLETED))
         self._inspected_field = str(self.options.get("inspected_field", DEFAULT_INSPECTED_FIELD))

@@ -204,6 +204,8 @@ class Orchestrator(Connector):
     def _on_documents(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:
         state = step.state
         erp = {"type": "system", "id": str(payload["system"])}
+        if state.status == "on_hold":
+            raise _Parked("the release")
         if state.status != "requested":
             step.note("late_event", erp, detail=f"ERP documents arrived with the return {state.status}")
             return
@@ -241,6 +243,8 @@ class Orchestrator(Connector):
     def _on_approval(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:
         state = step.state
         approver = dict(payload["approver"])
+        if state.status == "on_hold":
+            raise _Parked("the release")
         if state.status not in WAITING:
             step.note("late_event", approver, detail=f"approval ignored: the return is {state.status}")
             return
@@ -385,6 +389,11 @@ class Orchestrator(Connector):
     def _on_hold(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:
         state = step.state
         actor = dict(payload["decided_by"])
+        if payload.get("decided_by_partner") == state.partner:
+            step.note(
+                "hold_refused", actor, detail="the requesting partner cannot hold or release its own return"
+            )
+            return
         if payload["action"] == "hold":
             if state.status in PARKED or "on_hold" not in allowed_from(state.status):
                 step.note("hold_refused", actor, detail=f"a {state.status} return cannot be held")
@@ -408,6 +417,8 @@ class Orchestrator(Connector):
         state = step.state
         if payload["document_status"] != "posted":
             return  # the lifecycle's own draft, coming back through the routes
+        if state.status == "on_hold":
+            raise _Parked("the release")
         documents = list(payload.get("erp_documents") or [])
         erp = _system(step.delivery, documents)
         number = payload.get("credit_memo_number", "")
@@ -433,7 +444,11 @@ class Orchestrator(Connector):
         detail = f"{payload['message_type']} dead-lettered at {payload['connector']}: {payload['detail']}"
         actor = {"type": "system", "id": str(payload["connector"])}
         posting = payload["message_type"] in POSTINGS
-        if posting and "posting_failed" in allowed_from(state.status, state.resume):
+        if (
+            posting
+            and state.status != "on_hold"
+            and "posting_failed" in allowed_from(state.status, state.resume)
+        ):
             step.move("posting_failed", actor, detail=detail[:500], dead_letter=link)
         else:
             step.note("delivery_failed", actor, detail=detail[:500], dead_letter=link)

@@ -143,7 +143,7 @@ def _cannot_check(
     customer = str(request["customer"]["account_number"])
     for document in documents["documents"]:
         owner = document.get("customer")
-        if owner and str(owner).strip().casefold() != customer.strip().casefold():
+        if owner and not _same_customer(str(owner), customer):
             stop = stop or policy.rule(DOCUMENTS_CUSTOMER)
             findings.append(
                 Finding(
@@ -166,6 +166,14 @@ def _cannot_check(
                     )
                 )
     return stop
+
+
+def _same_customer(owner: str, account_number: str) -> bool:
+    """Whether an ERP document's customer is the account: its number alone (Business Central's
+    ``customerNumber``) or at the head of a display name (NetSuite's ``entity.refName`` shows
+    "C100234 Nordwind Automation GmbH" where customers are numbered)."""
+    words = owner.split()
+    return bool(words) and words[0].casefold() == account_number.strip().casefold()
 
 
 def _cut(line: dict[str, Any], quantity: float, reason: str, rule: dict[str, str]) -> None:

@@ -80,6 +80,7 @@ class Step:
             self.change.queues[APPROVALS] = None
         if to == "on_hold":
             self.change.queues[HOLDS] = self.now.timestamp()
+            state.holds += 1
         elif came_from == "on_hold":
             self.change.queues[HOLDS] = None
             state.hold = None

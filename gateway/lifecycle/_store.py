@@ -77,6 +77,8 @@ class ReturnState(msgspec.Struct, kw_only=True):
     """The inspection task issued when the goods arrived: number, site, due by, priority, rule."""
     hold: dict[str, Any] | None = None
     """Why the return is on hold, who held it and when (while it is)."""
+    holds: int = 0
+    """How many times it was put on hold (numbers each hold, so a retried release is one event)."""
     pending_credit: list[dict[str, Any]] = []
     """Credit lines held back for want of an invoice to credit against (released with one)."""
     credit_invoice: dict[str, Any] | None = None

@@ -282,6 +282,11 @@ async def test_a_held_return_waits_with_its_events_until_a_person_releases_it(de
     await wait_until(lambda: _waiting_events(desk, return_id), within=10, what="the receipt to wait")
     assert await desk.lifecycle.status(return_id) == "on_hold"
 
+    stray = await _post(
+        desk, desk.approver, f"/v1/returns/{return_id}/release", {"invoice_reference": {"number": "90031877"}}
+    )
+    assert stray.status_code == 422  # no credit waits for an invoice here
+    assert [e["pointer"] for e in stray.json()["errors"]] == ["/invoice_reference"]
     released = await _post(desk, desk.approver, f"/v1/returns/{return_id}/release", {"reason": "cleared"})
     assert released.status_code == 202, released.text
     await desk.lifecycle.reaches(return_id, "received")  # back to authorized, then the waiting receipt

@@ -447,3 +447,67 @@ async def test_a_request_that_cannot_be_checked_waits_in_the_approvals_queue(lif
     decision = await lifecycle.one("return-decision.v1", return_id)
     assert decision["decided_by"] == {"type": "user", "id": "key_ops"}
     assert decision["approvals"][0]["comment"] == "order is old"
+
+
+def hold(return_id: str, action: str, partner: str = "operations", **extra: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "return_id": return_id,
+        "action": action,
+        "decided_by": {"type": "user", "id": "key_ops1"},
+        "decided_by_partner": partner,
+        "decided_at": "2024-03-20T10:00:00Z",
+        **extra,
+    }
+    if action == "hold":
+        payload.setdefault("reason", "fraud review")
+    return payload
+
+
+async def test_events_that_come_while_a_return_is_held_wait_for_its_release(lifecycle: Lifecycle) -> None:
+    return_id = await opened(lifecycle)
+    await lifecycle.publish("return-hold.v1", hold(return_id, "hold", partner="acme"), return_id)  # its own
+    await wait_until(lambda: _noted(lifecycle, return_id, "hold_refused"), within=10, what="the refusal")
+    await lifecycle.publish("return-hold.v1", hold(return_id, "hold"), return_id)
+    await lifecycle.reaches(return_id, "on_hold")
+    await lifecycle.publish(
+        "return-documents.v1", documents(return_id), return_id
+    )  # the ERP answers meanwhile
+    await wait_until(lambda: _parked(lifecycle, return_id), within=10, what="the documents to wait")
+    assert await lifecycle.status(return_id) == "on_hold"
+    await lifecycle.publish("return-hold.v1", hold(return_id, "release"), return_id)
+    await lifecycle.reaches(return_id, "authorized")  # released to requested, then the documents applied
+    assert (await lifecycle.statuses(return_id))[-4:] == ["on_hold", "requested", "validated", "authorized"]
+
+
+async def test_a_posted_credit_and_a_dead_letter_during_a_hold_do_not_end_it(lifecycle: Lifecycle) -> None:
+    return_id, _ = await authorized(lifecycle)
+    await lifecycle.publish("receipt.v1", receipt(return_id), return_id)
+    await lifecycle.publish("inspection-result.v1", inspection(return_id), return_id)
+    await lifecycle.reaches(return_id, "dispositioned")
+    draft = await lifecycle.one("credit-memo.v1", return_id)
+    await lifecycle.publish("return-hold.v1", hold(return_id, "hold"), return_id)
+    await lifecycle.reaches(return_id, "on_hold")
+    failure = {
+        "return_id": return_id,
+        "connector": "erp",
+        "message_id": "msg_claim.lifecycle.claim",
+        "message_type": "supplier-claim.v1",
+        "error": "PermanentDeliveryFailure",
+        "detail": "vendor V-20417 is blocked",
+        "attempts": 1,
+        "dead_lettered_at": "2024-03-20T10:00:00Z",
+    }
+    await lifecycle.publish("delivery-failed.v1", failure, return_id)
+    await wait_until(
+        lambda: _noted(lifecycle, return_id, "delivery_failed"), within=10, what="the dead letter"
+    )
+    await lifecycle.publish("credit-memo.v1", posted(draft), return_id)  # posted before the hold took
+    await wait_until(lambda: _parked(lifecycle, return_id), within=10, what="the posted credit to wait")
+    assert await lifecycle.status(return_id) == "on_hold"
+    await lifecycle.publish("return-hold.v1", hold(return_id, "release"), return_id)
+    await lifecycle.reaches(return_id, "closed")
+    assert (await lifecycle.statuses(return_id))[-4:] == ["on_hold", "dispositioned", "credited", "closed"]
+
+
+async def _noted(lifecycle: Lifecycle, return_id: str, action: str) -> bool:
+    return any(e.action == action for e in await lifecycle.store.timeline(return_id))

@@ -136,7 +136,7 @@ def test_a_threshold_in_another_currency_does_not_apply() -> None:
 def test_documents_of_another_customer_stop_the_return_for_a_person() -> None:
     theirs = documents()
     theirs["documents"][0]["customer"] = "C999999"  # the invoice is someone else's
-    theirs["documents"][1]["customer"] = "c100234"  # the shipment is ours (case does not matter)
+    theirs["documents"][1]["customer"] = "c100234 Nordwind Automation GmbH"  # ours, as NetSuite names it
     verdict = validate(request(), theirs, {}, POLICY)
     assert verdict.outcome == "validation_failed"
     assert verdict.rule == {"id": "erp-documents-customer", "version": VERSION}

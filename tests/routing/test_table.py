@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.lifecycle import Orchestrator
 from gateway.routing import RoutingTableError, load_routing_table, parse_routing_table
 from gateway.settings import PROJECT_ROOT
 
@@ -14,6 +15,12 @@ def test_shipped_table_is_valid() -> None:
     table = load_routing_table(PROJECT_ROOT / "routes.yaml")
     assert {"erp", "wms", "carrier", "crm"} <= set(table.connectors)
     assert table.routes_to("erp")
+
+
+def test_the_shipped_table_feeds_the_lifecycle_every_event_it_handles() -> None:
+    table = load_routing_table(PROJECT_ROOT / "routes.yaml")
+    fed = {route.message for route in table.routes_to("lifecycle") if not route.when}
+    assert Orchestrator.handles is not None and Orchestrator.handles <= fed, Orchestrator.handles - fed
 
 
 @pytest.mark.parametrize(
