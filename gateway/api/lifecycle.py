@@ -27,6 +27,11 @@ from gateway.lifecycle._store import APPROVALS, HOLDS, ReturnState, TimelineEntr
 from gateway.registry import ContractRegistry
 from gateway.services import Services
 
+#: Most returns one queue listing answers (oldest first).
+LIST_LIMIT = 500
+#: Queue entries read from Redis at a time while filtering a shared queue for one tenant.
+QUEUE_PAGE = 500
+
 
 class TimelineDocument(msgspec.Struct, kw_only=True):
     """A return's audit trail, oldest first; nothing in it can be changed through the API."""
@@ -338,17 +343,24 @@ async def inspections_to_do(request: Request[Any, Any, Any], site: str | None = 
 async def _governed_queue(
     services: Services, principal: Principal, queue: tuple[str, ...]
 ) -> list[tuple[ReturnState, float]]:
-    """The returns in a people's queue that the caller's tenant governs, never its own, oldest first."""
-    found = []
-    for return_id, since in await services.lifecycle.queued(queue):
-        state = await services.lifecycle.get(return_id)
-        if (
-            state is not None
-            and state.partner != principal.partner
-            and services.events.may_decide(principal, state)
-        ):
-            found.append((state, since))
-    return found
+    """The returns in a people's queue that the caller's tenant governs, never its own, oldest first
+    (up to ``LIST_LIMIT``; the queue is shared by every tenant, so it is read page by page)."""
+    found: list[tuple[ReturnState, float]] = []
+    offset = 0
+    while len(found) < LIST_LIMIT:
+        page = await services.lifecycle.queued(queue, QUEUE_PAGE, offset=offset)
+        for return_id, since in page:
+            state = await services.lifecycle.get(return_id)
+            if (
+                state is not None
+                and state.partner != principal.partner
+                and services.events.may_decide(principal, state)
+            ):
+                found.append((state, since))
+        if len(page) < QUEUE_PAGE:
+            break
+        offset += QUEUE_PAGE
+    return found[:LIST_LIMIT]
 
 
 def _estimate(request: dict[str, Any], verdict: Verdict | None) -> list[dict[str, str]]:

@@ -327,7 +327,7 @@ class Orchestrator(Connector):
         ]
         count = sum(float(line["quantity"]) for line in payload["lines"])
         detail = f"received {count:g} unit(s) at {payload['site']}"
-        if self._advance(step, "received", actor, detail, documents):
+        if self._advance(step, "received", actor, detail, documents) or step.state.status == "received":
             self._request_inspection(step, "receipt", documents[0], payload["lines"], str(payload["site"]))
 
     def _on_inspection(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:
@@ -562,9 +562,15 @@ class Orchestrator(Connector):
         lines: Sequence[dict[str, Any]],
         site: str | None,
     ) -> None:
-        """The goods are here: one inspection task, by the policy's rule for the return's reason."""
+        """The goods are here: one inspection task, by the policy's rule for the return's reason.
+
+        A task raised by the carrier's delivery scan knows only what was authorized; the WMS
+        receipt that follows says where the goods wait, bin by bin, and refines the same task
+        (same number, same due time)."""
         state = step.state
-        if state.inspection is not None or not lines:
+        issued = state.inspection
+        refines = issued is not None and issued.get("event") == "carrier_delivery" and event == "receipt"
+        if not lines or (issued is not None and not refines):
             return  # one task per return; a delivery of nothing authorized has nothing to inspect
         policy = state.governed_by(self.policies)
         rule = policy.inspection_for(str(state.request["reason_code"]))
@@ -572,14 +578,16 @@ class Orchestrator(Connector):
         task = inspection_task(
             state, (rule, reference), {"event": event, "document": document}, lines, site, step.now
         )
+        if issued is not None:
+            task["requested_at"], task["due_by"] = issued["requested_at"], issued["due_by"]
         state.inspection = {
             key: task[key] for key in ("task_number", "site", "due_by", "priority", "rule", "requested_at")
-        }
+        } | {"event": event}
         step.emit("inspection-task.v1", task, "inspection-task")
         due = dt.datetime.fromisoformat(task["due_by"])
         step.change.queues[inspections_of(state.partner)] = due.timestamp()
         step.note(
-            "inspection_requested",
+            "inspection_refined" if refines else "inspection_requested",
             LIFECYCLE,
             rule=reference,
             documents=[

@@ -158,10 +158,14 @@ class LifecycleStore:
             raw = await self._redis.lrange(self._timeline_key(return_id), 0, -1)
         return [_entry.decode(r) for r in raw]
 
-    async def queued(self, queue: tuple[str, ...], limit: int = 500) -> list[tuple[str, float]]:
+    async def queued(
+        self, queue: tuple[str, ...], limit: int = 500, *, offset: int = 0
+    ) -> list[tuple[str, float]]:
         """The returns in one work queue, lowest rank first, with their rank (a timestamp)."""
         with redis_errors():
-            raw = await self._redis.zrange(self._settings.key(*queue), 0, limit - 1, withscores=True)
+            raw = await self._redis.zrange(
+                self._settings.key(*queue), offset, offset + limit - 1, withscores=True
+            )
         return [(member.decode() if isinstance(member, bytes) else member, score) for member, score in raw]
 
     # -- applying -----------------------------------------------------------------------

@@ -331,3 +331,16 @@ async def test_a_credit_without_an_invoice_is_held_until_released_with_one(desk:
     await desk.lifecycle.reaches(return_id, "dispositioned")
     draft = await desk.lifecycle.one("credit-memo.v1", return_id)
     assert draft["invoice_reference"] == {"number": "90031877"} and draft["document_status"] == "draft"
+
+
+async def test_the_approvals_list_reads_the_shared_queue_page_by_page(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gateway.api.lifecycle as listing
+
+    monkeypatch.setattr(listing, "QUEUE_PAGE", 1)  # one entry per Redis read: every page must be read
+    first, second = await desk.submit(price="2000.00"), await desk.submit(price="2000.00")
+    for return_id in (first, second):
+        await desk.lifecycle.reaches(return_id, "pending_approval")
+    listed = [w["return_id"] for w in (await desk.get(desk.approver, "/v1/approvals")).json()["data"]]
+    assert first in listed and second in listed and listed.index(first) < listed.index(second)

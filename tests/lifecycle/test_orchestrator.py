@@ -308,6 +308,29 @@ async def test_a_return_travels_the_whole_road_and_every_step_is_on_its_timeline
     assert {o.value for o in lifecycle.runtime.outcomes} == {"ack"}
 
 
+async def test_the_receipt_after_a_delivery_scan_refines_the_same_inspection_task(
+    lifecycle: Lifecycle,
+) -> None:
+    return_id, _ = await authorized(lifecycle)
+    await lifecycle.publish("tracking-event.v1", tracking(return_id, "delivered"), return_id)
+    first = await lifecycle.one("inspection-task.v1", return_id)
+    assert first["trigger"]["event"] == "carrier_delivery" and "location" not in first["lines"][0]
+    await lifecycle.publish("receipt.v1", receipt(return_id), return_id)
+    await wait_until(
+        lambda: len(lifecycle.emitted("inspection-task.v1", return_id)) == 2,
+        within=10,
+        what="the refined task",
+    )
+    refined = lifecycle.emitted("inspection-task.v1", return_id)[1]
+    assert _REGISTRY.require("inspection-task", "v1").violations(refined) == []
+    assert refined["task_number"] == first["task_number"] and refined["due_by"] == first["due_by"]
+    assert refined["trigger"]["event"] == "receipt" and refined["site"] == "DC-HAM"
+    assert [ln["location"] for ln in refined["lines"]] == ["QRN-01-A", "QRN-01-A"]
+    await lifecycle.publish("receipt.v1", receipt(return_id), return_id)  # another receipt: no third task
+    await wait_until(lambda: _late(lifecycle, return_id, 2), within=10, what="the second receipt")
+    assert len(lifecycle.emitted("inspection-task.v1", return_id)) == 2
+
+
 async def test_a_redelivered_event_changes_nothing(lifecycle: Lifecycle, redis: aioredis.Redis) -> None:
     return_id, _ = await authorized(lifecycle)
     message_id = await lifecycle.publish("receipt.v1", receipt(return_id), return_id)
