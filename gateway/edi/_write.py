@@ -1,14 +1,21 @@
 """Write X12: segments joined with chosen delimiters, and whole envelopes around sets.
 
 Used to build test and benchmark interchanges, and by anything that sends X12 out; the
-997 writer keeps its own layout (it mirrors the interchange it answers).
+997 writer keeps its own layout (it mirrors the interchange it answers). Quantities are
+written one way for X12 and EDIFACT alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 
 Elements = Sequence[str]
+
+
+def write_quantity(value: float) -> str:
+    """A quantity as EDI numeric text: ``3``, ``2.5``; never an exponent, never trailing zeros."""
+    return format(Decimal(str(value)).normalize(), "f")
 
 
 def write_segments(

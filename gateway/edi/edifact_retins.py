@@ -20,14 +20,11 @@ from typing import Any
 
 from gateway.edi._edifact import SEPARATORS, write_segment
 from gateway.edi._origin import EdiOrigin
+from gateway.edi._write import write_quantity
 
 #: Decision → BGM 4343 response type code.
 RESPONSE_TYPES = {"authorized": "AP", "partially_authorized": "CA", "rejected": "RE"}
 _ORIGINAL = "9"
-
-
-def _quantity(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else format(value, "f").rstrip("0")
 
 
 def build_retins(
@@ -64,7 +61,7 @@ def build_retins(
         body.append(write_segment("LIN", str(number), "", [first_id, first_type]))
         if len(ids) > 1:
             body.append(write_segment("PIA", "5", *([i, t] for t, i in ids[1:5])))
-        body.append(write_segment("QTY", ["61", _quantity(line["authorized_quantity"]), unit]))
+        body.append(write_segment("QTY", ["61", write_quantity(line["authorized_quantity"]), unit]))
     body.append(write_segment("UNT", str(len(body) + 1), "1"))
     header = write_segment(
         "UNB",

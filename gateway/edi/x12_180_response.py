@@ -14,15 +14,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway.edi._origin import EdiOrigin
-from gateway.edi._write import write_segments
+from gateway.edi._write import write_quantity, write_segments
 
 #: RDR01 for a canonical decision, and for one line by what was authorized of it.
 _DECISIONS = {"authorized": "RA", "partially_authorized": "PA", "rejected": "RD"}
 ELEMENT, SEGMENT, COMPONENT = "*", "~", ">"
-
-
-def _quantity(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _line_disposition(line: Mapping[str, Any]) -> str:
@@ -71,9 +67,9 @@ def build_180_response(
         else:  # a line the partner did not send this way: our item number
             qualifier, item, unit = "VN", line["sku"], "EA"
         price = prices.get(line["line_number"], {}).get("unit_price", {}).get("amount", "0")
-        body.append(["BLI", qualifier, item, _quantity(line["authorized_quantity"]), unit, "CON", price])
+        body.append(["BLI", qualifier, item, write_quantity(line["authorized_quantity"]), unit, "CON", price])
         body.append(["RDR", _line_disposition(line)])
-        body.append(["QTY", "38", _quantity(line["requested_quantity"]), unit])
+        body.append(["QTY", "38", write_quantity(line["requested_quantity"]), unit])
     isa = [
         "ISA",
         "00",
