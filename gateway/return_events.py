@@ -24,7 +24,7 @@ from gateway.errors import ContractViolation, NotFound, PermissionDenied, Status
 from gateway.idempotency import IdempotencyStore, StoredResponse, fingerprint
 from gateway.intake import Accepted, decode_json
 from gateway.lifecycle import LifecycleStore, PolicyBook, ReturnState
-from gateway.lifecycle._status import PARKED, allowed_from
+from gateway.lifecycle._status import may_hold
 from gateway.lifecycle._step import WAITING
 from gateway.registry import ContractRegistry
 from gateway.returns_store import ReturnStore
@@ -32,6 +32,11 @@ from gateway.routing import condition_headers
 from gateway.settings import Settings
 
 _json = msgspec.json.Encoder()
+
+
+def _person(principal: Principal) -> dict[str, str]:
+    """The actor a person's decision records: the key that made it, labelled with its tenant."""
+    return {"type": "user", "id": principal.key_id, "name": f"{principal.partner} key"}
 
 
 def _now() -> str:
@@ -133,16 +138,16 @@ class ReturnEvents:
         approval: dict[str, Any] = {
             "return_id": return_id,
             "decision": fields.get("decision"),
-            "approver": {"type": "user", "id": principal.key_id, "name": f"{principal.partner} key"},
+            "approver": _person(principal),
             "approver_partner": principal.partner,
             "decided_at": _now(),
         }
         for optional in ("comment", "rejection_reason"):
             if optional in fields:
                 approval[optional] = fields[optional]
-        unknown = sorted(set(fields) - {"decision", "comment", "rejection_reason"})
-        violations = self._registry.require("approval", "v1").violations(approval)
-        violations += [Violation(f"/{name}", "is not a field of an approval") for name in unknown]
+        violations = self._violations(
+            "approval", approval, fields, {"decision", "comment", "rejection_reason"}
+        )
         if not isinstance(submitted, dict):
             violations = [Violation("", "expected an object with 'decision' (approve or reject)")]
         if violations:
@@ -177,16 +182,12 @@ class ReturnEvents:
         event: dict[str, Any] = {
             "return_id": return_id,
             "action": action,
-            "decided_by": {"type": "user", "id": principal.key_id, "name": f"{principal.partner} key"},
+            "decided_by": _person(principal),
             "decided_by_partner": principal.partner,
             "decided_at": _now(),
             **{name: submitted[name] for name in accepted if name in submitted},
         }
-        violations = self._registry.require("return-hold", "v1").violations(event)
-        violations += [
-            Violation(f"/{name}", f"is not a field of a {action}")
-            for name in sorted(set(submitted) - accepted)
-        ]
+        violations = self._violations("return-hold", event, submitted, accepted)
         if action == "release" and state.status == "on_hold":
             waits = bool(state.pending_credit)
             if waits and "invoice_reference" not in submitted:
@@ -197,7 +198,7 @@ class ReturnEvents:
                 violations.append(Violation("/invoice_reference", "no credit waits for an invoice"))
         if violations:
             raise ContractViolation(f"{len(violations)} violation(s) of the {action}", violations)
-        if action == "hold" and (state.status in PARKED or "on_hold" not in allowed_from(state.status)):
+        if action == "hold" and not may_hold(state.status):
             raise StatusConflict(f"return {return_id} is {state.status}: it cannot be held")
         if action == "release" and state.status != "on_hold":
             raise StatusConflict(f"return {return_id} is {state.status}: nothing to release")
@@ -210,6 +211,17 @@ class ReturnEvents:
         )
 
     # -- shared ---------------------------------------------------------------------------
+    def _violations(
+        self, contract: str, event: dict[str, Any], submitted: dict[str, Any], accepted: set[str]
+    ) -> list[Violation]:
+        """What is wrong with a person's decision: the contract's violations, and every field of the
+        body the endpoint does not take."""
+        violations = self._registry.require(contract, "v1").violations(event)
+        return violations + [
+            Violation(f"/{name}", f"is not a field this endpoint takes ({', '.join(sorted(accepted))})")
+            for name in sorted(set(submitted) - accepted)
+        ]
+
     async def _governed(self, principal: Principal, return_id: str, verb: str) -> ReturnState:
         """The return, if the caller's tenant governs it and did not request it (segregation of duties)."""
         state = await self._lifecycle.get(return_id) if len(return_id) <= 64 else None

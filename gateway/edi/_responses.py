@@ -82,5 +82,6 @@ class ResponseStore:
     async def for_return(self, return_id: str) -> list[EdiResponse]:
         with redis_errors():
             ids = await self._redis.lrange(self._of_return(return_id), 0, -1)
-            raws = [await self._redis.get(self._key(i.decode() if isinstance(i, bytes) else i)) for i in ids]
+            keys = [self._key(i.decode() if isinstance(i, bytes) else i) for i in ids]
+            raws = await self._redis.mget(keys) if keys else []
         return [_decoder.decode(raw) for raw in raws if raw is not None]

@@ -43,7 +43,7 @@ from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
 from gateway.lifecycle._commands import credit_memo, inspection_task, supplier_claim
 from gateway.lifecycle._policy import PolicyBook
 from gateway.lifecycle._rules import Verdict, dispose, validate
-from gateway.lifecycle._status import PARKED, IllegalTransition, allowed_from, is_behind, rank
+from gateway.lifecycle._status import PARKED, IllegalTransition, allowed_from, is_behind, may_hold, rank
 from gateway.lifecycle._step import LIFECYCLE, WAITING, Step, stamp
 from gateway.lifecycle._store import Change, LifecycleStore, ReturnState, inspections_of
 
@@ -395,7 +395,7 @@ class Orchestrator(Connector):
             )
             return
         if payload["action"] == "hold":
-            if state.status in PARKED or "on_hold" not in allowed_from(state.status):
+            if not may_hold(state.status):
                 step.note("hold_refused", actor, detail=f"a {state.status} return cannot be held")
                 return
             step.move("on_hold", actor, detail=str(payload["reason"])[:500])

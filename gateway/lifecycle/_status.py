@@ -75,6 +75,11 @@ def allowed_from(status: str, resume: str | None = None) -> frozenset[str]:
     return TRANSITIONS[status]
 
 
+def may_hold(status: str) -> bool:
+    """Whether a person may put a return in ``status`` on hold (not one already parked or ended)."""
+    return "on_hold" in TRANSITIONS[status]
+
+
 def check_move(status: str, to: str, resume: str | None = None) -> None:
     """Raise :class:`IllegalTransition` unless ``status`` → ``to`` is allowed."""
     if to not in allowed_from(status, resume):
