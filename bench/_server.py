@@ -95,11 +95,19 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
+@dataclass(frozen=True)
+class RunningServer:
+    """Where a started server answers, and its process (its workers are its children)."""
+
+    base_url: str
+    pid: int
+
+
 @asynccontextmanager
 async def running_server(
     target: Target, settings: Settings, *, workers: int, env: Mapping[str, str] | None = None
-) -> AsyncIterator[str]:
-    """Start ``target`` under uvicorn, yield its base URL once ready, stop it on exit."""
+) -> AsyncIterator[RunningServer]:
+    """Start ``target`` under uvicorn, yield it once ready, stop it on exit."""
     port = free_port()
     log = _open_log(target.name)
     command = [
@@ -113,7 +121,7 @@ async def running_server(
     base_url = f"http://{HOST}:{port}"
     try:
         await _wait_ready(process, base_url + target.ready_path, log.name)
-        yield base_url
+        yield RunningServer(base_url, process.pid)
     finally:
         await _stop(process)
         log.close()

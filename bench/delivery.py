@@ -124,7 +124,8 @@ async def run_round(args: argparse.Namespace, fault_rate: float) -> Round:
     try:
         async with running_server(
             SINK, settings, workers=1, env={"BENCH_SINK_FAULT_RATE": str(fault_rate)}
-        ) as sink_url:
+        ) as sink_server:
+            sink_url = sink_server.base_url
             table_text = TABLE.format(base_url=sink_url, prefetch=args.prefetch, connections=args.connections)
             routes = workdir / "routes.yaml"
             routes.write_text(table_text)

@@ -6,7 +6,11 @@ an idempotency key in Redis, publishes with confirms and records the return. The
 one after the other, so ``gateway ÷ floor`` is the share of raw publish throughput that
 survives the governance work.
 
-Run from the project root: ``.venv/bin/python -m bench.intake --duration 20``.
+On a shared 2-core machine the speed of the whole box drifts by tens of percent from
+minute to minute, so a single pair of runs says little; ``--rounds N`` alternates the two
+targets N times and reports the median of the N ratios, each taken between neighbours.
+
+Run from the project root: ``.venv/bin/python -m bench.intake --rounds 5 --duration 10``.
 """
 
 from __future__ import annotations
@@ -16,16 +20,19 @@ import asyncio
 import itertools
 import secrets
 import signal
+import statistics
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import msgspec
 
+from bench._cpu import CpuMeter, CpuUse
 from bench._load import LoadResult, percentile, run_load
-from bench._server import GATEWAY, TARGETS, Target, purge_namespace, running_server
+from bench._server import GATEWAY, TARGETS, RunningServer, Target, purge_namespace, running_server
 from gateway.auth import KeyStore, Scope
 from gateway.settings import PROJECT_ROOT, Settings
 from gateway.storage import connect_redis
@@ -81,10 +88,33 @@ async def client_headers(target: Target, settings: Settings) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One target's measured period: what the clients saw and what each party's CPU did."""
+
+    load: LoadResult
+    cpu: CpuUse
+
+    def cpu_ms_per_accepted(self) -> dict[str, float]:
+        """CPU milliseconds per accepted return, by party (RabbitMQ only when it runs here)."""
+        if not self.load.accepted:
+            return {}
+        used = {"load generator": self.load.client_cpu, "server": self.cpu.server, "redis": self.cpu.redis}
+        if self.cpu.rabbitmq is not None:
+            used["rabbitmq"] = self.cpu.rabbitmq
+        return {party: 1_000 * seconds / self.load.accepted for party, seconds in used.items()}
+
+
 async def measure(
-    base_url: str, target: Target, headers: dict[str, str], requests: ReturnRequests, args: argparse.Namespace
-) -> LoadResult:
+    server: RunningServer,
+    target: Target,
+    headers: dict[str, str],
+    requests: ReturnRequests,
+    args: argparse.Namespace,
+    settings: Settings,
+) -> Measured:
     """Warm up (connections, caches, the broker channel) without counting, then measure."""
+    base_url = server.base_url
     async with AsyncExitStack() as stack:
         clients = [
             await stack.enter_async_context(
@@ -95,22 +125,26 @@ async def measure(
             for _ in range(args.concurrency)
         ]
         await run_load(clients, target.post_path, requests.next, duration=WARMUP_SECONDS)
-        return await run_load(clients, target.post_path, requests.next, duration=args.duration)
+        meter = CpuMeter(server.pid, settings.redis_url)
+        before = await meter.snapshot()
+        load = await run_load(clients, target.post_path, requests.next, duration=args.duration)
+        return Measured(load, CpuMeter.used(before, await meter.snapshot()))
 
 
-async def bench_target(target: Target, args: argparse.Namespace, run_id: str) -> LoadResult:
+async def bench_target(target: Target, args: argparse.Namespace, run_id: str) -> Measured:
     """Start ``target`` in a fresh namespace, load it, then remove everything it left behind."""
     settings = Settings.from_env(namespace=f"bench{run_id}{target.name}", default_rate_limit=RATE_LIMIT)
     try:
         headers = await client_headers(target, settings)
-        async with running_server(target, settings, workers=args.workers) as base_url:
-            return await measure(base_url, target, headers, ReturnRequests(settings.namespace), args)
+        async with running_server(target, settings, workers=args.workers) as server:
+            return await measure(server, target, headers, ReturnRequests(settings.namespace), args, settings)
     finally:
         await purge_namespace(settings)
 
 
-def report(result: LoadResult) -> None:
+def report(measured: Measured) -> None:
     """Print one target's figures; the first body of each non-202 outcome tells why."""
+    result = measured.load
     not_accepted = result.not_accepted
     print(f"requests sent      {result.sent}")
     print(f"accepted (202)     {result.accepted}")
@@ -120,6 +154,9 @@ def report(result: LoadResult) -> None:
         p50, p90, p99 = (percentile(result.accepted_ms, p) for p in (50, 90, 99))
         print(f"latency ms (202)   p50 {p50:.1f}  p90 {p90:.1f}  p99 {p99:.1f}")
     print(f"load generator CPU {result.client_cpu_share:.0%} of one core")
+    per_request = measured.cpu_ms_per_accepted()
+    if per_request:
+        print("CPU ms per 202     " + "  ".join(f"{party} {ms:.2f}" for party, ms in per_request.items()))
     for outcome, body in result.samples.items():
         print(f"sample {outcome} body: {body}")
 
@@ -130,9 +167,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight at once")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes per server")
     parser.add_argument("--target", choices=[*TARGETS, "both"], default="both")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="times each target is measured, alternating; the median ratio wins",
+    )
     args = parser.parse_args(argv)
-    if args.duration <= 0 or args.concurrency < 1 or args.workers < 1:
-        parser.error("--duration must be positive, --concurrency and --workers at least 1")
+    if args.duration <= 0 or args.concurrency < 1 or args.workers < 1 or args.rounds < 1:
+        parser.error("--duration must be positive, --concurrency, --workers and --rounds at least 1")
     return args
 
 
@@ -149,19 +192,34 @@ async def main(args: argparse.Namespace) -> None:
     cancel_on_sigterm()
     run_id = secrets.token_hex(4)
     names = list(TARGETS) if args.target == "both" else [args.target]
-    results: dict[str, LoadResult] = {}
-    for name in names:
-        target = TARGETS[name]
-        print(
-            f"== {name}: POST {target.post_path}, {args.workers} worker(s), concurrency {args.concurrency}, "
-            f"{args.duration:g} s after {WARMUP_SECONDS:g} s warm-up",
-            flush=True,
-        )
-        results[name] = await bench_target(target, args, run_id)
-        report(results[name])
-    if len(results) == len(TARGETS) and results["floor"].accepted_per_second:
-        ratio = results["gateway"].accepted_per_second / results["floor"].accepted_per_second
-        print(f"== gateway ÷ floor accepted/s: {ratio:.1%}")
+    ratios: list[float] = []
+    cpu: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for round_number in range(1, args.rounds + 1):
+        results: dict[str, Measured] = {}
+        for name in names:
+            target = TARGETS[name]
+            print(
+                f"== round {round_number}/{args.rounds}, {name}: POST {target.post_path}, "
+                f"{args.workers} worker(s), concurrency {args.concurrency}, "
+                f"{args.duration:g} s after {WARMUP_SECONDS:g} s warm-up",
+                flush=True,
+            )
+            results[name] = await bench_target(target, args, f"{run_id}r{round_number}")
+            report(results[name])
+            cpu[name].append(results[name].cpu_ms_per_accepted())
+        if len(results) == len(TARGETS) and results["floor"].load.accepted_per_second:
+            ratios.append(
+                results["gateway"].load.accepted_per_second / results["floor"].load.accepted_per_second
+            )
+            print(f"== round {round_number} gateway ÷ floor accepted/s: {ratios[-1]:.1%}", flush=True)
+    if ratios:
+        listed = ", ".join(f"{r:.1%}" for r in ratios)
+        median = statistics.median(ratios)
+        print(f"== gateway ÷ floor accepted/s, median of {len(ratios)} round(s): {median:.1%} ({listed})")
+    for name, rounds in cpu.items():
+        parties = rounds[0].keys() if rounds and all(rounds) else ()
+        medians = "  ".join(f"{p} {statistics.median(r[p] for r in rounds):.2f}" for p in parties)
+        print(f"== {name} CPU ms per 202, median of {len(rounds)} round(s): {medians or 'nothing accepted'}")
 
 
 if __name__ == "__main__":
