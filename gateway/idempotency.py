@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 
 from gateway.errors import DuplicateReturn, IdempotencyKeyInFlight, IdempotencyKeyReused, MalformedRequest
 from gateway.ratelimit import Admission
+from gateway.redis_batch import ScriptBatcher
 from gateway.settings import Settings
 from gateway.storage import redis_errors
 
@@ -124,6 +125,7 @@ class IdempotencyStore:
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
         self._complete = redis.register_script(_COMPLETE)
+        self._scripts = ScriptBatcher(redis)  # concurrent requests share round trips
 
     def _keys(self, partner: str, key: str, external_id: str) -> tuple[str, str]:
         digest = hashlib.sha256(key.encode()).hexdigest()
@@ -165,7 +167,7 @@ class IdempotencyStore:
             keys.append(counter.key)
             args += [counter.limit, counter.window_seconds]
         with redis_errors():
-            result = await self._claim(keys=keys, args=args)
+            result = await self._scripts.run(self._claim, keys, args)
         if counting is not None:
             counting.counted(result[0])
         outcome = result[1].decode()
@@ -200,9 +202,10 @@ class IdempotencyStore:
         Returns ``False`` when the claim was taken over meanwhile (nothing is written then).
         """
         with redis_errors():
-            written = await self._complete(
-                keys=[claim.key, resource[0]],
-                args=[
+            written = await self._scripts.run(
+                self._complete,
+                [claim.key, resource[0]],
+                [
                     claim.token,
                     response.status_code,
                     response.body,

@@ -1,0 +1,142 @@
+"""Lua-script calls of concurrent requests coalesced into shared Redis round trips.
+
+Under load, many requests call the same scripts (claim an idempotency key, complete it)
+at nearly the same time. Sent one by one, each call costs a pooled connection, a write, a
+read and a wake-up of Redis; sent together, a batch of calls costs one of each. redis-py
+pipelines only what one caller queues, so this collects the calls of all callers, writes
+them as one packet of ``EVALSHA`` commands on one pooled connection and reads the replies
+in order. Every script still runs atomically on its own, and each caller gets its own
+result or error; a script Redis no longer knows (restart, ``SCRIPT FLUSH``) is loaded and
+run again for that caller alone.
+
+The commands are packed by hiredis, which redis-py already uses to parse replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from hiredis import pack_command
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, ResponseError
+
+ScriptArg = str | int | float | bytes
+
+MAX_BATCH = 128
+"""Calls per round trip; a longer queue is sent as several batches."""
+
+
+class _Call:
+    __slots__ = ("args", "keys", "result", "script")
+
+    def __init__(
+        self,
+        script: AsyncScript,
+        keys: Sequence[str],
+        args: Sequence[ScriptArg],
+        result: asyncio.Future[Any],
+    ) -> None:
+        self.script = script
+        self.keys = keys
+        self.args = args
+        self.result = result
+
+    def command(self) -> bytes:
+        return pack_command(("EVALSHA", self.script.sha, len(self.keys), *self.keys, *self.args))
+
+
+class ScriptBatcher:
+    """Runs registered scripts for many concurrent callers, a batch per round trip.
+
+    At most ``round_trips`` batches are in flight at once (group commit): calls made while
+    they are out wait for the next batch, so batches grow with the load, while an idle
+    gateway still sends its one call at the end of the current loop turn.
+    """
+
+    def __init__(self, redis: aioredis.Redis, *, round_trips: int = 1) -> None:
+        if round_trips < 1:
+            raise ValueError("round_trips must be at least 1")
+        self._pool = redis.connection_pool
+        self._round_trips = round_trips
+        self._queue: list[_Call] = []
+        self._senders: set[asyncio.Task[None]] = set()
+
+    async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
+        """The script's result for these keys and args, sent with whatever else is waiting.
+
+        Raises what a direct call would: connection and timeout errors, or the script's error.
+        """
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[Any] = loop.create_future()
+        self._queue.append(_Call(script, keys, args, result))
+        if len(self._senders) < self._round_trips:
+            self._senders.add(loop.create_task(self._send_waiting()))  # runs after this turn
+        return await result
+
+    async def _send_waiting(self) -> None:
+        """Send batches of the waiting calls until none is left; callers already gone are skipped."""
+        try:
+            while self._queue:
+                batch = [call for call in self._queue[:MAX_BATCH] if not call.result.done()]
+                del self._queue[:MAX_BATCH]
+                if batch:
+                    await self._send(batch)
+        finally:  # no await between the empty queue and this: a new call always finds a sender
+            task = asyncio.current_task()
+            if task is not None:
+                self._senders.discard(task)
+
+    async def _send(self, batch: list[_Call]) -> None:
+        try:
+            replies = await self._round_trip(batch)
+        except BaseException as exc:  # the connection failed: every caller of this batch sees it
+            for call in batch:
+                _settle(call, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for call, reply in zip(batch, replies, strict=True):
+            if isinstance(reply, NoScriptError):
+                await self._load_and_run(call)
+            else:
+                _settle(call, reply)
+
+    async def _round_trip(self, calls: list[_Call]) -> list[Any]:
+        """All the calls written at once, then every reply read, so the connection stays in step."""
+        connection = await self._pool.get_connection()
+        try:
+            await connection.send_packed_command([call.command() for call in calls])
+            replies: list[Any] = []
+            for _ in calls:
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:  # this script's error, not the connection's
+                    replies.append(exc)
+            return replies
+        except BaseException:
+            await connection.disconnect(nowait=True)  # a reply may be left unread: never reuse it
+            raise
+        finally:
+            await self._pool.release(connection)
+
+    @staticmethod
+    async def _load_and_run(call: _Call) -> None:
+        try:
+            _settle(call, await call.script(keys=call.keys, args=call.args))
+        except Exception as exc:
+            _settle(call, exc)
+
+
+def _settle(call: _Call, reply: Any) -> None:
+    """Give the caller its reply, or raise to it the error Redis answered for its script."""
+    if call.result.done():  # the caller gave up meanwhile
+        return
+    if isinstance(reply, asyncio.CancelledError):
+        call.result.cancel()
+    elif isinstance(reply, BaseException):
+        call.result.set_exception(reply)
+    else:
+        call.result.set_result(reply)

@@ -1,0 +1,103 @@
+"""Script calls coalesced per event-loop turn, straight against the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from gateway.redis_batch import MAX_BATCH, ScriptBatcher
+from gateway.settings import Settings
+from tests.support.server import free_port
+
+# Appends ARGV[1] to a list and answers the list's length and the value, or fails on 'boom'.
+APPEND = """
+if ARGV[1] == 'boom' then return redis.error_reply('refused ' .. ARGV[1]) end
+return {redis.call('RPUSH', KEYS[1], ARGV[1]), ARGV[1]}
+"""
+
+
+def _fresh_script(redis: aioredis.Redis) -> object:
+    """A script Redis has never seen (a unique comment gives it its own SHA)."""
+    return redis.register_script(f"-- {uuid.uuid4().hex}\n{APPEND}")
+
+
+async def test_concurrent_calls_share_one_connection_and_each_gets_its_own_reply(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    # A pool of one connection: without coalescing, the second concurrent call would fail
+    # with "Too many connections".
+    single = aioredis.Redis.from_url(settings.redis_url, max_connections=1)
+    try:
+        batcher = ScriptBatcher(single)
+        script = single.register_script(APPEND)
+        await script(keys=[settings.key("warm")], args=["load"])  # known to Redis from here on
+        key = settings.key("batch")
+        values = [f"v{n}" for n in range(MAX_BATCH + 22)]  # more than one round trip's worth
+        replies = await asyncio.gather(*(batcher.run(script, [key], [v]) for v in values))
+    finally:
+        await single.aclose()
+    assert [reply[1].decode() for reply in replies] == values
+    assert sorted(reply[0] for reply in replies) == list(range(1, len(values) + 1))
+    assert [v.decode() for v in await redis.lrange(key, 0, -1)] == values
+
+
+async def test_one_callers_script_error_leaves_the_others_alone(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    batcher = ScriptBatcher(redis)
+    script = redis.register_script(APPEND)
+    key = settings.key("errors")
+    outcomes = await asyncio.gather(
+        batcher.run(script, [key], ["a"]),
+        batcher.run(script, [key], ["boom"]),
+        batcher.run(script, [key], ["b"]),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == [1, b"a"]
+    assert isinstance(outcomes[1], ResponseError) and "refused boom" in str(outcomes[1])
+    assert outcomes[2] == [2, b"b"]
+
+
+async def test_a_script_redis_does_not_know_is_loaded_and_run_once(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    batcher = ScriptBatcher(redis)
+    script = _fresh_script(redis)
+    key = settings.key("unknown")
+    replies = await asyncio.gather(*(batcher.run(script, [key], [f"v{n}"]) for n in range(5)))  # type: ignore[arg-type]
+    assert sorted(reply[1] for reply in replies) == [b"v0", b"v1", b"v2", b"v3", b"v4"]
+    assert await redis.llen(key) == 5  # each call ran exactly once, NOSCRIPT or not
+
+
+async def test_a_caller_that_gave_up_before_the_turn_ended_sends_nothing(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    batcher = ScriptBatcher(redis)
+    script = redis.register_script(APPEND)
+    key = settings.key("cancelled")
+    abandoned = asyncio.create_task(batcher.run(script, [key], ["never"]))
+    await asyncio.sleep(0)  # queued, not yet flushed
+    abandoned.cancel()
+    kept = await batcher.run(script, [key], ["kept"])
+    with pytest.raises(asyncio.CancelledError):
+        await abandoned
+    assert kept == [1, b"kept"]
+    assert await redis.lrange(key, 0, -1) == [b"kept"]
+
+
+async def test_an_unreachable_redis_fails_every_caller_of_the_round_trip() -> None:
+    unreachable = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    try:
+        batcher = ScriptBatcher(unreachable)
+        script = unreachable.register_script(APPEND)
+        outcomes = await asyncio.gather(
+            *(batcher.run(script, ["k"], [str(n)]) for n in range(3)), return_exceptions=True
+        )
+    finally:
+        await unreachable.aclose()
+    assert all(isinstance(outcome, RedisConnectionError) for outcome in outcomes), outcomes
