@@ -51,18 +51,15 @@ class _Call:
 class ScriptBatcher:
     """Runs registered scripts for many concurrent callers, a batch per round trip.
 
-    At most ``round_trips`` batches are in flight at once (group commit): calls made while
-    they are out wait for the next batch, so batches grow with the load, while an idle
-    gateway still sends its one call at the end of the current loop turn.
+    One batch is in flight at a time (group commit): calls made while it is out wait for
+    the next one, so batches grow with the load, while an idle gateway still sends its one
+    call at the end of the current loop turn. (Two batches in flight measured no better.)
     """
 
-    def __init__(self, redis: aioredis.Redis, *, round_trips: int = 1) -> None:
-        if round_trips < 1:
-            raise ValueError("round_trips must be at least 1")
+    def __init__(self, redis: aioredis.Redis) -> None:
         self._pool = redis.connection_pool
-        self._round_trips = round_trips
         self._queue: list[_Call] = []
-        self._senders: set[asyncio.Task[None]] = set()
+        self._sender: asyncio.Task[None] | None = None
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
         """The script's result for these keys and args, sent with whatever else is waiting.
@@ -72,8 +69,8 @@ class ScriptBatcher:
         loop = asyncio.get_running_loop()
         result: asyncio.Future[Any] = loop.create_future()
         self._queue.append(_Call(script, keys, args, result))
-        if len(self._senders) < self._round_trips:
-            self._senders.add(loop.create_task(self._send_waiting()))  # runs after this turn
+        if self._sender is None:
+            self._sender = loop.create_task(self._send_waiting())  # runs after this turn
         return await result
 
     async def _send_waiting(self) -> None:
@@ -85,9 +82,7 @@ class ScriptBatcher:
                 if batch:
                     await self._send(batch)
         finally:  # no await between the empty queue and this: a new call always finds a sender
-            task = asyncio.current_task()
-            if task is not None:
-                self._senders.discard(task)
+            self._sender = None
 
     async def _send(self, batch: list[_Call]) -> None:
         try:
