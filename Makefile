@@ -34,5 +34,5 @@ bench: setup services
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.mapping
 	$(BIN)/python -m bench.edi
-	$(BIN)/python -m bench.intake
+	$(BIN)/python -m bench.intake --duration 10 --rounds 9
 	$(BIN)/python -m bench.delivery
