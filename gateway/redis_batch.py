@@ -81,6 +81,11 @@ class ScriptBatcher:
                 del self._queue[:MAX_BATCH]
                 if batch:
                     await self._send(batch)
+        except BaseException as exc:  # stopped (the loop is closing): nobody is left to send the rest
+            waiting, self._queue = self._queue, []
+            for call in waiting:
+                _settle(call, exc)
+            raise
         finally:  # no await between the empty queue and this: a new call always finds a sender
             self._sender = None
 

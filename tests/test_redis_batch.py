@@ -101,3 +101,23 @@ async def test_an_unreachable_redis_fails_every_caller_of_the_round_trip() -> No
     finally:
         await unreachable.aclose()
     assert all(isinstance(outcome, RedisConnectionError) for outcome in outcomes), outcomes
+
+
+async def test_calls_waiting_behind_a_stopped_sender_are_not_left_hanging(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    batcher = ScriptBatcher(redis)
+    script = redis.register_script(APPEND)
+    key = settings.key("stopped")
+    first = asyncio.create_task(batcher.run(script, [key], ["first"]))
+    await asyncio.sleep(0)  # the sender starts with "first" and sends it
+    await asyncio.sleep(0)
+    behind = asyncio.create_task(batcher.run(script, [key], ["behind"]))
+    await asyncio.sleep(0)  # queued while the first batch is out
+    sender = batcher._sender
+    assert sender is not None
+    sender.cancel()
+    outcomes = await asyncio.wait_for(asyncio.gather(first, behind, return_exceptions=True), timeout=5)
+    assert isinstance(outcomes[1], asyncio.CancelledError), outcomes
+    assert isinstance(outcomes[0], asyncio.CancelledError) or outcomes[0] == [1, b"first"], outcomes
+    assert await batcher.run(script, [key], ["after"]) is not None  # a new sender takes over
