@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
@@ -21,7 +22,17 @@ return {redis.call('RPUSH', KEYS[1], ARGV[1]), ARGV[1]}
 """
 
 
-def _fresh_script(redis: aioredis.Redis) -> object:
+@pytest.fixture
+def batcher(redis: aioredis.Redis) -> ScriptBatcher:
+    return ScriptBatcher(redis)
+
+
+@pytest.fixture
+def append(redis: aioredis.Redis) -> AsyncScript:
+    return redis.register_script(APPEND)
+
+
+def _fresh_script(redis: aioredis.Redis) -> AsyncScript:
     """A script Redis has never seen (a unique comment gives it its own SHA)."""
     return redis.register_script(f"-- {uuid.uuid4().hex}\n{APPEND}")
 
@@ -47,10 +58,9 @@ async def test_concurrent_calls_share_one_connection_and_each_gets_its_own_reply
 
 
 async def test_one_callers_script_error_leaves_the_others_alone(
-    settings: Settings, redis: aioredis.Redis
+    settings: Settings, batcher: ScriptBatcher, append: AsyncScript
 ) -> None:
-    batcher = ScriptBatcher(redis)
-    script = redis.register_script(APPEND)
+    script = append
     key = settings.key("errors")
     outcomes = await asyncio.gather(
         batcher.run(script, [key], ["a"]),
@@ -64,24 +74,22 @@ async def test_one_callers_script_error_leaves_the_others_alone(
 
 
 async def test_a_script_redis_does_not_know_is_loaded_and_run_once(
-    settings: Settings, redis: aioredis.Redis
+    settings: Settings, redis: aioredis.Redis, batcher: ScriptBatcher
 ) -> None:
-    batcher = ScriptBatcher(redis)
     script = _fresh_script(redis)
     key = settings.key("unknown")
-    replies = await asyncio.gather(*(batcher.run(script, [key], [f"v{n}"]) for n in range(5)))  # type: ignore[arg-type]
+    replies = await asyncio.gather(*(batcher.run(script, [key], [f"v{n}"]) for n in range(5)))
     assert sorted(reply[1] for reply in replies) == [b"v0", b"v1", b"v2", b"v3", b"v4"]
     assert await redis.llen(key) == 5  # each call ran exactly once, NOSCRIPT or not
 
 
-async def test_a_caller_that_gave_up_before_the_turn_ended_sends_nothing(
-    settings: Settings, redis: aioredis.Redis
+async def test_a_caller_that_gave_up_before_it_was_sent_sends_nothing(
+    settings: Settings, redis: aioredis.Redis, batcher: ScriptBatcher, append: AsyncScript
 ) -> None:
-    batcher = ScriptBatcher(redis)
-    script = redis.register_script(APPEND)
+    script = append
     key = settings.key("cancelled")
     abandoned = asyncio.create_task(batcher.run(script, [key], ["never"]))
-    await asyncio.sleep(0)  # queued, not yet flushed
+    await asyncio.sleep(0)  # queued; its sender has not run yet
     abandoned.cancel()
     kept = await batcher.run(script, [key], ["kept"])
     with pytest.raises(asyncio.CancelledError):
@@ -104,10 +112,9 @@ async def test_an_unreachable_redis_fails_every_caller_of_the_round_trip() -> No
 
 
 async def test_calls_waiting_behind_a_stopped_sender_are_not_left_hanging(
-    settings: Settings, redis: aioredis.Redis
+    settings: Settings, batcher: ScriptBatcher, append: AsyncScript
 ) -> None:
-    batcher = ScriptBatcher(redis)
-    script = redis.register_script(APPEND)
+    script = append
     key = settings.key("stopped")
     first = asyncio.create_task(batcher.run(script, [key], ["first"]))
     await asyncio.sleep(0)  # the sender starts with "first" and sends it
