@@ -41,19 +41,21 @@ async def _redis_seconds(redis: aioredis.Redis) -> float:
 
 
 @dataclass(frozen=True)
-class CpuSnapshot:
-    server: float
-    redis: float
-    rabbitmq: float | None
-
-
-@dataclass(frozen=True)
-class CpuUse:
-    """CPU seconds each party used between two snapshots."""
+class CpuSeconds:
+    """CPU seconds by party: the counters at one moment, or what was used between two."""
 
     server: float
     redis: float
     rabbitmq: float | None
+
+    def since(self, earlier: CpuSeconds) -> CpuSeconds:
+        """What each party used from ``earlier`` until this snapshot."""
+        rabbitmq = (
+            self.rabbitmq - earlier.rabbitmq
+            if self.rabbitmq is not None and earlier.rabbitmq is not None
+            else None
+        )
+        return CpuSeconds(self.server - earlier.server, self.redis - earlier.redis, rabbitmq)
 
 
 class CpuMeter:
@@ -64,20 +66,11 @@ class CpuMeter:
         self._rabbitmq = _local_rabbitmq()
         self._redis_url = redis_url
 
-    async def snapshot(self) -> CpuSnapshot:
+    async def snapshot(self) -> CpuSeconds:
         redis = aioredis.Redis.from_url(self._redis_url)
         try:
             redis_seconds = await _redis_seconds(redis)
         finally:
             await redis.aclose()
         rabbitmq = _tree_seconds(self._rabbitmq) if self._rabbitmq is not None else None
-        return CpuSnapshot(_tree_seconds(self._server), redis_seconds, rabbitmq)
-
-    @staticmethod
-    def used(before: CpuSnapshot, after: CpuSnapshot) -> CpuUse:
-        rabbitmq = (
-            after.rabbitmq - before.rabbitmq
-            if after.rabbitmq is not None and before.rabbitmq is not None
-            else None
-        )
-        return CpuUse(after.server - before.server, after.redis - before.redis, rabbitmq)
+        return CpuSeconds(_tree_seconds(self._server), redis_seconds, rabbitmq)

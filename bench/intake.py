@@ -10,7 +10,7 @@ On a shared 2-core machine the speed of the whole box drifts by tens of percent 
 minute to minute, so a single pair of runs says little; ``--rounds N`` alternates the two
 targets N times and reports the median of the N ratios, each taken between neighbours.
 
-Run from the project root: ``.venv/bin/python -m bench.intake --rounds 5 --duration 10``.
+Run from the project root: ``.venv/bin/python -m bench.intake --duration 10 --rounds 9``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from bench._cpu import CpuMeter, CpuUse
+from bench._cpu import CpuMeter, CpuSeconds
 from bench._load import LoadResult, percentile, run_load
 from bench._server import GATEWAY, TARGETS, RunningServer, Target, purge_namespace, running_server
 from gateway.auth import KeyStore, Scope
@@ -93,7 +93,7 @@ class Measured:
     """One target's measured period: what the clients saw and what each party's CPU did."""
 
     load: LoadResult
-    cpu: CpuUse
+    cpu: CpuSeconds
 
     def cpu_ms_per_accepted(self) -> dict[str, float]:
         """CPU milliseconds per accepted return, by party (RabbitMQ only when it runs here)."""
@@ -128,7 +128,7 @@ async def measure(
         meter = CpuMeter(server.pid, settings.redis_url)
         before = await meter.snapshot()
         load = await run_load(clients, target.post_path, requests.next, duration=args.duration)
-        return Measured(load, CpuMeter.used(before, await meter.snapshot()))
+        return Measured(load, (await meter.snapshot()).since(before))
 
 
 async def bench_target(target: Target, args: argparse.Namespace, run_id: str) -> Measured:
