@@ -127,6 +127,10 @@ class IdempotencyStore:
         self._complete = redis.register_script(_COMPLETE)
         self._scripts = ScriptBatcher(redis)  # concurrent requests share round trips
 
+    async def aclose(self) -> None:
+        """Close the connection claims and completions share."""
+        await self._scripts.aclose()
+
     def _keys(self, partner: str, key: str, external_id: str) -> tuple[str, str]:
         digest = hashlib.sha256(key.encode()).hexdigest()
         return (

@@ -81,6 +81,7 @@ class Services:
         keys = KeyStore(redis, settings)
         returns = ReturnStore(redis, settings)
         idempotency = IdempotencyStore(redis, settings)
+        stack.push_async_callback(idempotency.aclose)
         lifecycle = LifecycleStore(redis, settings)
         policies = policies or PolicyBook.load(settings.policies_dir, settings.contracts_dir)
         webhooks = WebhookIntake(

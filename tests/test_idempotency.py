@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,9 +16,26 @@ from gateway.settings import Settings
 RESPONSE = StoredResponse(202, b'{"id":"ret_1"}', {"Location": "/v1/returns/ret_1"})
 
 
+StoreFactory = Callable[[Settings], IdempotencyStore]
+
+
 @pytest.fixture
-def store(redis: aioredis.Redis, settings: Settings) -> IdempotencyStore:
-    return IdempotencyStore(redis, settings)
+async def open_store(redis: aioredis.Redis) -> AsyncIterator[StoreFactory]:
+    """Stores on the test's settings, each closed (with its script connection) after the test."""
+    opened: list[IdempotencyStore] = []
+
+    def open_(settings: Settings) -> IdempotencyStore:
+        opened.append(IdempotencyStore(redis, settings))
+        return opened[-1]
+
+    yield open_
+    for store in opened:
+        await store.aclose()
+
+
+@pytest.fixture
+def store(open_store: StoreFactory, settings: Settings) -> IdempotencyStore:
+    return open_store(settings)
 
 
 async def _claim(store: IdempotencyStore, ids: tuple[str, str], *, fp: str = "fp", ext: str = "EXT-1"):  # type: ignore[no-untyped-def]
@@ -35,9 +53,11 @@ async def test_retry_after_a_failed_publish_keeps_the_ids(store: IdempotencyStor
     assert retry.token != first.token
 
 
-async def test_in_flight_is_409_until_its_lease_ends(redis: aioredis.Redis, settings: Settings) -> None:
-    short = IdempotencyStore(redis, dataclasses.replace(settings, idempotency_lease_seconds=0))
-    held = IdempotencyStore(redis, settings)
+async def test_in_flight_is_409_until_its_lease_ends(
+    redis: aioredis.Redis, settings: Settings, open_store: StoreFactory
+) -> None:
+    short = open_store(dataclasses.replace(settings, idempotency_lease_seconds=0))
+    held = open_store(settings)
     first = await _claim(held, ("ret_a", "msg_a"))
     assert isinstance(first, Claim)
     with pytest.raises(IdempotencyKeyInFlight):

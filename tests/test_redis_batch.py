@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.redis_batch import MAX_BATCH, ScriptBatcher
 from gateway.settings import Settings
@@ -23,8 +25,10 @@ return {redis.call('RPUSH', KEYS[1], ARGV[1]), ARGV[1]}
 
 
 @pytest.fixture
-def batcher(redis: aioredis.Redis) -> ScriptBatcher:
-    return ScriptBatcher(redis)
+async def batcher(redis: aioredis.Redis) -> AsyncIterator[ScriptBatcher]:
+    batcher = ScriptBatcher(redis)
+    yield batcher
+    await batcher.aclose()
 
 
 @pytest.fixture
@@ -40,21 +44,76 @@ def _fresh_script(redis: aioredis.Redis) -> AsyncScript:
 async def test_concurrent_calls_share_one_connection_and_each_gets_its_own_reply(
     settings: Settings, redis: aioredis.Redis
 ) -> None:
-    # A pool of one connection: without coalescing, the second concurrent call would fail
-    # with "Too many connections".
-    single = aioredis.Redis.from_url(settings.redis_url, max_connections=1)
+    name = f"batch-{uuid.uuid4().hex[:12]}"
+    named = aioredis.Redis.from_url(settings.redis_url, client_name=name)
+    batcher = ScriptBatcher(named)
     try:
-        batcher = ScriptBatcher(single)
-        script = single.register_script(APPEND)
-        await script(keys=[settings.key("warm")], args=["load"])  # known to Redis from here on
+        script = named.register_script(APPEND)
+        await redis.script_load(APPEND)  # known to Redis, without a connection of the named client
         key = settings.key("batch")
         values = [f"v{n}" for n in range(MAX_BATCH + 22)]  # more than one round trip's worth
         replies = await asyncio.gather(*(batcher.run(script, [key], [v]) for v in values))
+        connections = [c for c in await redis.client_list() if c["name"] == name]
     finally:
-        await single.aclose()
+        await batcher.aclose()
+        await named.aclose()
     assert [reply[1].decode() for reply in replies] == values
     assert sorted(reply[0] for reply in replies) == list(range(1, len(values) + 1))
     assert [v.decode() for v in await redis.lrange(key, 0, -1)] == values
+    # The batcher's own connection, opened with the client's settings (its name among them).
+    assert len(connections) == 1, connections
+
+
+async def test_a_lost_connection_fails_one_round_trip_at_most_then_reconnects(
+    settings: Settings, redis: aioredis.Redis
+) -> None:
+    name = f"batch-{uuid.uuid4().hex[:12]}"
+    named = aioredis.Redis.from_url(settings.redis_url, client_name=name)
+    batcher = ScriptBatcher(named)
+    script = named.register_script(APPEND)
+    key = settings.key("reconnect")
+    try:
+        await redis.script_load(APPEND)
+        assert await batcher.run(script, [key], ["before"]) == [1, b"before"]
+        (connection,) = [c for c in await redis.client_list() if c["name"] == name]
+        assert await redis.client_kill_filter(_id=connection["id"]) == 1
+        outcomes: list[object] = []
+        for attempt in ("first", "second"):
+            try:
+                outcomes.append(await asyncio.wait_for(batcher.run(script, [key], [attempt]), timeout=5))
+            except RedisConnectionError as exc:
+                outcomes.append(exc)
+    finally:
+        await batcher.aclose()
+        await named.aclose()
+    stored = [v.decode() for v in await redis.lrange(key, 0, -1)]
+    if isinstance(outcomes[0], RedisConnectionError):  # the dead connection failed its round trip
+        assert outcomes[1] == [2, b"second"] and stored == ["before", "second"], outcomes
+    else:  # or the loss was noticed before writing, and the call went out on a new connection
+        assert outcomes == [[2, b"first"], [3, b"second"]] and stored == ["before", "first", "second"]
+
+
+async def test_a_silent_redis_is_a_timeout_not_a_hang() -> None:
+    async def accept_and_say_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client gives up and closes
+        writer.close()
+
+    server = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    silent = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=0.3)
+    batcher = ScriptBatcher(silent)
+    try:
+        script = silent.register_script(APPEND)
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*(batcher.run(script, ["k"], [str(n)]) for n in range(3)), return_exceptions=True),
+            timeout=5,
+        )
+    finally:
+        await batcher.aclose()
+        await silent.aclose()
+        server.close()
+        await server.wait_closed()
+    assert all(isinstance(outcome, RedisTimeoutError) for outcome in outcomes), outcomes
 
 
 async def test_one_callers_script_error_leaves_the_others_alone(
@@ -100,13 +159,14 @@ async def test_a_caller_that_gave_up_before_it_was_sent_sends_nothing(
 
 async def test_an_unreachable_redis_fails_every_caller_of_the_round_trip() -> None:
     unreachable = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    batcher = ScriptBatcher(unreachable)
     try:
-        batcher = ScriptBatcher(unreachable)
         script = unreachable.register_script(APPEND)
         outcomes = await asyncio.gather(
             *(batcher.run(script, ["k"], [str(n)]) for n in range(3)), return_exceptions=True
         )
     finally:
+        await batcher.aclose()
         await unreachable.aclose()
     assert all(isinstance(outcome, RedisConnectionError) for outcome in outcomes), outcomes
 
