@@ -125,7 +125,8 @@ class IdempotencyStore:
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
         self._complete = redis.register_script(_COMPLETE)
-        self._scripts = ScriptBatcher(redis)  # concurrent requests share round trips
+        # Concurrent requests share round trips.
+        self._scripts = ScriptBatcher(redis, linger_seconds=settings.redis_batch_linger_ms / 1000)
 
     async def aclose(self) -> None:
         """Close the connection claims and completions share."""

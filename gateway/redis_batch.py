@@ -9,6 +9,12 @@ in order. Every script still runs atomically on its own, and each caller gets it
 result or error; a script Redis no longer knows (restart, ``SCRIPT FLUSH``) is loaded and
 run again for that caller alone.
 
+A round trip's fixed cost (a write, a wake-up of Redis, a read, a few loop turns: about
+80 µs of gateway CPU on a 2-core VM, against some 6 µs per extra call in it) is what a
+batch shares, so under load a batch may *linger*, as Kafka's producer does: when the
+previous batch carried more than one call, the next waits ``linger_seconds`` before it is
+sent, and the calls made meanwhile join it. A lone request never waits.
+
 The batcher keeps one connection of its own, made like the client's pooled ones (same
 address, credentials, database, TLS) but with the socket timeout applied once per round
 trip instead of once per write and per reply: at a few microseconds each, the per-reply
@@ -61,15 +67,18 @@ class ScriptBatcher:
     One batch is in flight at a time (group commit): calls made while it is out wait for
     the next one, so batches grow with the load, while an idle gateway still sends its one
     call at the end of the current loop turn. (Two batches in flight measured no better.)
+    ``linger_seconds`` holds a batch back while the load lasts (see the module's notes).
     """
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, *, linger_seconds: float = 0.0) -> None:
         pool = redis.connection_pool
         self._timeout: float | None = pool.connection_kwargs.get("socket_timeout")
         # Opens on first use and again after any failure; the round trip enforces the timeout.
         self._connection = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
         self._queue: list[_Call] = []
         self._sender: asyncio.Task[None] | None = None
+        self._linger = linger_seconds
+        self._loaded = False  # the last batch carried more than one call
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
         """The script's result for these keys and args, sent with whatever else is waiting.
@@ -87,8 +96,11 @@ class ScriptBatcher:
         """Send batches of the waiting calls until none is left; callers already gone are skipped."""
         try:
             while self._queue:
+                if self._loaded and self._linger > 0 and len(self._queue) < MAX_BATCH:
+                    await asyncio.sleep(self._linger)  # let the calls on their way join this batch
                 batch = [call for call in self._queue[:MAX_BATCH] if not call.result.done()]
                 del self._queue[:MAX_BATCH]
+                self._loaded = len(batch) > 1
                 if batch:
                     await self._send(batch)
         except BaseException as exc:  # stopped (the loop is closing): nobody is left to send the rest

@@ -63,6 +63,11 @@ class Settings:
     """``RGW_IDEMPOTENCY_LEASE_SECONDS``: how long a request may hold its key in flight before another
     request with the same key may take over (covers a gateway that died mid-request)."""
 
+    redis_batch_linger_ms: float = 2.0
+    """``RGW_REDIS_BATCH_LINGER_MS``: under load, how long the idempotency scripts of concurrent
+    requests wait to share one Redis round trip (less CPU per request for up to this much more
+    latency per call; a lone request never waits); 0 sends each batch at once."""
+
     default_rate_limit: int = 100
     """``RGW_DEFAULT_RATE_LIMIT``: requests per second for a partner without a limit of its own."""
 

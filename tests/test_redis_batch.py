@@ -188,3 +188,44 @@ async def test_calls_waiting_behind_a_stopped_sender_are_not_left_hanging(
     assert isinstance(outcomes[1], asyncio.CancelledError), outcomes
     assert isinstance(outcomes[0], asyncio.CancelledError) or outcomes[0] == [1, b"first"], outcomes
     assert await batcher.run(script, [key], ["after"]) is not None  # a new sender takes over
+
+
+LINGER = 0.5
+
+
+async def test_under_load_a_batch_lingers_so_later_calls_share_its_round_trip(
+    settings: Settings, redis: aioredis.Redis, append: AsyncScript
+) -> None:
+    batcher = ScriptBatcher(redis, linger_seconds=LINGER)
+    key = settings.key("linger")
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.gather(*(batcher.run(append, [key], [v]) for v in ("a", "b")))  # load: 2 calls
+        started = loop.time()
+        early = asyncio.create_task(batcher.run(append, [key], ["early"]))
+        await asyncio.sleep(LINGER / 5)
+        assert not early.done()  # held back while the batch lingers...
+        late = asyncio.create_task(batcher.run(append, [key], ["late"]))
+        done = await asyncio.wait_for(asyncio.gather(early, late), timeout=5)
+        elapsed = loop.time() - started
+    finally:
+        await batcher.aclose()
+    # ...so the late call rode with it: one linger in all, not one per call.
+    assert [reply[1] for reply in done] == [b"early", b"late"]
+    assert LINGER * 0.9 <= elapsed < LINGER * 1.8, elapsed
+
+
+async def test_a_lone_call_does_not_linger(
+    settings: Settings, redis: aioredis.Redis, append: AsyncScript
+) -> None:
+    batcher = ScriptBatcher(redis, linger_seconds=LINGER)
+    key = settings.key("lone")
+    loop = asyncio.get_running_loop()
+    try:
+        await batcher.run(append, [key], ["first"])  # a batch of one: no load
+        started = loop.time()
+        assert await batcher.run(append, [key], ["second"]) == [2, b"second"]
+        elapsed = loop.time() - started
+    finally:
+        await batcher.aclose()
+    assert elapsed < LINGER / 2, elapsed
