@@ -13,7 +13,7 @@ import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 
 from gateway.api._bodies import JSON, answer, require_json
 from gateway.api._openapi import contract_body, problem_responses
@@ -313,7 +313,9 @@ async def approvals_queue(request: Request[Any, Any, Any]) -> Response[bytes]:
     },
     tags=["lifecycle"],
 )
-async def inspections_to_do(request: Request[Any, Any, Any], site: str | None = None) -> Response[bytes]:
+async def inspections_to_do(
+    request: Request[Any, Any, Any], site: FromQuery[str | None] = None
+) -> Response[bytes]:
     principal = await authorize(request, Scope.RETURNS_READ)
     services: Services = request.app.state.services
     now = dt.datetime.now(dt.UTC)
