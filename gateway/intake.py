@@ -19,7 +19,7 @@ from gateway.errors import ContractViolation, MalformedRequest, Violation
 from gateway.idempotency import Claim, IdempotencyStore, StoredResponse, fingerprint
 from gateway.ratelimit import Admission
 from gateway.registry import Contract
-from gateway.returns_store import INITIAL_STATUS, ReturnRecord, ReturnStore, render_return
+from gateway.returns_store import INITIAL_STATUS, ReturnRecord, ReturnStore, render_receipt
 from gateway.routing import condition_headers
 
 RETURN_REQUEST = ("return-request", "v1")
@@ -152,7 +152,7 @@ class ReturnIntake:
         )
         response = StoredResponse(
             status_code=202,
-            body=render_return(record),
+            body=render_receipt(record),
             headers={"Location": f"/v1/returns/{claim.return_id}"},
         )
         await self._idempotency.complete(claim, response, resource=self._returns.entry(record))

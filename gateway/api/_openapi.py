@@ -14,8 +14,8 @@ from gateway.api._problems import PROBLEM_JSON, Problem
 from gateway.registry import Contract, component_name
 
 
-class ReturnDocument(msgspec.Struct, kw_only=True):
-    """A return as the API shows it (documentation twin of ``ReturnResource``)."""
+class ReturnReceiptDocument(msgspec.Struct, kw_only=True):
+    """The answer to a submitted return (documentation twin of ``ReturnReceipt``)."""
 
     object: str
     id: str
@@ -26,6 +26,11 @@ class ReturnDocument(msgspec.Struct, kw_only=True):
     contract_version: str
     accepted_at: dt.datetime
     updated_at: dt.datetime
+
+
+class ReturnDocument(ReturnReceiptDocument, kw_only=True):
+    """A return as the API shows it (documentation twin of ``ReturnResource``)."""
+
     request: dict[str, Any]
 
 

@@ -11,7 +11,7 @@ from litestar.params import FromPath
 
 from gateway.api._bodies import JSON, require_json
 from gateway.api._deprecation import deprecation_headers
-from gateway.api._openapi import ReturnDocument, contract_body, problem_responses
+from gateway.api._openapi import ReturnDocument, ReturnReceiptDocument, contract_body, problem_responses
 from gateway.api._problems import add_response_headers, extra_headers
 from gateway.api._security import SECURITY, authenticate, authorize, counted_once
 from gateway.auth import Scope
@@ -39,7 +39,10 @@ def returns_router(registry: ContractRegistry) -> Router:
         operation_class=contract_body(contract),
         security=SECURITY,
         responses={
-            202: ResponseSpec(data_container=ReturnDocument, description="Accepted and durably queued"),
+            202: ResponseSpec(
+                data_container=ReturnReceiptDocument,
+                description="Accepted and durably queued; the `Location` has the return with its request",
+            ),
             **problem_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
         },
     )
