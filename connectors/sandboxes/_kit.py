@@ -29,6 +29,7 @@ import msgspec
 import uvicorn
 from litestar import Litestar, Request, Response, get, post
 from litestar.handlers import BaseRouteHandler
+from litestar.params import JSONBody
 
 CONTROL_PREFIX = "/_sandbox"
 
@@ -219,7 +220,7 @@ class Sandbox:
         state = self.state
 
         @post(f"{CONTROL_PREFIX}/faults", status_code=201)
-        async def add_faults(data: list[dict[str, Any]] | dict[str, Any]) -> dict[str, int]:
+        async def add_faults(data: JSONBody[list[dict[str, Any]] | dict[str, Any]]) -> dict[str, int]:
             faults = [msgspec.convert(f, Fault) for f in (data if isinstance(data, list) else [data])]
             with state.lock:
                 state.faults.extend(faults)

@@ -34,6 +34,7 @@ from typing import Any
 
 from litestar import Request, Response, delete, get, patch, post
 from litestar.handlers import BaseRouteHandler
+from litestar.params import FromPath
 
 from connectors.sandboxes._kit import Sandbox
 
@@ -307,7 +308,7 @@ class BusinessCentralSandbox(Sandbox):
         route = f"{API}/{{rest:path}}"
 
         @get(route)
-        async def read(rest: str, request: Request[Any, Any, Any]) -> Response[Any]:
+        async def read(rest: FromPath[str], request: Request[Any, Any, Any]) -> Response[Any]:
             match = parse(rest)
             if isinstance(match, Response):
                 return match
@@ -322,7 +323,7 @@ class BusinessCentralSandbox(Sandbox):
             return Response(sandbox._view(match["set"], record, params.get("$expand", "")))
 
         @post(route, status_code=201)
-        async def create(rest: str, request: Request[Any, Any, Any]) -> Response[Any]:
+        async def create(rest: FromPath[str], request: Request[Any, Any, Any]) -> Response[Any]:
             match = parse(rest)
             if isinstance(match, Response):
                 return match
@@ -361,7 +362,7 @@ class BusinessCentralSandbox(Sandbox):
             return sandbox.error(400, f"Cannot POST to '{rest}'.", "BadRequest_InvalidRequestUrl")
 
         @patch(route)
-        async def update(rest: str, request: Request[Any, Any, Any]) -> Response[Any]:
+        async def update(rest: FromPath[str], request: Request[Any, Any, Any]) -> Response[Any]:
             match = parse(rest)
             if isinstance(match, Response):
                 return match
@@ -383,7 +384,7 @@ class BusinessCentralSandbox(Sandbox):
             return Response(sandbox._view(match["set"], record, ""))
 
         @delete(route, status_code=200)
-        async def remove(rest: str, request: Request[Any, Any, Any]) -> Response[Any]:
+        async def remove(rest: FromPath[str], request: Request[Any, Any, Any]) -> Response[Any]:
             match = parse(rest)
             if isinstance(match, Response):
                 return match

@@ -30,6 +30,7 @@ from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.handlers import BaseRouteHandler
+from litestar.params import FromPath
 
 from connectors.sandboxes._kit import Sandbox
 
@@ -236,14 +237,14 @@ class EasyPostSandbox(Sandbox):
             return sandbox._create(await _json(request))
 
         @get(f"{BASE}/{{key:str}}")
-        async def read(key: str) -> Response[Any]:
+        async def read(key: FromPath[str]) -> Response[Any]:
             shipment = sandbox._find(key)
             if shipment is None:
                 return sandbox.error(404, "The requested resource could not be found.", "NOT_FOUND")
             return Response(shipment)
 
         @post(f"{BASE}/{{shipment_id:str}}/buy", status_code=200)
-        async def buy(shipment_id: str, request: Request[Any, Any, Any]) -> Response[Any]:
+        async def buy(shipment_id: FromPath[str], request: Request[Any, Any, Any]) -> Response[Any]:
             return sandbox._buy(shipment_id, await _json(request))
 
         return [create, read, buy]

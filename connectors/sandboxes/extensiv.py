@@ -35,6 +35,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.handlers import BaseRouteHandler
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from connectors.sandboxes._kit import CONTROL_PREFIX, Credentials, Sandbox
 
@@ -353,7 +354,7 @@ class ExtensivSandbox(Sandbox):
             return sandbox._create(body, request)
 
         @get(f"{RECEIVERS}/{{receiver_id:int}}")
-        async def read(receiver_id: int) -> Response[Any]:
+        async def read(receiver_id: FromPath[int]) -> Response[Any]:
             record = sandbox.state.get("receivers", str(receiver_id))
             if record is None:
                 return sandbox.error(404, f"Receiver {receiver_id} was not found.", "EntityNotFound")
@@ -362,11 +363,11 @@ class ExtensivSandbox(Sandbox):
             )
 
         @get(RECEIVERS)
-        async def query(rql: str = "") -> Response[Any]:
+        async def query(rql: FromQuery[str] = "") -> Response[Any]:
             return sandbox._query(rql)
 
         @post(f"{CONTROL_PREFIX}/confirm-receipt", status_code=200)
-        async def confirm(data: dict[str, Any]) -> Response[Any]:
+        async def confirm(data: JSONBody[dict[str, Any]]) -> Response[Any]:
             options = {k: v for k, v in data.items() if k != "reference_num"}
             try:
                 body, headers = sandbox.confirm_receipt(str(data.get("reference_num")), **options)
@@ -375,7 +376,7 @@ class ExtensivSandbox(Sandbox):
             return Response({"body": body.decode(), "headers": headers})
 
         @post(f"{CONTROL_PREFIX}/inspect-return", status_code=200)
-        async def inspect(data: dict[str, Any]) -> Response[Any]:
+        async def inspect(data: JSONBody[dict[str, Any]]) -> Response[Any]:
             options = {k: v for k, v in data.items() if k != "reference_num"}
             if "grades" in options:
                 options["grades"] = {int(k): v for k, v in options["grades"].items()}

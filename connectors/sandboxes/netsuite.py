@@ -22,6 +22,7 @@ from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.handlers import BaseRouteHandler
+from litestar.params import FromPath, FromQuery
 
 from connectors.sandboxes._kit import Sandbox
 
@@ -150,7 +151,7 @@ class NetSuiteSandbox(Sandbox):
             return Response(issued)
 
         @post(f"{BASE}/{{record_type:str}}", status_code=200)
-        async def create(record_type: str, request: Request[Any, Any, Any]) -> Response[Any]:
+        async def create(record_type: FromPath[str], request: Request[Any, Any, Any]) -> Response[Any]:
             if record_type not in _WRITABLE:
                 return sandbox.error(
                     400, f"Record type {record_type} cannot be created here.", "INVALID_RCRD_TYPE"
@@ -161,7 +162,10 @@ class NetSuiteSandbox(Sandbox):
             f"{BASE}/{{source_type:str}}/{{invoice_id:str}}/!transform/{{target_type:str}}", status_code=200
         )
         async def credit(
-            source_type: str, invoice_id: str, target_type: str, request: Request[Any, Any, Any]
+            source_type: FromPath[str],
+            invoice_id: FromPath[str],
+            target_type: FromPath[str],
+            request: Request[Any, Any, Any],
         ) -> Response[Any]:
             if (source_type, target_type) != ("invoice", "creditMemo"):
                 return sandbox.error(
@@ -176,14 +180,14 @@ class NetSuiteSandbox(Sandbox):
             return sandbox._create("creditMemo", body, request)
 
         @get(f"{BASE}/{{record_type:str}}/{{key:str}}")
-        async def read(record_type: str, key: str) -> Response[Any]:
+        async def read(record_type: FromPath[str], key: FromPath[str]) -> Response[Any]:
             record = sandbox._find(record_type, key)
             if record is None:
                 return sandbox.error(404, f"The record instance does not exist. Invalid id {key}.")
             return Response(record)
 
         @get(f"{BASE}/{{record_type:str}}")
-        async def query(record_type: str, q: str = "") -> Response[Any]:
+        async def query(record_type: FromPath[str], q: FromQuery[str] = "") -> Response[Any]:
             match = _QUERY.match(q)
             if match is None:
                 return sandbox.error(400, f"Invalid query: {q!r}", "INVALID_PARAMETER")

@@ -36,6 +36,7 @@ from typing import Any
 
 from litestar import Request, Response, get, patch, post
 from litestar.handlers import BaseRouteHandler
+from litestar.params import FromPath
 
 from connectors.sandboxes._kit import Credentials, Sandbox
 
@@ -367,7 +368,11 @@ class SalesforceSandbox(Sandbox):
 
         @patch(path, status_code=200)
         async def upsert(
-            version: str, sobject: str, field: str, value: str, request: Request[Any, Any, Any]
+            version: FromPath[str],
+            sobject: FromPath[str],
+            field: FromPath[str],
+            value: FromPath[str],
+            request: Request[Any, Any, Any],
         ) -> Response[Any]:
             refused = sandbox._resolve(version, sobject, field)
             if refused is not None:
@@ -379,7 +384,9 @@ class SalesforceSandbox(Sandbox):
             return sandbox._upsert(version, sandbox.sobjects[sobject], field, value, body)
 
         @get(path)
-        async def read(version: str, sobject: str, field: str, value: str) -> Response[Any]:
+        async def read(
+            version: FromPath[str], sobject: FromPath[str], field: FromPath[str], value: FromPath[str]
+        ) -> Response[Any]:
             refused = sandbox._resolve(version, sobject, field)
             if refused is not None:
                 return refused
