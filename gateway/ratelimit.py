@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 
 import msgspec
+import redis.asyncio as aioredis
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
 from limits.errors import StorageError
@@ -56,9 +57,16 @@ class RateLimitCounter(msgspec.Struct, frozen=True):
 class PartnerRateLimiter:
     """Admits a request if its partner is under its requests-per-second limit."""
 
-    def __init__(self, redis_url: str, *, key_prefix: str) -> None:
+    def __init__(self, redis: aioredis.Redis, *, key_prefix: str) -> None:
+        # On the gateway's own pool: its timeouts bound a stalled Redis, and closing the
+        # gateway's client closes every connection the limiter used (the URI only names the
+        # scheme; the pool decides where to connect).
         self._storage = RedisStorage(
-            "async+" + redis_url, implementation="redispy", key_prefix=key_prefix, wrap_exceptions=True
+            "async+redis://",
+            implementation="redispy",
+            key_prefix=key_prefix,
+            wrap_exceptions=True,
+            connection_pool=redis.connection_pool,
         )
         self._key_prefix = key_prefix
         self._items: dict[int, RateLimitItemPerSecond] = {}

@@ -114,7 +114,7 @@ class Services:
                 cache_seconds=settings.auth_cache_seconds,
                 default_rate_limit=settings.default_rate_limit,
             ),
-            rate_limiter=PartnerRateLimiter(settings.redis_url, key_prefix=settings.key("ratelimit")),
+            rate_limiter=PartnerRateLimiter(redis, key_prefix=settings.key("ratelimit")),
             returns=returns,
             publisher=publisher,
             intake=intake,

@@ -11,8 +11,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.errors import StoreUnavailable
 
+REDIS_TIMEOUT_SECONDS = 2.0
+"""How long a Redis call may take before the request gives up on it (503, never a hang)."""
 
-def connect_redis(url: str, *, timeout_seconds: float = 2.0) -> aioredis.Redis:
+
+def connect_redis(url: str, *, timeout_seconds: float = REDIS_TIMEOUT_SECONDS) -> aioredis.Redis:
     """A pooled client; connections open lazily, so this never blocks start-up."""
     return aioredis.Redis.from_url(
         url,

@@ -103,8 +103,8 @@ async def test_external_id_is_freed_when_its_request_fails(store: IdempotencySto
 
 
 @pytest.fixture
-def limiter(settings: Settings) -> PartnerRateLimiter:
-    return PartnerRateLimiter(settings.redis_url, key_prefix=settings.key("ratelimit"))
+def limiter(settings: Settings, redis: aioredis.Redis) -> PartnerRateLimiter:
+    return PartnerRateLimiter(redis, key_prefix=settings.key("ratelimit"))
 
 
 async def _counted_claim(

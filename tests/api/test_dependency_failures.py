@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
+from urllib.parse import urlsplit
 
 from litestar.testing import AsyncTestClient
 
@@ -10,9 +13,11 @@ from gateway.api import create_app
 from gateway.broker import events_exchange_name
 from gateway.registry import ContractRegistry
 from gateway.settings import Settings
+from gateway.storage import REDIS_TIMEOUT_SECONDS
 from tests.conftest import Gateway, KeyFactory
 from tests.support.payloads import headers, return_request
 from tests.support.server import free_port
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_until
 
 
@@ -27,6 +32,45 @@ async def test_redis_unreachable_answers_503_never_500(
         assert response.headers["retry-after"] == "1"
         ready = await client.get("/health/ready")
         assert ready.status_code == 503 and ready.json()["redis"] is False
+
+
+async def test_redis_that_stops_answering_answers_503_within_the_timeout_then_recovers(
+    settings: Settings, registry: ContractRegistry, make_key: KeyFactory, amqp
+) -> None:  # type: ignore[no-untyped-def]
+    key = await make_key()
+    target = urlsplit(settings.redis_url)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    await proxy.start()
+    try:
+        proxied = dataclasses.replace(
+            settings, redis_url=f"redis://127.0.0.1:{proxy.port}{target.path}", auth_cache_seconds=60.0
+        )
+        async with AsyncTestClient(create_app(proxied, registry), raise_server_exceptions=False) as client:
+            authorized = {"Authorization": f"Bearer {key}"}
+            unknown = await client.get("/v1/returns/ret_unknown", headers=authorized)
+            assert unknown.status_code == 404, unknown.text  # the key is now in the gateway's cache
+
+            # The request's first Redis call (its rate-limit count) gives up after the gateway's
+            # Redis timeout, like every other: one pool, one timeout.
+            await proxy.stall()
+            started = time.monotonic()
+            stalled = await asyncio.wait_for(
+                client.get("/v1/returns/ret_unknown", headers=authorized), timeout=20
+            )
+            assert stalled.status_code == 503, stalled.text
+            assert stalled.headers["content-type"] == "application/problem+json"
+            assert time.monotonic() - started < REDIS_TIMEOUT_SECONDS + 2
+
+            await proxy.resume()
+
+            async def answers() -> bool:
+                response = await client.get("/v1/returns/ret_unknown", headers=authorized)
+                assert response.status_code in {404, 503}, response.text
+                return response.status_code == 404
+
+            await wait_until(answers, within=15, interval=0.2, what="the gateway to use Redis again")
+    finally:
+        await proxy.close()
 
 
 async def test_broker_refusing_the_message_answers_503_and_the_retry_publishes(

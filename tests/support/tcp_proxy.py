@@ -1,4 +1,4 @@
-"""A loopback TCP proxy a test can cut and restore, to take the broker away from the gateway.
+"""A loopback TCP proxy a test can cut, stall and restore, to take a server away from the gateway.
 
 The proxy runs its own event loop on its own thread: the app under test may run on
 another loop (litestar's test client uses a portal thread) and block the test's loop
@@ -17,7 +17,11 @@ T = TypeVar("T")
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a target; ``cut()`` drops every connection and refuses new ones."""
+    """Forwards 127.0.0.1:<port> to a target.
+
+    ``cut()`` drops every connection and refuses new ones (a server that vanished);
+    ``stall()`` keeps every connection open but forwards nothing (a server that hangs).
+    """
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self._target = (target_host, target_port)
@@ -27,6 +31,8 @@ class TcpProxy:
         self.port = 0
 
         self._loop = asyncio.new_event_loop()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self._thread = threading.Thread(target=self._loop.run_forever, name="tcp-proxy", daemon=True)
         self._thread.start()
 
@@ -43,6 +49,7 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         writer.close()
@@ -75,12 +82,27 @@ class TcpProxy:
                 transport.abort()
         self._writers.clear()
 
+    async def stall(self) -> None:
+        """Hold every byte from now on, in both directions, until :meth:`resume`."""
+        await self._on_proxy_loop(self._set_flowing(False))
+
+    async def resume(self) -> None:
+        """Forward what was held and everything after it."""
+        await self._on_proxy_loop(self._set_flowing(True))
+
+    async def _set_flowing(self, flowing: bool) -> None:
+        if flowing:
+            self._flowing.set()
+        else:
+            self._flowing.clear()
+
     async def restore(self) -> None:
         """Listen again on the same port."""
         if self._server is None:
             await self.start()
 
     async def close(self) -> None:
+        await self.resume()
         await self.cut()
         await self._on_proxy_loop(self._cancel_pipes())
         self._loop.call_soon_threadsafe(self._loop.stop)
