@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Request, post
 from litestar.handlers import BaseRouteHandler
+from litestar.params import FromPath
 
 from connectors.sandboxes import Sandbox
 
@@ -23,7 +24,7 @@ class PartnerReceiver(Sandbox):
         state = self.state
 
         @post("/{rest:path}", status_code=204)
-        async def receive(request: Request[Any, Any, Any], rest: str) -> None:
+        async def receive(request: Request[Any, Any, Any], rest: FromPath[str]) -> None:
             body = await request.body()
             state.put(request.url.path, state.new_id(), {"headers": dict(request.headers), "body": body})
 
