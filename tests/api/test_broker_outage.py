@@ -16,24 +16,19 @@ from gateway.settings import Settings
 from tests.conftest import AMQP_URL, KeyFactory
 from tests.support.broker import capture
 from tests.support.payloads import headers, return_request
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import TcpProxy, proxy_to
 from tests.support.waiting import wait_until
 
 
 @pytest.fixture
 async def proxy() -> AsyncIterator[TcpProxy]:
-    target = urlsplit(AMQP_URL)
-    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5672)
-    await proxy.start()
-    yield proxy
-    await proxy.close()
+    async with proxy_to(AMQP_URL, default_port=5672) as proxy:
+        yield proxy
 
 
 def _through(proxy: TcpProxy, settings: Settings) -> Settings:
     url = urlsplit(AMQP_URL)
-    proxied = (
-        f"amqp://{url.username}:{url.password}@127.0.0.1:{proxy.port}{url.path or '/'}?reconnect_interval=0.2"
-    )
+    proxied = proxy.through(url._replace(path=url.path or "/", query="reconnect_interval=0.2").geturl())
     return dataclasses.replace(settings, amqp_url=proxied)
 
 

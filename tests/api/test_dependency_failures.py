@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from urllib.parse import urlsplit
 
 from litestar.testing import AsyncTestClient
 
@@ -17,7 +16,7 @@ from gateway.storage import REDIS_TIMEOUT_SECONDS
 from tests.conftest import Gateway, KeyFactory
 from tests.support.payloads import headers, return_request
 from tests.support.server import free_port
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import proxy_to
 from tests.support.waiting import wait_until
 
 
@@ -38,12 +37,9 @@ async def test_redis_that_stops_answering_answers_503_within_the_timeout_then_re
     settings: Settings, registry: ContractRegistry, make_key: KeyFactory, amqp
 ) -> None:  # type: ignore[no-untyped-def]
     key = await make_key()
-    target = urlsplit(settings.redis_url)
-    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
-    await proxy.start()
-    try:
+    async with proxy_to(settings.redis_url, default_port=6379) as proxy:
         proxied = dataclasses.replace(
-            settings, redis_url=f"redis://127.0.0.1:{proxy.port}{target.path}", auth_cache_seconds=60.0
+            settings, redis_url=proxy.through(settings.redis_url), auth_cache_seconds=60.0
         )
         async with AsyncTestClient(create_app(proxied, registry), raise_server_exceptions=False) as client:
             authorized = {"Authorization": f"Bearer {key}"}
@@ -69,8 +65,6 @@ async def test_redis_that_stops_answering_answers_503_within_the_timeout_then_re
                 return response.status_code == 404
 
             await wait_until(answers, within=15, interval=0.2, what="the gateway to use Redis again")
-    finally:
-        await proxy.close()
 
 
 async def test_broker_refusing_the_message_answers_503_and_the_retry_publishes(

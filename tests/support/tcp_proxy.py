@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 T = TypeVar("T")
 
@@ -45,6 +46,13 @@ class TcpProxy:
     async def _listen(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
+
+    def through(self, url: str) -> str:
+        """``url`` with its host and port replaced by the proxy's (credentials, path and query kept)."""
+        target = urlsplit(url)
+        userinfo, _, _ = target.netloc.rpartition("@")
+        netloc = f"{userinfo}@127.0.0.1:{self.port}" if userinfo else f"127.0.0.1:{self.port}"
+        return target._replace(netloc=netloc).geturl()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
@@ -102,7 +110,6 @@ class TcpProxy:
             await self.start()
 
     async def close(self) -> None:
-        await self.resume()
         await self.cut()
         await self._on_proxy_loop(self._cancel_pipes())
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -112,3 +119,15 @@ class TcpProxy:
     async def _cancel_pipes(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+
+
+@contextlib.asynccontextmanager
+async def proxy_to(url: str, *, default_port: int) -> AsyncIterator[TcpProxy]:
+    """A started proxy in front of the server at ``url``, closed on the way out."""
+    target = urlsplit(url)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or default_port)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.close()
