@@ -20,8 +20,8 @@ import aio_pika
 import httpx
 import redis.asyncio as aioredis
 
-from connectors.sandboxes import free_port
 from gateway.broker import events_exchange_name, unrouted_name
+from gateway.sandbox import free_port
 from gateway.settings import PROJECT_ROOT, Settings
 
 HOST = "127.0.0.1"

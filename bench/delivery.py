@@ -30,10 +30,10 @@ import httpx
 import msgspec
 
 from bench._server import Target, purge_namespace, running_server, server_env
-from connectors._process import declare_topology
 from gateway.broker import events_exchange_name, to_amqp_message
 from gateway.envelope import Envelope, trace_context
 from gateway.routing import delete_routing_topology, parse_routing_table
+from gateway.runtime import declare_topology
 from gateway.settings import PROJECT_ROOT, Settings
 
 DESCRIPTION = "Messages per second one connector process delivers, publish to target."
@@ -46,7 +46,7 @@ DEADLINE_SECONDS = 600.0
 TABLE = """
 connectors:
   sink:
-    use: connectors.webhook:WebhookConnector
+    use: gateway.builtin.webhook:WebhookConnector
     target: {{base_url: "{base_url}", timeout_seconds: 10, max_connections: {connections}}}
     options: {{path: /records}}
     prefetch: {prefetch}

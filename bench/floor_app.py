@@ -23,7 +23,7 @@ from litestar.exceptions import HTTPException
 from gateway.broker import BrokerPublisher
 from gateway.envelope import Envelope, trace_context
 from gateway.errors import BrokerUnavailable
-from gateway.intake import RETURN_REQUEST, new_ids
+from gateway.intake.returns import RETURN_REQUEST, new_ids
 from gateway.settings import Settings
 
 PARTNER = "floor"

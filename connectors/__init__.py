@@ -1,33 +1,11 @@
-"""Connector SDK and runtime: a connector names the messages it takes and applies each to its
-system; the runtime consumes, deduplicates, retries, breaks circuits and dead-letters around it."""
+"""System profiles: one connector per system the gateway talks to, each beside its sandbox.
 
-from connectors._circuit import CircuitOpen, TargetCircuit
-from connectors._effects import EffectLedger
-from connectors._http import RETRYABLE_STATUSES, raise_for_target, retry_after_seconds, target_errors
-from connectors._loading import build_connector, connector_class
-from connectors._retry import RetryPlan
-from connectors._runtime import ConnectorRuntime, Decision, Outcome
-from connectors._sdk import Connector, Delivery, Emitted, RuntimeContext
-from connectors._target import Target, TargetConfigError
+* ``erp/``      NetSuite, Business Central
+* ``wms/``      Extensiv 3PL Warehouse Manager
+* ``carrier/``  EasyPost
+* ``crm/``      Salesforce
 
-__all__ = [
-    "RETRYABLE_STATUSES",
-    "CircuitOpen",
-    "Connector",
-    "ConnectorRuntime",
-    "Decision",
-    "Delivery",
-    "EffectLedger",
-    "Emitted",
-    "Outcome",
-    "RetryPlan",
-    "RuntimeContext",
-    "Target",
-    "TargetCircuit",
-    "TargetConfigError",
-    "build_connector",
-    "connector_class",
-    "raise_for_target",
-    "retry_after_seconds",
-    "target_errors",
-]
+A profile imports only the platform's public SDK (:mod:`gateway.sdk`) and, for its sandbox,
+:mod:`gateway.sandbox`; the platform never imports a profile: the routing table names it
+(``use: connectors.erp.netsuite:NetSuiteConnector``) and the runtime loads it.
+"""

@@ -10,11 +10,11 @@ import pytest
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 
-from connectors.sandboxes import Fault
 from gateway.demo._run import nordwind_180
 from gateway.demo._stack import Stack, running_stack
 from gateway.demo._watch import return_ids_in
 from gateway.edi import check_interchange
+from gateway.sandbox import Fault
 from gateway.settings import Settings
 from tests.support.lifecycle import UNAPPROVED_ROAD
 from tests.support.payloads import return_request

@@ -9,8 +9,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from gateway.errors import DuplicateReturn, IdempotencyKeyInFlight, IdempotencyKeyReused, RateLimited
-from gateway.idempotency import Claim, IdempotencyStore, StoredResponse
-from gateway.ratelimit import Admission, PartnerRateLimiter
+from gateway.intake.idempotency import Claim, IdempotencyStore, StoredResponse
+from gateway.intake.ratelimit import Admission, PartnerRateLimiter
 from gateway.settings import Settings
 
 RESPONSE = StoredResponse(202, b'{"id":"ret_1"}', {"Location": "/v1/returns/ret_1"})

@@ -13,7 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gateway.redis_batch import MAX_BATCH, ScriptBatcher
+from gateway.intake.batching import MAX_BATCH, ScriptBatcher
 from gateway.settings import Settings
 from tests.support.server import free_port
 

@@ -21,8 +21,8 @@ def name() -> Iterator[str]:
     name = f"scaffold_{uuid.uuid4().hex[:8]}"
     yield name
     for path in (
-        PROJECT_ROOT / "connectors" / f"{name}.py",
-        PROJECT_ROOT / "connectors" / "sandboxes" / f"{name}.py",
+        PROJECT_ROOT / "connectors" / "erp" / f"{name}.py",
+        PROJECT_ROOT / "connectors" / "erp" / f"{name}_sandbox.py",
         PROJECT_ROOT / "tests" / "connectors" / "profiles" / f"test_{name}.py",
     ):
         path.unlink(missing_ok=True)
@@ -30,7 +30,7 @@ def name() -> Iterator[str]:
 
 
 def test_a_new_connector_passes_its_own_test_and_its_mapping_fixtures(name: str) -> None:
-    result = CliRunner().invoke(app, ["connector", "new", name])
+    result = CliRunner().invoke(app, ["connector", "new", name, "--role", "erp"])
     assert result.exit_code == 0, result.output
     assert f"wrote mappings/{name}/return-request.v1.outbound.yaml" in result.output
 
@@ -53,8 +53,8 @@ def test_a_new_connector_passes_its_own_test_and_its_mapping_fixtures(name: str)
             "-m",
             "ruff",
             "check",
-            f"connectors/{name}.py",
-            f"connectors/sandboxes/{name}.py",
+            f"connectors/erp/{name}.py",
+            f"connectors/erp/{name}_sandbox.py",
             str(generated_test),
         ],
         cwd=PROJECT_ROOT,
@@ -66,11 +66,11 @@ def test_a_new_connector_passes_its_own_test_and_its_mapping_fixtures(name: str)
 
 
 def test_an_existing_name_is_refused(name: str) -> None:
-    assert CliRunner().invoke(app, ["connector", "new", name]).exit_code == 0
-    again = CliRunner().invoke(app, ["connector", "new", name])
+    assert CliRunner().invoke(app, ["connector", "new", name, "--role", "erp"]).exit_code == 0
+    again = CliRunner().invoke(app, ["connector", "new", name, "--role", "erp"])
     assert again.exit_code == 1 and "already exists" in again.output
 
 
 def test_a_bad_name_is_refused() -> None:
-    result = CliRunner().invoke(app, ["connector", "new", "Bad-Name"])
+    result = CliRunner().invoke(app, ["connector", "new", "Bad-Name", "--role", "erp"])
     assert result.exit_code == 1 and "lower case" in result.output

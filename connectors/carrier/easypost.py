@@ -44,11 +44,20 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors._http import TargetError, reply_json
-from connectors._sdk import Connector, Delivery, Emitted, Inbound, WebhookRejected
-from connectors._signatures import hmac_hex, verify_signature, webhook_secret
 from gateway.errors import DeliveryFailed, PermanentDeliveryFailure
 from gateway.mapping import MappingFailure
+from gateway.sdk import (
+    Connector,
+    Delivery,
+    Emitted,
+    Inbound,
+    TargetError,
+    WebhookRejected,
+    hmac_hex,
+    reply_json,
+    verify_signature,
+    webhook_secret,
+)
 
 SHIPMENTS = "/v2/shipments"
 POSTAGE_EXISTS = "SHIPMENT.POSTAGE.EXISTS"

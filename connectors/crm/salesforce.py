@@ -52,9 +52,8 @@ from typing import Any, ClassVar
 import httpx
 import msgspec
 
-from connectors._http import TargetError, reply_json
-from connectors._sdk import Connector, Delivery, Emitted
 from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
+from gateway.sdk import Connector, Delivery, Emitted, TargetError, reply_json
 
 log = logging.getLogger(__name__)
 

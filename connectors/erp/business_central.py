@@ -42,9 +42,6 @@ from typing import Any, ClassVar
 
 import httpx
 
-from connectors._http import TargetError, reply_json
-from connectors._sdk import Connector, Delivery, Emitted
-from connectors._target import TargetConfigError
 from connectors.erp._common import (
     DocumentKind,
     authorization_variables,
@@ -54,6 +51,7 @@ from connectors.erp._common import (
     with_decision,
 )
 from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
+from gateway.sdk import Connector, Delivery, Emitted, TargetConfigError, TargetError, reply_json
 
 _DOCUMENTS: dict[str, tuple[str, str]] = {
     "order": ("salesOrders", "salesOrderLines"),

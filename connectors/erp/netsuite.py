@@ -24,8 +24,6 @@ from typing import Any, ClassVar
 
 import httpx
 
-from connectors._http import TargetError, reply_json
-from connectors._sdk import Connector, Delivery, Emitted
 from connectors.erp._common import (
     DocumentKind,
     authorization_variables,
@@ -35,6 +33,7 @@ from connectors.erp._common import (
     with_decision,
 )
 from gateway.errors import PermanentDeliveryFailure
+from gateway.sdk import Connector, Delivery, Emitted, TargetError, reply_json
 
 RECORDS = "/services/rest/record/v1"
 DUPLICATE = "DUP_RCRD"

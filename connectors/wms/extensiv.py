@@ -39,12 +39,21 @@ from typing import Any, ClassVar
 import httpx
 import msgspec
 
-from connectors._auth import TargetConfigError
-from connectors._http import TargetError, plain_error, reply_json
-from connectors._sdk import Connector, Delivery, Emitted, Inbound, WebhookRejected
-from connectors._signatures import verify_signature, webhook_secret
 from gateway.errors import PermanentDeliveryFailure
 from gateway.mapping import MappingFailure
+from gateway.sdk import (
+    Connector,
+    Delivery,
+    Emitted,
+    Inbound,
+    TargetConfigError,
+    TargetError,
+    WebhookRejected,
+    plain_error,
+    reply_json,
+    verify_signature,
+    webhook_secret,
+)
 
 RECEIVERS = "/inventory/receivers"
 RECEIVER_REL = "http://api.3plcentral.com/rels/inventory/receiver"

@@ -9,9 +9,9 @@ from typing import Any
 from litestar import Request
 
 from gateway.api._problems import add_response_headers
+from gateway.api.services import Services
 from gateway.auth import Principal, Scope
-from gateway.ratelimit import Admission
-from gateway.services import Services
+from gateway.intake.ratelimit import Admission
 
 BEARER_SCHEME = "ApiKey"
 SECURITY = [{BEARER_SCHEME: []}]
@@ -41,7 +41,7 @@ async def authorize(request: Request[Any, Any, Any], scope: Scope | None = None)
 @asynccontextmanager
 async def counted_once(request: Request[Any, Any, Any], principal: Principal) -> AsyncIterator[Admission]:
     """The request's rate-limit count, for a Redis script in the block to take along (see
-    :mod:`gateway.ratelimit`); whatever the block raises first, the request is counted, and
+    :mod:`gateway.intake.ratelimit`); whatever the block raises first, the request is counted, and
     over the limit the answer is 429 as if :func:`authorize` had counted it up front."""
     services: Services = request.app.state.services
     admission = services.rate_limiter.admission(principal.partner, principal.rate_limit)

@@ -13,6 +13,7 @@ from gateway.api._bodies import answer, decode_body, json_body
 from gateway.api._openapi import problem_responses
 from gateway.api._problems import PROBLEM_JSON, Problem
 from gateway.api._security import SECURITY, authorize
+from gateway.api.services import Services
 from gateway.auth import Principal, Scope
 from gateway.deadletters import (
     AuditEntry,
@@ -23,7 +24,6 @@ from gateway.deadletters import (
     QueueListing,
     ReplayResult,
 )
-from gateway.services import Services
 
 MAX_LIMIT = 500
 

@@ -18,6 +18,7 @@ from gateway.api.edi import edi_router, edifact_router
 from gateway.api.health import live, ready
 from gateway.api.lifecycle import approvals_router, return_events_router
 from gateway.api.returns import returns_router
+from gateway.api.services import Services
 from gateway.api.webhook_endpoints import webhook_endpoints_router
 from gateway.api.webhooks import webhooks_router
 from gateway.edi import PartnerDirectory
@@ -25,7 +26,6 @@ from gateway.lifecycle import PolicyBook
 from gateway.mapping import MappingCatalog
 from gateway.registry import ContractRegistry
 from gateway.routing import load_routing_table
-from gateway.services import Services
 from gateway.settings import Settings
 
 API_TITLE = "Returns gateway"

@@ -14,8 +14,8 @@ from gateway.api._deprecation import deprecation_headers
 from gateway.api._openapi import problem_responses
 from gateway.api._problems import extra_headers
 from gateway.api._security import SECURITY, authorize
+from gateway.api.services import Services
 from gateway.errors import NotFound
-from gateway.services import Services
 
 SCHEMA_JSON = "application/schema+json"
 

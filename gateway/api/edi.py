@@ -16,13 +16,13 @@ from gateway.api._bodies import answer
 from gateway.api._openapi import problem_responses
 from gateway.api._problems import extra_headers
 from gateway.api._security import SECURITY, authorize
+from gateway.api.services import Services
 from gateway.auth import Scope
 from gateway.edi._responses import EdiResponse, ResponseStore
 from gateway.edi.intake import EdiIntake
 from gateway.envelope import trace_context
 from gateway.errors import NotFound, UnsupportedMediaType
-from gateway.idempotency import REPLAYED_HEADER
-from gateway.services import Services
+from gateway.intake.idempotency import REPLAYED_HEADER
 
 X12 = "application/edi-x12"
 EDIFACT = "application/edifact"

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get
 
-from gateway.services import Services
+from gateway.api.services import Services
 
 
 class Readiness(msgspec.Struct):

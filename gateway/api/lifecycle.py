@@ -18,14 +18,14 @@ from litestar.params import FromPath, FromQuery
 from gateway.api._bodies import JSON, answer, require_json
 from gateway.api._openapi import contract_body, problem_responses
 from gateway.api._security import SECURITY, authorize
+from gateway.api.services import Services
 from gateway.auth import Principal, Scope
 from gateway.envelope import trace_context
 from gateway.errors import NotFound
-from gateway.idempotency import HEADER, REPLAYED_HEADER, parse_key
+from gateway.intake.idempotency import HEADER, REPLAYED_HEADER, parse_key
 from gateway.lifecycle._rules import Verdict, authorized_credit
 from gateway.lifecycle._store import APPROVALS, HOLDS, ReturnState, TimelineEntry, inspections_of
 from gateway.registry import ContractRegistry
-from gateway.services import Services
 
 #: Most returns one queue listing answers (oldest first).
 LIST_LIMIT = 500

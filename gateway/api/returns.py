@@ -14,13 +14,13 @@ from gateway.api._deprecation import deprecation_headers
 from gateway.api._openapi import ReturnDocument, ReturnReceiptDocument, contract_body, problem_responses
 from gateway.api._problems import add_response_headers, extra_headers
 from gateway.api._security import SECURITY, authenticate, authorize, counted_once
+from gateway.api.services import Services
 from gateway.auth import Scope
 from gateway.envelope import trace_context
-from gateway.idempotency import HEADER, REPLAYED_HEADER, parse_key
-from gateway.intake import RETURN_REQUEST
+from gateway.intake.idempotency import HEADER, REPLAYED_HEADER, parse_key
+from gateway.intake.returns import RETURN_REQUEST
 from gateway.registry import ContractRegistry
-from gateway.returns_store import render_return
-from gateway.services import Services
+from gateway.storage.returns import render_return
 
 
 def returns_router(registry: ContractRegistry) -> Router:

@@ -18,10 +18,10 @@ from gateway.api._bodies import answer, decode_body, json_body, require_json
 from gateway.api._openapi import problem_responses
 from gateway.api._problems import extra_headers
 from gateway.api._security import SECURITY, authorize
+from gateway.api.services import Services
 from gateway.auth import Principal, Scope
 from gateway.errors import NotFound
-from gateway.partner_endpoints import MAX_URL_LENGTH, EndpointRegistry, EndpointResource, WebhookEndpoint
-from gateway.services import Services
+from gateway.partners.endpoints import MAX_URL_LENGTH, EndpointRegistry, EndpointResource, WebhookEndpoint
 
 EndpointId = Annotated[str, PathParameter(description="The endpoint's id (`we_…`).")]
 

@@ -12,8 +12,8 @@ from litestar import Request, Response, Router, post
 from litestar.params import PathParameter
 
 from gateway.api._openapi import problem_responses
-from gateway.services import Services
-from gateway.webhooks import WebhookResult
+from gateway.api.services import Services
+from gateway.intake.webhooks import WebhookResult
 
 Connector = Annotated[str, PathParameter(description="Connector name, as in the routing table.")]
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from gateway.delivery_headers import DeadReason
+from gateway.broker.headers import DeadReason
 
 #: Who put the message in the dead-letter queue: the connector runtime (with its reason header),
 #: the broker itself (``x-death`` only, e.g. over the delivery limit), or nobody we know of.

@@ -17,8 +17,8 @@ from typing import Any
 import msgspec
 from aio_pika.abc import AbstractMessage
 
+from gateway.broker.headers import ATTEMPT, DEAD_REASON, FIRST_FAILURE, LAST_ERROR, DeadReason
 from gateway.deadletters._models import DeadLetter, DeadLetteredBy
-from gateway.delivery_headers import ATTEMPT, DEAD_REASON, FIRST_FAILURE, LAST_ERROR, DeadReason
 
 #: ``x-death`` reasons as the error an operator reads.
 _BROKER_ERRORS = {

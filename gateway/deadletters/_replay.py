@@ -20,7 +20,7 @@ import msgspec
 from aio_pika.abc import AbstractMessage
 
 from gateway.broker import persistent_copy
-from gateway.delivery_headers import FAILURE_HEADERS, REPLAY_OF, REPLAYED_AT
+from gateway.broker.headers import FAILURE_HEADERS, REPLAY_OF, REPLAYED_AT
 from gateway.errors import ContractViolation, Violation
 from gateway.registry import ContractRegistry
 from gateway.routing import condition_headers

@@ -21,23 +21,14 @@ import aio_pika
 import httpx
 import uvicorn
 
-from connectors import ConnectorRuntime, build_connector
-from connectors._process import declare_topology
-from connectors.sandboxes import (
-    Credentials,
-    Sandbox,
-    business_central,
-    easypost,
-    extensiv,
-    free_port,
-    running,
-)
 from gateway.api import create_app
 from gateway.auth import KeyStore
 from gateway.broker import events_exchange_name, unrouted_name
+from gateway.cli.sandbox import build_sandbox
 from gateway.mapping import MappingCatalog
 from gateway.routing import RoutingTable, delete_routing_topology, parse_routing_table
-from gateway.sandbox_cli import build_sandbox
+from gateway.runtime import ConnectorRuntime, build_connector, declare_topology
+from gateway.sandbox import Credentials, Sandbox, free_port, running
 from gateway.settings import PROJECT_ROOT, Settings
 from gateway.storage import connect_redis
 
@@ -56,9 +47,6 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "business_central": {
         "return_site": "DC-HAM",
         "rma_valid_days": 30,
-        "tenant": business_central.TENANT,
-        "environment": business_central.ENVIRONMENT,
-        "company_id": business_central.COMPANY_ID,
         "non_stock_location": "QUARANTINE",
     },
     "extensiv": {
@@ -85,12 +73,6 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "salesforce": {},
 }
 
-#: What the sandboxes sign their webhooks with (their defaults), as the connectors read them.
-WEBHOOK_SECRETS = {
-    "RGW_DEMO_WMS_WEBHOOK_SECRET": extensiv.DEFAULT_WEBHOOK_SECRET,
-    "RGW_DEMO_CARRIER_WEBHOOK_SECRET": easypost.DEFAULT_WEBHOOK_SECRET,
-}
-
 
 def _routes_of(text: str) -> list[tuple[str, str, list[str]]]:
     table = parse_routing_table(text)
@@ -102,8 +84,8 @@ ROUTES = _routes_of((PROJECT_ROOT / "routes.yaml").read_text())
 #: Connectors that call no system of their own (no sandbox, no target).
 INTERNAL_CONNECTORS = {
     "lifecycle": "gateway.lifecycle:Orchestrator",
-    "partner-webhooks": "connectors.partner_webhooks:PartnerWebhookConnector",
-    "edi-responses": "connectors.edi_responses:X12ResponseConnector",
+    "partner-webhooks": "gateway.partners.webhooks:PartnerWebhookConnector",
+    "edi-responses": "gateway.edi.responder:X12ResponseConnector",
 }
 
 
@@ -124,7 +106,7 @@ def routing_table(urls: Mapping[str, str], sandboxes: Mapping[str, Sandbox], erp
                 f"{{type: basic, username_env: RGW_DEMO_{env}_CLIENT_ID, "
                 f"password_env: RGW_DEMO_{env}_CLIENT_SECRET}}"
             )
-        options = OPTIONS.get(profile, {})
+        options = {**OPTIONS.get(profile, {}), **sandboxes[profile].connector_options()}
         lines += [
             f"  {role}:",
             f"    use: {SYSTEMS[profile]['use']}",
@@ -149,10 +131,14 @@ def routing_table(urls: Mapping[str, str], sandboxes: Mapping[str, Sandbox], erp
     return "\n".join(lines) + "\n"
 
 
-def credentials_env(profiles: Mapping[str, Any]) -> dict[str, str]:
-    """Environment variables the routing table names, set to what the sandboxes accept."""
-    env = dict(WEBHOOK_SECRETS)
-    for profile in profiles:
+def credentials_env(sandboxes: Mapping[str, Sandbox]) -> dict[str, str]:
+    """Environment variables the routing table names (by profile), set to what the sandboxes
+    accept and sign their webhooks with."""
+    env: dict[str, str] = {}
+    for profile, sandbox in sandboxes.items():
+        secret_env = OPTIONS.get(profile, {}).get("webhook_secret_env")
+        if secret_env and sandbox.webhook_secret:
+            env[secret_env] = sandbox.webhook_secret
         role = SYSTEMS[profile]["role"].upper()
         env[f"RGW_DEMO_{role}_CLIENT_ID"] = Credentials().client_id
         env[f"RGW_DEMO_{role}_CLIENT_SECRET"] = Credentials().client_secret
@@ -256,13 +242,14 @@ async def running_stack(
 ):  # type: ignore[no-untyped-def]
     """Start everything; stop everything (and delete the namespace's topology) on the way out."""
     profiles = [erp, "extensiv", "easypost", "salesforce"]
-    env = credentials_env(dict.fromkeys(profiles))
+    by_profile = {p: build_sandbox(p) for p in profiles}
+    sandboxes = {SYSTEMS[p]["role"]: sandbox for p, sandbox in by_profile.items()}
+    env = credentials_env(by_profile)
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)  # connectors read credentials from the environment, as in production
     with ExitStack() as threads, tempfile.TemporaryDirectory(prefix="rgw-demo-") as folder:
-        sandboxes = {SYSTEMS[p]["role"]: build_sandbox(p) for p in profiles}
-        urls = {p: threads.enter_context(running(sandboxes[SYSTEMS[p]["role"]])) for p in profiles}
-        text = routing_table(urls, {p: sandboxes[SYSTEMS[p]["role"]] for p in profiles}, erp)
+        urls = {p: threads.enter_context(running(by_profile[p])) for p in profiles}
+        text = routing_table(urls, by_profile, erp)
         routes = Path(folder) / "routes.yaml"
         routes.write_text(text)
         settings = dataclasses.replace(settings, routes_file=routes)

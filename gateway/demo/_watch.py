@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from connectors.sandboxes import Sandbox
+from gateway.sandbox import Sandbox
 
 #: A return id as the gateway writes it, or as a system with short reference fields holds it
 #: (Business Central's 35-character externalDocumentNumber: ``RGW`` + the id's hex).

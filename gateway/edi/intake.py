@@ -2,7 +2,7 @@
 
 An interchange is checked offline first (``check_interchange``, ``check_edifact``); each
 accepted 180 or RETANN, read into the same return notice, is then mapped and handed to
-:class:`~gateway.intake.ReturnIntake` like any API request, with an idempotency key derived
+:class:`~gateway.intake.returns.ReturnIntake` like any API request, with an idempotency key derived
 from sender, ISA13 and ST02 (UNB 0020 and UNH 0062), so a set is published at most once
 whatever happens to the interchange around it. Sets refused on the way (mapping, contract,
 a return already opened) are rejected in the 997 (the CONTRL) while the others go through.
@@ -39,7 +39,7 @@ from gateway.errors import (
     NotFound,
     SenderNotAllowed,
 )
-from gateway.intake import ReturnIntake
+from gateway.intake.returns import ReturnIntake
 from gateway.settings import Settings
 from gateway.storage import redis_errors
 

@@ -38,7 +38,6 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from connectors._sdk import Connector, Delivery, Emitted, RuntimeContext
 from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
 from gateway.lifecycle._commands import credit_memo, inspection_task, supplier_claim
 from gateway.lifecycle._policy import PolicyBook
@@ -46,6 +45,7 @@ from gateway.lifecycle._rules import Verdict, dispose, validate
 from gateway.lifecycle._status import PARKED, IllegalTransition, allowed_from, is_behind, may_hold, rank
 from gateway.lifecycle._step import LIFECYCLE, WAITING, Step, stamp
 from gateway.lifecycle._store import Change, LifecycleStore, ReturnState, inspections_of
+from gateway.sdk import Connector, Delivery, Emitted, RuntimeContext
 
 #: Messages whose dead letter means a posting failed (the return cannot go on without it).
 POSTINGS = frozenset({"return-decision.v1", "credit-memo.v1", "supplier-claim.v1"})

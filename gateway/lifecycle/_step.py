@@ -11,9 +11,9 @@ from typing import Any
 
 import msgspec
 
-from connectors._sdk import Delivery, Emitted
 from gateway.lifecycle._status import PARKED, check_move
 from gateway.lifecycle._store import APPROVALS, HOLDS, Change, ReturnState, TimelineEntry
+from gateway.sdk import Delivery, Emitted
 
 #: The actor of what the lifecycle decides by rule.
 LIFECYCLE: dict[str, str] = {"type": "system", "id": "lifecycle"}

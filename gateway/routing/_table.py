@@ -4,7 +4,7 @@ Example (``routes.yaml``)::
 
     connectors:
       erp:
-        use: connectors.webhook:WebhookConnector   # what `returns-gateway connector run erp` runs
+        use: gateway.builtin.webhook:WebhookConnector   # what `returns-gateway connector run erp` runs
         target: {base_url: "https://erp.internal", timeout_seconds: 10, token_env: RGW_ERP_TOKEN}
         circuit: {failure_threshold: 5, open_seconds: 30}
         delivery_limit: 10          # deliveries before a message is dead-lettered as poison

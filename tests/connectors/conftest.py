@@ -13,10 +13,10 @@ import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 from litestar.testing import AsyncTestClient
 
-from connectors import ConnectorRuntime, build_connector
 from gateway.api import create_app
 from gateway.registry import ContractRegistry
 from gateway.routing import parse_routing_table
+from gateway.runtime import ConnectorRuntime, build_connector
 from gateway.settings import Settings
 from tests.conftest import KeyFactory
 from tests.support.broker import delete_routing_topology
@@ -26,7 +26,7 @@ from tests.support.sandbox import SandboxState, running_sandbox
 TABLE = """
 connectors:
   records:
-    use: connectors.webhook:WebhookConnector
+    use: gateway.builtin.webhook:WebhookConnector
     target: {{base_url: "{base_url}", timeout_seconds: 30}}
     options: {{path: /records}}
     prefetch: 16

@@ -15,11 +15,12 @@ import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 from litestar.testing import AsyncTestClient
 
-from connectors import Connector, ConnectorRuntime, Delivery, Outcome
 from gateway.broker import events_exchange_name
-from gateway.delivery_headers import DEAD_REASON
+from gateway.broker.headers import DEAD_REASON
 from gateway.registry import ContractRegistry
 from gateway.routing import retry_queue
+from gateway.runtime import ConnectorRuntime, Outcome
+from gateway.sdk import Connector, Delivery
 from gateway.settings import Settings
 from tests.conftest import KeyFactory
 from tests.connectors.conftest import routed_gateway, running_connector

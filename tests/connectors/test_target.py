@@ -5,9 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from connectors import Target, TargetConfigError, build_connector
 from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
 from gateway.routing import TargetSpec, parse_routing_table
+from gateway.runtime import build_connector
+from gateway.sdk import Target, TargetConfigError
 from tests.support.sandbox import Fault, running_sandbox
 from tests.support.server import free_port
 
@@ -49,13 +50,13 @@ async def test_a_refused_connection_is_retried_briefly_then_retryable() -> None:
 
 def test_the_routing_table_names_the_connector_class_and_its_target() -> None:
     table = parse_routing_table(
-        "connectors: {crm: {use: 'connectors.webhook:WebhookConnector', "
+        "connectors: {crm: {use: 'gateway.builtin.webhook:WebhookConnector', "
         "target: {base_url: 'http://crm.example'}, options: {path: /cases}}}"
     )
     connector = build_connector("crm", table.connectors["crm"])
     assert connector.name == "crm" and connector.options == {"path": "/cases"}
     assert connector.target.client.base_url == httpx.URL("http://crm.example")
-    for bad in ("connectors.webhook:Nope", "gateway.settings:Settings"):
+    for bad in ("gateway.builtin.webhook:Nope", "gateway.settings:Settings"):
         with pytest.raises(TargetConfigError):
             build_connector(
                 "crm", parse_routing_table(f"connectors: {{crm: {{use: '{bad}'}}}}").connectors["crm"]

@@ -20,7 +20,7 @@ from litestar.testing import AsyncTestClient
 
 from gateway.api import create_app
 from gateway.broker import declare_edge_topology
-from gateway.delivery_headers import ATTEMPT, DEAD_REASON, FIRST_FAILURE, LAST_ERROR, DeadReason
+from gateway.broker.headers import ATTEMPT, DEAD_REASON, FIRST_FAILURE, LAST_ERROR, DeadReason
 from gateway.registry import ContractRegistry
 from gateway.routing import (
     connector_queue,

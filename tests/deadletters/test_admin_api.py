@@ -5,8 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from gateway.deadletters import corrected_message_id
-from gateway.delivery_headers import (
+from gateway.broker.headers import (
     ATTEMPT,
     DEAD_REASON,
     FAILURE_HEADERS,
@@ -15,6 +14,7 @@ from gateway.delivery_headers import (
     REPLAY_OF,
     REPLAYED_AT,
 )
+from gateway.deadletters import corrected_message_id
 from tests.conftest import Gateway, KeyFactory
 from tests.deadletters.conftest import Desk, envelope
 from tests.support.payloads import return_request

@@ -11,8 +11,8 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 
+from gateway.broker.headers import DEAD_REASON, REPLAY_OF
 from gateway.deadletters import AuditLog, corrected_message_id
-from gateway.delivery_headers import DEAD_REASON, REPLAY_OF
 from tests.conftest import AMQP_URL, REDIS_URL
 from tests.deadletters.conftest import DeadLetters, envelope
 from tests.support.server import cli

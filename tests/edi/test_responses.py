@@ -17,12 +17,12 @@ import yaml
 from aio_pika.abc import AbstractRobustConnection
 from pydifact.segmentcollection import Interchange as PdInterchange
 
-from connectors import ConnectorRuntime
-from connectors.sandboxes import Fault, running
 from gateway.api.edi import RETURNS_HEADER
 from gateway.broker import events_exchange_name
 from gateway.edi import check_interchange
 from gateway.registry import ContractRegistry
+from gateway.runtime import ConnectorRuntime
+from gateway.sandbox import Fault, running
 from gateway.settings import PROJECT_ROOT, Settings
 from tests.conftest import KeyFactory
 from tests.connectors.conftest import RoutedGateway, routed_gateway, running_connector
@@ -34,7 +34,7 @@ from tests.support.waiting import wait_until
 TABLE = """
 connectors:
   edi-responses:
-    use: connectors.edi_responses:X12ResponseConnector
+    use: gateway.edi.responder:X12ResponseConnector
     options: {{timeout_seconds: 2}}
     max_attempts: 4
     retry_delays_ms: [200, 500]

@@ -14,12 +14,12 @@ import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 from litestar.testing import AsyncTestClient
 
-from connectors import ConnectorRuntime
 from gateway.api import create_app
 from gateway.broker import events_exchange_name
 from gateway.lifecycle import Orchestrator
 from gateway.registry import ContractRegistry
 from gateway.routing import parse_routing_table
+from gateway.runtime import ConnectorRuntime
 from gateway.settings import Settings
 from tests.conftest import KeyFactory
 from tests.lifecycle.test_orchestrator import TABLE, Lifecycle, documents, example, inspection, receipt

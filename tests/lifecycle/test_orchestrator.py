@@ -16,14 +16,14 @@ import pytest
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 
-from connectors import ConnectorRuntime, Delivery, RuntimeContext
-from connectors._process import declare_topology
 from gateway.broker import events_exchange_name
 from gateway.envelope import Envelope, trace_context
 from gateway.lifecycle import LifecycleStore, Orchestrator
 from gateway.lifecycle._store import APPROVALS, inspections_of
 from gateway.registry import ContractRegistry
 from gateway.routing import parse_routing_table
+from gateway.runtime import ConnectorRuntime, declare_topology
+from gateway.sdk import Delivery, RuntimeContext
 from gateway.settings import Settings
 from tests.support.broker import CapturedQueue, capture, delete_routing_topology
 from tests.support.lifecycle import UNAPPROVED_ROAD
@@ -415,7 +415,7 @@ async def test_an_event_on_a_rejected_return_is_refused_into_the_dead_letters(li
 
 
 def _dead() -> Any:
-    from connectors import Outcome
+    from gateway.runtime import Outcome
 
     return Outcome.DEAD
 

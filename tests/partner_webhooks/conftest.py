@@ -21,10 +21,10 @@ import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from litestar.testing import AsyncTestClient
 
-from connectors import ConnectorRuntime
-from connectors.sandboxes import running
 from gateway.broker import events_exchange_name
 from gateway.registry import ContractRegistry
+from gateway.runtime import ConnectorRuntime
+from gateway.sandbox import running
 from gateway.settings import PROJECT_ROOT, Settings
 from tests.conftest import KeyFactory
 from tests.connectors.conftest import routed_gateway, running_connector
@@ -36,7 +36,7 @@ MESSAGE_TYPE = "return-status-changed.v1"
 TABLE = """
 connectors:
   partner-webhooks:
-    use: connectors.partner_webhooks:PartnerWebhookConnector
+    use: gateway.partners.webhooks:PartnerWebhookConnector
     options: {{timeout_seconds: 2}}
     circuit: {{failure_threshold: 1000}}
     max_attempts: 3

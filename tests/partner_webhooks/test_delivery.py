@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import msgspec
 
-from connectors import Outcome
-from connectors.sandboxes import Fault, free_port
-from gateway.delivery_headers import DEAD_REASON
+from gateway.broker.headers import DEAD_REASON
+from gateway.runtime import Outcome
+from gateway.sandbox import Fault, free_port
 from tests.partner_webhooks.conftest import WEBHOOK_SCOPES, Harness, PartnerReceiver, auth, verify
 from tests.support.waiting import wait_until
 

@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from gateway.api import create_app
 from gateway.errors import InvalidWebhookEndpoint
-from gateway.partner_endpoints import MAX_ENDPOINTS, EndpointRegistry, check_url
+from gateway.partners.endpoints import MAX_ENDPOINTS, EndpointRegistry, check_url
 from gateway.registry import ContractRegistry
 from gateway.settings import Settings
 from tests.conftest import Gateway, KeyFactory

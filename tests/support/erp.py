@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from connectors import Delivery, Emitted
 from gateway.registry import ContractRegistry
+from gateway.sdk import Delivery, Emitted
 from gateway.settings import PROJECT_ROOT
 from tests.support.profiles import delivery
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import msgspec
 
-from connectors import Connector, Delivery, Target, connector_class
-from connectors.sandboxes import Sandbox, running
 from gateway.mapping import MappingCatalog
 from gateway.routing import BasicAuth, OAuth2ClientCredentials, TargetSpec
+from gateway.runtime import connector_class
+from gateway.sandbox import Sandbox, running
+from gateway.sdk import Connector, Delivery, Target
 from gateway.settings import PROJECT_ROOT
 
 CLIENT_ID, CLIENT_SECRET = "sandbox-client", "sandbox-secret"

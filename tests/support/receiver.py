@@ -8,7 +8,7 @@ from litestar import Request, post
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath
 
-from connectors.sandboxes import Sandbox
+from gateway.sandbox import Sandbox
 
 
 class PartnerReceiver(Sandbox):

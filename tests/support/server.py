@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import httpx
 
-from connectors.sandboxes import free_port  # re-exported for the tests that import it from here
+from gateway.sandbox import free_port  # re-exported for the tests that import it from here
 from gateway.settings import PROJECT_ROOT
 
 

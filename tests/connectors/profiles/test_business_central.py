@@ -13,12 +13,18 @@ from typing import Any
 
 import pytest
 
-from connectors import Connector
 from connectors.erp.business_central import document_key
-from connectors.sandboxes import Fault
-from connectors.sandboxes.business_central import API, COMPANY_ID, ENVIRONMENT, TENANT, BusinessCentralSandbox
-from connectors.sandboxes.netsuite import NetSuiteSandbox
+from connectors.erp.business_central_sandbox import (
+    API,
+    COMPANY_ID,
+    ENVIRONMENT,
+    TENANT,
+    BusinessCentralSandbox,
+)
+from connectors.erp.netsuite_sandbox import NetSuiteSandbox
 from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
+from gateway.sandbox import Fault
+from gateway.sdk import Connector
 from tests.support.erp import CONTRACTS, decided, decision, only, request
 from tests.support.profiles import connector_on, delivery
 

@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 
-from connectors import Connector
-from connectors._sdk import Inbound, WebhookRejected
-from connectors.sandboxes import Credentials, Fault
-from connectors.sandboxes.easypost import EasyPostSandbox
+from connectors.carrier.easypost_sandbox import EasyPostSandbox
 from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
 from gateway.registry import ContractRegistry
+from gateway.sandbox import Credentials, Fault
+from gateway.sdk import Connector, Inbound, WebhookRejected
 from gateway.settings import PROJECT_ROOT
 from tests.support.payloads import RETURN_REQUEST
 from tests.support.profiles import connector_on, delivery

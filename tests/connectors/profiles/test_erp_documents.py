@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from connectors import Connector
-from connectors.sandboxes import Sandbox
-from connectors.sandboxes.business_central import COMPANY_ID, ENVIRONMENT, TENANT, BusinessCentralSandbox
-from connectors.sandboxes.netsuite import NetSuiteSandbox
+from connectors.erp.business_central_sandbox import COMPANY_ID, ENVIRONMENT, TENANT, BusinessCentralSandbox
+from connectors.erp.netsuite_sandbox import NetSuiteSandbox
+from gateway.sandbox import Sandbox
+from gateway.sdk import Connector
 from tests.support.erp import only, request
 from tests.support.profiles import connector_on, delivery
 

@@ -12,12 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors import Connector
-from connectors._sdk import Inbound, WebhookRejected
-from connectors.sandboxes import Fault
-from connectors.sandboxes.extensiv import RECEIVERS, ExtensivSandbox
+from connectors.wms.extensiv_sandbox import RECEIVERS, ExtensivSandbox
 from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
 from gateway.registry import ContractRegistry
+from gateway.sandbox import Fault
+from gateway.sdk import Connector, Inbound, WebhookRejected
 from gateway.settings import PROJECT_ROOT
 from tests.support.profiles import connector_on, delivery
 

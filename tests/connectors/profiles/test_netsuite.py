@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from connectors import Connector
-from connectors.sandboxes import Fault
-from connectors.sandboxes.netsuite import NetSuiteSandbox
+from connectors.erp.netsuite_sandbox import NetSuiteSandbox
 from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
+from gateway.sandbox import Fault
+from gateway.sdk import Connector
 from tests.support.erp import CONTRACTS, decided, decision, only, request
 from tests.support.profiles import connector_on, delivery
 

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 import yaml
 
-from connectors import Connector
-from connectors.sandboxes import Fault
-from connectors.sandboxes.salesforce import PICKLISTS, SalesforceSandbox
+from connectors.crm.salesforce_sandbox import PICKLISTS, SalesforceSandbox
 from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
 from gateway.mapping import MappingCatalog
 from gateway.registry import ContractRegistry
+from gateway.sandbox import Fault
+from gateway.sdk import Connector
 from gateway.settings import PROJECT_ROOT
 from tests.support import profiles
 from tests.support.profiles import connector_on, delivery

@@ -1,0 +1,183 @@
+"""``returns-gateway``: run the gateway and administer it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gateway.auth import KeyStore, Scope
+from gateway.cli.dlq import dlq_app
+from gateway.cli.edi import edi_app
+from gateway.cli.mappings import mappings_app
+from gateway.cli.sandbox import sandbox_app
+from gateway.errors import GatewayError
+from gateway.settings import PROJECT_ROOT, Settings
+from gateway.storage import connect_redis
+
+app = typer.Typer(help="Governed integration gateway for returns and credits.", no_args_is_help=True)
+keys_app = typer.Typer(help="Issue, list and revoke partner API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(mappings_app, name="mappings")
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(edi_app, name="edi")
+connector_app = typer.Typer(help="Run connectors (one process per connector).", no_args_is_help=True)
+app.add_typer(connector_app, name="connector")
+
+T = TypeVar("T")
+err = Console(stderr=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP gateway (settings come from RGW_* environment variables)."""
+    import uvicorn
+
+    uvicorn.run(
+        "gateway.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )
+
+
+@app.command()
+def demo(
+    erp: Annotated[str, typer.Option(help="ERP profile: netsuite or business_central.")] = "netsuite",
+    seconds: Annotated[float, typer.Option(help="Give up after this long.")] = 60.0,
+) -> None:
+    """Run the gateway, a connector per system and their sandboxes, submit a few returns,
+    play the warehouse and the carrier, and print each return's path as it happens."""
+    from gateway.demo import run_demo
+
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    raise typer.Exit(code=asyncio.run(run_demo(Settings.from_env(), erp=erp, give_up_after=seconds)))
+
+
+@connector_app.command("run")
+def connector_run(
+    name: Annotated[str, typer.Argument(help="The connector's name in the routing table.")],
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Deliver the connector's messages until SIGTERM/SIGINT (routing table from RGW_ROUTES_FILE)."""
+    import uvloop
+
+    from gateway.runtime import run_connector
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise at this rate
+    try:
+        uvloop.run(run_connector(name, Settings.from_env()))
+    except GatewayError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+
+
+@connector_app.command("new")
+def connector_new(
+    name: Annotated[str, typer.Argument(help="Connector and profile name (lower_case).")],
+    role: Annotated[str, typer.Option(help="Kind of system: erp, wms, carrier or crm.")],
+    root: Annotated[Path, typer.Option(help="Project folder to write into.")] = PROJECT_ROOT,
+) -> None:
+    """Write a working connector skeleton: connector, sandbox, mapping with a fixture, and a test."""
+    from gateway.cli.scaffold import ScaffoldError, scaffold
+
+    try:
+        written = scaffold(name, root, role=role)
+    except ScaffoldError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+    for path in written:
+        typer.echo(f"wrote {path.relative_to(root)}")
+    cls = "".join(p.capitalize() for p in name.split("_"))
+    typer.echo(
+        f"next: pytest tests/connectors/profiles/test_{name}.py, then add it to the routing table:\n"
+        f"  {name}:\n    use: connectors.{role}.{name}:{cls}Connector\n"
+        f"    target: {{base_url: ..., auth: {{type: basic, username_env: ..., password_env: ...}}}}\n"
+        f"try its sandbox: returns-gateway sandbox run connectors.{role}.{name}_sandbox:{cls}Sandbox"
+    )
+
+
+def _with_keys(action: Callable[[KeyStore], Awaitable[T]]) -> T:
+    async def run() -> T:
+        settings = Settings.from_env()
+        redis = connect_redis(settings.redis_url)
+        try:
+            return await action(KeyStore(redis, settings))
+        finally:
+            await redis.aclose()
+
+    try:
+        return asyncio.run(run())
+    except (GatewayError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+
+
+@keys_app.command("create")
+def keys_create(
+    partner: Annotated[str, typer.Option(help="Partner (tenant) the key belongs to.")],
+    scope: Annotated[list[Scope], typer.Option(help="Scope to grant; repeat for several.")],
+    rate_limit: Annotated[
+        int | None, typer.Option(help="Set the partner's requests-per-second limit.", min=1)
+    ] = None,
+    label: Annotated[str, typer.Option(help="Free text to recognise the key by.")] = "",
+) -> None:
+    """Create a key; it is printed once, alone on the last line, and never stored."""
+    issued = _with_keys(
+        lambda ks: ks.create(partner, [s.value for s in scope], rate_limit=rate_limit, label=label)
+    )
+    err.print(
+        f"key {issued.record.key_id} for partner {issued.record.partner} "
+        f"scopes {' '.join(issued.record.scopes)} — store it now, it cannot be shown again"
+    )
+    typer.echo(issued.secret)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List every key (never the secret), revoked ones marked."""
+    records = _with_keys(lambda ks: ks.list())
+    table = Table("key id", "partner", "scopes", "created", "revoked", "label")
+    for r in records:
+        table.add_row(
+            r.key_id,
+            r.partner,
+            " ".join(r.scopes),
+            r.created_at.isoformat(timespec="seconds"),
+            r.revoked_at.isoformat(timespec="seconds") if r.revoked_at else "",
+            r.label,
+        )
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id shown by 'keys list'.")]) -> None:
+    """Revoke a key; running gateways stop accepting it within RGW_AUTH_CACHE_SECONDS."""
+    record = _with_keys(lambda ks: ks.revoke(key_id))
+    if record is None:
+        err.print(f"[red]error:[/red] no key {key_id}")
+        raise typer.Exit(code=1)
+    typer.echo(f"revoked {record.key_id} ({record.partner})")
+

@@ -1,0 +1,123 @@
+"""Webhooks from connected systems (a WMS receipt, a carrier scan) into the pipeline.
+
+``POST /v1/webhooks/{connector}`` hands the raw request to that connector's ``receive``,
+which verifies the system's signature and maps the body to canonical events. Each event
+names its return; the gateway looks the return up (it must be one it accepted) and
+publishes the event, confirmed, with the return's partner and id, like any message.
+
+A system that resends a webhook gets the same event ids back; the first delivery claims
+each id in Redis, so a repeat is acknowledged without a second publish (and connectors
+downstream deduplicate on the message id anyway).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import msgspec
+import redis.asyncio as aioredis
+
+from gateway.broker import BrokerPublisher
+from gateway.errors import (
+    AuthenticationRequired,
+    BrokerUnavailable,
+    ServiceUnavailable,
+    UnknownConnector,
+    WebhookRefused,
+)
+from gateway.mapping import MappingCatalog
+from gateway.routing import RoutingTable, condition_headers
+from gateway.runtime import build_connector, connector_class
+from gateway.sdk import Connector, Emitted, Inbound, TargetConfigError, WebhookRejected
+from gateway.settings import Settings
+from gateway.storage import redis_errors
+from gateway.storage.returns import ReturnStore
+
+_json = msgspec.json.Encoder()
+log = logging.getLogger(__name__)
+
+
+class WebhookResult(msgspec.Struct, frozen=True):
+    """What a webhook became: the events published now, and those already taken before."""
+
+    accepted: list[str]
+    duplicates: list[str]
+
+
+class WebhookIntake:
+    """Builds each connector's receiving side once (no target client: receiving calls nobody)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        routing: RoutingTable | None,
+        mappings: MappingCatalog | None,
+        redis: aioredis.Redis,
+        returns: ReturnStore,
+        publisher: BrokerPublisher,
+    ) -> None:
+        self._settings = settings
+        self._redis = redis
+        self._returns = returns
+        self._publisher = publisher
+        self._receivers: dict[str, Connector] = {}
+        for name, spec in routing.connectors.items() if routing else ():
+            if spec.use is None:
+                continue
+            try:  # with its target where it can: a receiver may need to look something up
+                self._receivers[name] = build_connector(name, spec, mappings)
+            except TargetConfigError as exc:
+                log.warning("webhooks for %s are taken without its target (%s)", name, exc)
+                self._receivers[name] = connector_class(spec.use)(
+                    name, options=spec.options, mappings=mappings
+                )
+
+    async def aclose(self) -> None:
+        for receiver in self._receivers.values():
+            await receiver.aclose()
+
+    async def receive(self, connector: str, headers: Mapping[str, str], body: bytes) -> WebhookResult:
+        receiver = self._receivers.get(connector)
+        if receiver is None:
+            raise UnknownConnector(f"no connector {connector!r} takes webhooks here")
+        try:
+            events = await receiver.receive(Inbound(headers=headers, body=body))
+        except WebhookRejected as exc:
+            if exc.status == 401:
+                raise AuthenticationRequired(f"{connector}: {exc.detail}") from exc
+            if exc.status == 404:
+                raise UnknownConnector(exc.detail) from exc
+            if exc.status >= 500:  # the system should send it again later
+                raise ServiceUnavailable(f"{connector}: {exc.detail}", headers={"Retry-After": "30"}) from exc
+            raise WebhookRefused(f"{connector}: {exc.detail}") from exc
+        return await self._publish(connector, events)
+
+    async def _publish(self, connector: str, events: Sequence[Emitted]) -> WebhookResult:
+        accepted: list[str] = []
+        duplicates: list[str] = []
+        for event in events:
+            return_id = event.return_id or str(event.payload.get("return_id", ""))
+            record = await self._returns.get(return_id) if return_id else None
+            if record is None:
+                raise WebhookRefused(
+                    f"{connector}: {event.message_type} names no return we hold ({return_id!r})"
+                )
+            claim = self._settings.key("webhook", connector, event.message_id)
+            with redis_errors():
+                first = await self._redis.set(claim, b"1", nx=True, ex=self._settings.idempotency_ttl_seconds)
+            if not first:
+                duplicates.append(event.message_id)
+                continue
+            envelope = event.envelope(partner=record.partner, correlation_id=record.id)
+            try:
+                await self._publisher.publish(
+                    envelope, _json.encode(envelope), headers=condition_headers(record.partner, event.payload)
+                )
+            except BrokerUnavailable:
+                with redis_errors():
+                    await self._redis.delete(claim)  # not published: the system's retry must get through
+                raise
+            accepted.append(event.message_id)
+        return WebhookResult(accepted, duplicates)

@@ -1,0 +1,26 @@
+"""The connector runtime: one process per connector consumes its queue, applies each message
+once (effect ledger), retries with backoff, breaks the circuit to a failing target, and
+dead-letters what cannot be delivered. Connectors themselves are written against
+:mod:`gateway.sdk`; the runtime loads them by the routing table's ``use: module:Class``.
+"""
+
+from gateway.runtime._circuit import CircuitOpen, TargetCircuit
+from gateway.runtime._effects import EffectLedger
+from gateway.runtime._loading import build_connector, connector_class
+from gateway.runtime._process import declare_topology, run_connector
+from gateway.runtime._retry import RetryPlan
+from gateway.runtime._runtime import ConnectorRuntime, Decision, Outcome
+
+__all__ = [
+    "CircuitOpen",
+    "ConnectorRuntime",
+    "Decision",
+    "EffectLedger",
+    "Outcome",
+    "RetryPlan",
+    "TargetCircuit",
+    "build_connector",
+    "connector_class",
+    "declare_topology",
+    "run_connector",
+]

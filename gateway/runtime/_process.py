@@ -1,0 +1,79 @@
+"""One connector as a process: ``returns-gateway connector run NAME``.
+
+Reads the routing table, declares the topology (idempotent, so the connector can start
+before or after the gateway), builds the connector with its target, and runs it until
+SIGTERM or SIGINT, then stops gracefully: no new messages, in-flight ones finished, closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import aio_pika
+from tenacity import RetryError
+
+from gateway.broker import declare_edge_topology, until_connected
+from gateway.mapping import MappingCatalog
+from gateway.routing import RoutingTable, RoutingTableError, declare_routing_topology, load_routing_table
+from gateway.runtime._loading import build_connector
+from gateway.runtime._runtime import ConnectorRuntime
+from gateway.settings import Settings
+from gateway.storage import connect_redis
+
+log = logging.getLogger(__name__)
+
+
+def _table(settings: Settings) -> RoutingTable:
+    if settings.routes_file is None:
+        raise RoutingTableError("RGW_ROUTES_FILE is not set: a connector needs the routing table")
+    return load_routing_table(settings.routes_file)
+
+
+async def declare_topology(settings: Settings, table: RoutingTable) -> None:
+    """Declare the edge and the table's delivery topology on a short-lived connection."""
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        events = await declare_edge_topology(channel, settings)
+        await declare_routing_topology(channel, settings, table, events)
+    finally:
+        await connection.close()
+
+
+async def run_connector(name: str, settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Run connector ``name`` until ``stop`` is set (or a termination signal arrives)."""
+    table = _table(settings)
+    spec = table.connectors.get(name)
+    if spec is None:
+        raise RoutingTableError(f"connector '{name}' is not in {settings.routes_file}")
+    connector = build_connector(
+        name, spec, MappingCatalog.load(settings.mappings_dir, settings.contracts_dir)
+    )
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    redis = connect_redis(settings.redis_url)
+    try:
+        runtime = ConnectorRuntime(connector, settings=settings, spec=spec, redis=redis)
+        try:
+            # Starting while the broker is down (or restarting) waits for it, unless told to stop.
+            async for attempt in until_connected().copy(stop=lambda _: stop.is_set()):
+                with attempt:
+                    await declare_topology(settings, table)
+                    await runtime.start()
+        except RetryError:
+            log.info("connector %s stopped before the broker was reachable", name)
+            return
+        log.info("connector %s consuming (prefetch %d)", name, spec.prefetch)
+        try:
+            await stop.wait()
+            log.info("connector %s stopping", name)
+        finally:
+            await runtime.stop()
+        log.info("connector %s stopped: %s", name, {o.value: n for o, n in runtime.outcomes.items()})
+    finally:
+        await connector.aclose()
+        await redis.aclose()

@@ -1,0 +1,381 @@
+"""The connector runtime: consume a connector's queue, apply each message once, and decide.
+
+For every message the decision is named (:class:`Outcome`) and carried out in one place:
+
+* ``ACK``     — applied now, or applied before (the effect ledger says done);
+* ``RETRY``   — a retryable failure: a copy goes to the retry tier its backoff needs, with
+                the attempt count, then the original is acknowledged;
+* ``DEAD``    — a permanent failure, retries exhausted, or an undecodable message: a copy
+                goes to the connector's dead-letter queue with the reason, then the original
+                is acknowledged.
+
+Copies are published with confirms before the original is acknowledged, so a crash in
+between yields a duplicate, never a loss; the ledger makes the duplicate harmless. A copy the
+broker does not confirm sends the original back to the queue instead of acknowledging it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import enum
+import logging
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import aio_pika
+import msgspec
+import redis.asyncio as aioredis
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+
+from gateway.broker import (
+    broker_errors,
+    events_exchange_name,
+    persistent_copy,
+    publish_confirmed,
+    to_amqp_message,
+)
+from gateway.broker.headers import ATTEMPT, DEAD_REASON, FIRST_FAILURE, LAST_ERROR, DeadReason
+from gateway.errors import (
+    BrokerUnavailable,
+    DeliveryFailed,
+    PermanentDeliveryFailure,
+    RetryableDeliveryFailure,
+    StoreUnavailable,
+)
+from gateway.routing import ConnectorSpec, condition_headers, connector_queue, retry_exchange
+from gateway.routing._names import dead_exchange
+from gateway.runtime._circuit import CircuitOpen, State, TargetCircuit
+from gateway.runtime._effects import EffectLedger
+from gateway.runtime._retry import RetryPlan
+from gateway.sdk._connector import Connector, Delivery, Emitted, RuntimeContext
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DELIVERY_FAILED = "delivery-failed.v1"
+RETURN_ID = re.compile(r"^ret_[0-9a-f]{32}$")
+
+
+class Outcome(enum.Enum):
+    ACK = "ack"
+    RETRY = "retry"
+    DEAD = "dead"
+
+
+class Decision(msgspec.Struct, frozen=True):
+    """What to do with one message, decided before anything is done to it."""
+
+    outcome: Outcome
+    failure: DeliveryFailed | None = None
+    delay_ms: int = 0
+    counts_as_attempt: bool = True
+    """False when the target was never called (ledger busy or unreachable)."""
+
+
+_delivery_decoder = msgspec.json.Decoder(Delivery)
+_json = msgspec.json.Encoder()
+
+
+def _decode(message: AbstractIncomingMessage) -> Delivery:
+    try:
+        delivery = _delivery_decoder.decode(message.body)
+        attempt = int((message.headers or {}).get(ATTEMPT, 1))  # type: ignore[call-overload]
+        return delivery if attempt == 1 else msgspec.structs.replace(delivery, attempt=attempt)
+    except (msgspec.DecodeError, msgspec.ValidationError, TypeError, ValueError) as exc:
+        raise PermanentDeliveryFailure(f"undecodable envelope: {exc}") from exc
+
+
+class ConnectorRuntime:
+    """Runs one connector against its queue until stopped."""
+
+    def __init__(
+        self,
+        connector: Connector,
+        *,
+        settings: Settings,
+        spec: ConnectorSpec,
+        redis: aioredis.Redis,
+        prefetch: int | None = None,
+        graceful_timeout: float = 30.0,
+    ) -> None:
+        self.connector = connector
+        connector.attach(RuntimeContext(settings=settings, redis=redis))
+        self._settings = settings
+        self._plan = RetryPlan(spec)
+        self._ledger = EffectLedger(redis, settings, lease_seconds=settings.effect_lease_seconds)
+        self._prefetch = prefetch or spec.prefetch
+        self.circuit = TargetCircuit(connector.name, spec.circuit, on_change=self._circuit_changed)
+        self._circuit_lock = asyncio.Lock()
+        self._circuit_tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._graceful_timeout = graceful_timeout
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractRobustChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self.outcomes: collections.Counter[Outcome] = collections.Counter()
+        """How many messages ended each way since start (for health, metrics and tests)."""
+
+    @property
+    def name(self) -> str:
+        return self.connector.name
+
+    async def start(self) -> None:
+        """Connect (aio-pika's robust connection restores the consumer after a broker restart)."""
+        connection = await aio_pika.connect_robust(
+            self._settings.amqp_url,
+            client_properties={"connection_name": f"returns-gateway-connector:{self.name}"},
+        )
+        try:
+            self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            self._queue = await self._channel.get_queue(connector_queue(self._settings, self.name))
+            self._connection = connection
+            await self._consume(self._prefetch)
+        except BaseException:
+            self._channel = self._queue = self._connection = None
+            await connection.close()  # a failed start leaves nothing open; it may be tried again
+            raise
+
+    async def _consume(self, prefetch: int) -> None:
+        assert self._channel is not None and self._queue is not None
+        await self._channel.set_qos(prefetch_count=prefetch)  # applies to consumers started after it
+        self._consumer_tag = await self._queue.consume(self._on_message)
+
+    async def _stop_consuming(self) -> None:
+        tag, self._consumer_tag = self._consumer_tag, None
+        if tag is not None and self._queue is not None and self._channel and not self._channel.is_closed:
+            await self._queue.cancel(tag)
+
+    def _circuit_changed(self, state: State) -> None:
+        task = asyncio.get_running_loop().create_task(self._follow_circuit(state))
+        self._circuit_tasks.add(task)
+        task.add_done_callback(self._circuit_tasks.discard)
+
+    async def _follow_circuit(self, state: State) -> None:
+        """Open: stop taking messages, then take one (the trial) after the open period.
+        Closed again: back to the full prefetch. Messages wait in the queue meanwhile."""
+        async with self._circuit_lock:
+            if self._stopping:
+                return
+            if state == "opened":
+                log.warning("%s: circuit open, pausing for %.1f s", self.name, self.circuit.open_seconds)
+                await self._stop_consuming()
+                await asyncio.sleep(self.circuit.open_seconds)
+                if not self._stopping and self.circuit.state != "closed":
+                    await self._consume(1)
+            elif state == "closed":
+                log.info("%s: circuit closed, resuming", self.name)
+                await self._stop_consuming()
+                await self._consume(self._prefetch)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            await self._settle(message, await self.decide(message))
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def decide(self, message: AbstractIncomingMessage) -> Decision:
+        """Apply the message at most once and name what should happen to it."""
+        try:
+            delivery = _decode(message)
+        except PermanentDeliveryFailure as failure:
+            return Decision(Outcome.DEAD, failure)
+        if not self.connector.takes(delivery.message_type):
+            return Decision(
+                Outcome.DEAD, PermanentDeliveryFailure(f"{self.name} does not handle {delivery.message_type}")
+            )
+        try:
+            claim = await self._ledger.begin(self.name, delivery.message_id)
+        except StoreUnavailable as exc:
+            # Without the ledger we cannot promise once: do not call the target, come back later.
+            return Decision(
+                Outcome.RETRY,
+                RetryableDeliveryFailure(str(exc)),
+                self._plan.tiers_ms[0],
+                counts_as_attempt=False,
+            )
+        if claim == "done":
+            log.info("%s: %s already applied, acknowledging", self.name, delivery.message_id)
+            return Decision(Outcome.ACK)
+        if claim == "busy":
+            return Decision(
+                Outcome.RETRY,
+                RetryableDeliveryFailure("another worker holds it"),
+                self._plan.tiers_ms[0],
+                counts_as_attempt=False,
+            )
+        return await self._apply(delivery)
+
+    async def _apply(self, delivery: Delivery) -> Decision:
+        try:
+            emitted = await self.circuit.call(lambda: self.connector.handle(delivery))
+            if emitted:
+                await self._emit(delivery, emitted)
+        except Exception as exc:
+            await self._ledger.abandon(self.name, delivery.message_id)
+            return self._after_failure(delivery, exc)
+        await self._ledger.finish(self.name, delivery.message_id)
+        return Decision(Outcome.ACK)
+
+    async def _emit(self, delivery: Delivery, emitted: Sequence[Emitted]) -> None:
+        """Publish what the system answered, confirmed, before the effect is recorded: if this
+        fails the message is retried, and the system's duplicate answer yields the same events."""
+        assert self._channel is not None
+        try:
+            exchange = await self._channel.get_exchange(events_exchange_name(self._settings), ensure=False)
+            for event in emitted:
+                envelope = event.envelope(
+                    partner=delivery.partner,
+                    correlation_id=event.return_id or delivery.correlation_id,
+                    causation_id=delivery.message_id,
+                )
+                await publish_confirmed(
+                    exchange,
+                    to_amqp_message(
+                        envelope, _json.encode(envelope), condition_headers(delivery.partner, event.payload)
+                    ),
+                    routing_key=event.message_type,
+                    confirm_within=self._settings.publish_timeout_seconds,
+                    doing=f"{self.name}: publishing {event.message_type} {event.message_id}",
+                )
+        except BrokerUnavailable as exc:
+            raise RetryableDeliveryFailure(
+                f"applied, but could not publish the system's answer: {exc}"
+            ) from exc
+
+    def _after_failure(self, delivery: Delivery, exc: Exception) -> Decision:
+        if isinstance(exc, CircuitOpen):  # the target was not called: not an attempt
+            return Decision(
+                Outcome.RETRY, exc, self._plan.tier_for(1, exc.retry_after), counts_as_attempt=False
+            )
+        failure = exc if isinstance(exc, DeliveryFailed) else None
+        if failure is None:  # a connector bug: treat as retryable, it ends in the DLQ if it persists
+            log.error("%s: unexpected error on %s", self.name, delivery.message_id, exc_info=exc)
+            failure = RetryableDeliveryFailure(f"{type(exc).__name__}: {exc}")
+        if isinstance(failure, PermanentDeliveryFailure) or self._plan.exhausted(delivery.attempt):
+            return Decision(Outcome.DEAD, failure)
+        retry_after = failure.retry_after if isinstance(failure, RetryableDeliveryFailure) else None
+        return Decision(Outcome.RETRY, failure, self._plan.tier_for(delivery.attempt, retry_after))
+
+    async def _settle(self, message: AbstractIncomingMessage, decision: Decision) -> None:
+        if decision.outcome is not Outcome.ACK:
+            try:
+                await self._publish_copy(message, decision)
+            except BrokerUnavailable as exc:
+                # The copy is not safely with the broker: give the original back, never ack it.
+                log.warning("%s: could not place %s, returning it: %s", self.name, message.message_id, exc)
+                with contextlib.suppress(BrokerUnavailable), broker_errors("returning the message"):
+                    await message.nack(requeue=True)
+                return
+        await message.ack()
+        self.outcomes[decision.outcome] += 1
+
+    async def _publish_copy(self, message: AbstractIncomingMessage, decision: Decision) -> None:
+        assert self._channel is not None and decision.failure is not None
+        retry = decision.outcome is Outcome.RETRY
+        headers: dict[str, Any] = dict(message.headers or {})
+        headers.pop("x-death", None)  # the broker's own bookkeeping; our headers say what happened
+        now = dt.datetime.now(dt.UTC).isoformat()
+        attempt = int(headers.get(ATTEMPT, 1))  # type: ignore[call-overload]
+        headers.setdefault(FIRST_FAILURE, now)
+        headers[LAST_ERROR] = decision.failure.detail[:1000]
+        if retry:
+            exchange_name, routing_key = retry_exchange(self._settings), f"{self.name}.{decision.delay_ms}"
+            if decision.counts_as_attempt:
+                headers[ATTEMPT] = attempt + 1
+        else:
+            exchange_name, routing_key = dead_exchange(self._settings), self.name
+            headers[DEAD_REASON] = msgspec.json.encode(
+                DeadReason(
+                    connector=self.name,
+                    error=type(decision.failure).__name__,
+                    detail=decision.failure.detail[:2000],
+                    status_code=decision.failure.status_code,
+                    attempts=attempt,
+                    first_failure_at=str(headers[FIRST_FAILURE]),
+                    last_failure_at=now,
+                )
+            ).decode()
+        exchange = await self._channel.get_exchange(exchange_name, ensure=False)
+        await publish_confirmed(
+            exchange,
+            persistent_copy(message, headers=headers),
+            routing_key=routing_key,
+            confirm_within=self._settings.publish_timeout_seconds,
+            doing=f"{self.name}: {decision.outcome.value} copy of {message.message_id}",
+        )
+        if not retry:
+            await self._announce_dead(message, decision.failure, attempt, now)
+
+    async def _announce_dead(
+        self, message: AbstractIncomingMessage, failure: DeliveryFailed, attempts: int, now: str
+    ) -> None:
+        """Tell the lifecycle a message about a return was dead-lettered (``delivery-failed``),
+        confirmed like the dead copy itself, so the return waits visibly instead of silently."""
+        assert self._channel is not None
+        try:
+            delivery = _delivery_decoder.decode(message.body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return  # an undecodable message names no return
+        if delivery.message_type == DELIVERY_FAILED or not RETURN_ID.match(delivery.correlation_id):
+            return  # never announce an announcement: no loop
+        payload: dict[str, Any] = {
+            "return_id": delivery.correlation_id,
+            "connector": self.name,
+            "message_id": delivery.message_id,
+            "message_type": delivery.message_type,
+            "error": type(failure).__name__,
+            "detail": failure.detail[:2000],
+            "attempts": attempts,
+            "dead_lettered_at": now.replace("+00:00", "Z"),
+        }
+        if failure.status_code is not None:
+            payload["status_code"] = failure.status_code
+        event = Emitted(
+            contract="delivery-failed",
+            version="v1",
+            payload=payload,
+            message_id=f"{delivery.message_id}.{self.name}.dead.{uuid.uuid4().hex[:8]}",
+        )
+        envelope = event.envelope(
+            partner=delivery.partner, correlation_id=delivery.correlation_id, causation_id=delivery.message_id
+        )
+        exchange = await self._channel.get_exchange(events_exchange_name(self._settings), ensure=False)
+        await publish_confirmed(
+            exchange,
+            to_amqp_message(envelope, _json.encode(envelope), condition_headers(delivery.partner, payload)),
+            routing_key=event.message_type,
+            confirm_within=self._settings.publish_timeout_seconds,
+            doing=f"{self.name}: announcing dead letter {delivery.message_id}",
+        )
+
+    async def stop(self) -> None:
+        """Stop taking messages, let in-flight ones finish (up to the graceful timeout), close."""
+        self._stopping = True
+        for task in list(self._circuit_tasks):
+            task.cancel()
+        async with self._circuit_lock:
+            await self._stop_consuming()
+        channel, connection = self._channel, self._connection
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=self._graceful_timeout)
+        if channel is not None and not channel.is_closed:
+            await channel.close()
+        if connection is not None:
+            await connection.close()
+        self._channel = self._connection = self._queue = None
