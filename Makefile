@@ -23,9 +23,11 @@ run: setup services
 serve: setup services
 	bash scripts/run-gateway.sh
 
+# ruff, then which way dependencies may run (import-linter contracts in pyproject.toml).
 lint: setup
 	$(BIN)/ruff check gateway connectors tests bench
 	$(BIN)/ruff format --check gateway connectors tests bench
+	$(BIN)/lint-imports --no-cache
 
 test: setup services lint
 	$(BIN)/pytest -q -p no:cacheprovider

@@ -44,13 +44,14 @@ from urllib.parse import quote
 
 import httpx
 
-from gateway.errors import DeliveryFailed, PermanentDeliveryFailure
-from gateway.mapping import MappingFailure
 from gateway.sdk import (
     Connector,
     Delivery,
+    DeliveryFailed,
     Emitted,
     Inbound,
+    MappingFailure,
+    PermanentDeliveryFailure,
     TargetError,
     WebhookRejected,
     hmac_hex,

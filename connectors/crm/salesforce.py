@@ -52,8 +52,15 @@ from typing import Any, ClassVar
 import httpx
 import msgspec
 
-from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
-from gateway.sdk import Connector, Delivery, Emitted, TargetError, reply_json
+from gateway.sdk import (
+    Connector,
+    Delivery,
+    Emitted,
+    PermanentDeliveryFailure,
+    RetryableDeliveryFailure,
+    TargetError,
+    reply_json,
+)
 
 log = logging.getLogger(__name__)
 

@@ -50,8 +50,16 @@ from connectors.erp._common import (
     read_documents,
     with_decision,
 )
-from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
-from gateway.sdk import Connector, Delivery, Emitted, TargetConfigError, TargetError, reply_json
+from gateway.sdk import (
+    Connector,
+    Delivery,
+    Emitted,
+    PermanentDeliveryFailure,
+    RetryableDeliveryFailure,
+    TargetConfigError,
+    TargetError,
+    reply_json,
+)
 
 _DOCUMENTS: dict[str, tuple[str, str]] = {
     "order": ("salesOrders", "salesOrderLines"),

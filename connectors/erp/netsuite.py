@@ -32,8 +32,7 @@ from connectors.erp._common import (
     read_documents,
     with_decision,
 )
-from gateway.errors import PermanentDeliveryFailure
-from gateway.sdk import Connector, Delivery, Emitted, TargetError, reply_json
+from gateway.sdk import Connector, Delivery, Emitted, PermanentDeliveryFailure, TargetError, reply_json
 
 RECORDS = "/services/rest/record/v1"
 DUPLICATE = "DUP_RCRD"

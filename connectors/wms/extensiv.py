@@ -39,13 +39,13 @@ from typing import Any, ClassVar
 import httpx
 import msgspec
 
-from gateway.errors import PermanentDeliveryFailure
-from gateway.mapping import MappingFailure
 from gateway.sdk import (
     Connector,
     Delivery,
     Emitted,
     Inbound,
+    MappingFailure,
+    PermanentDeliveryFailure,
     TargetConfigError,
     TargetError,
     WebhookRejected,

@@ -18,7 +18,7 @@ from gateway.api._problems import extra_headers
 from gateway.api._security import SECURITY, authorize
 from gateway.api.services import Services
 from gateway.auth import Scope
-from gateway.edi._responses import EdiResponse, ResponseStore
+from gateway.edi import EdiResponse, ResponseStore
 from gateway.edi.intake import EdiIntake
 from gateway.envelope import trace_context
 from gateway.errors import NotFound, UnsupportedMediaType

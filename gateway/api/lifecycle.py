@@ -23,8 +23,15 @@ from gateway.auth import Principal, Scope
 from gateway.envelope import trace_context
 from gateway.errors import NotFound
 from gateway.intake.idempotency import HEADER, REPLAYED_HEADER, parse_key
-from gateway.lifecycle._rules import Verdict, authorized_credit
-from gateway.lifecycle._store import APPROVALS, HOLDS, ReturnState, TimelineEntry, inspections_of
+from gateway.lifecycle import (
+    APPROVALS,
+    HOLDS,
+    ReturnState,
+    TimelineEntry,
+    Verdict,
+    authorized_credit,
+    inspections_of,
+)
 from gateway.registry import ContractRegistry
 
 #: Most returns one queue listing answers (oldest first).

@@ -19,8 +19,8 @@ from gateway.auth import Scope
 from gateway.envelope import trace_context
 from gateway.intake.idempotency import HEADER, REPLAYED_HEADER, parse_key
 from gateway.intake.returns import RETURN_REQUEST
+from gateway.records import render_return
 from gateway.registry import ContractRegistry
-from gateway.storage.returns import render_return
 
 
 def returns_router(registry: ContractRegistry) -> Router:

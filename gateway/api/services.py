@@ -21,11 +21,11 @@ from gateway.intake.returns import RETURN_REQUEST, ReturnIntake
 from gateway.intake.webhooks import WebhookIntake
 from gateway.lifecycle import LifecycleStore, PolicyBook
 from gateway.mapping import MappingCatalog
+from gateway.records import ReturnStore
 from gateway.registry import ContractRegistry
 from gateway.routing import RoutingTable, declare_routing_topology
 from gateway.settings import Settings
 from gateway.storage import connect_redis
-from gateway.storage.returns import ReturnStore
 
 
 @dataclass(kw_only=True)

@@ -180,4 +180,3 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id shown by 
         err.print(f"[red]error:[/red] no key {key_id}")
         raise typer.Exit(code=1)
     typer.echo(f"revoked {record.key_id} ({record.partner})")
-

@@ -6,15 +6,9 @@ from typing import Annotated
 
 import typer
 
-from gateway.sandbox import Credentials, Sandbox, load_sandbox, sandbox_profiles, server_for
+from gateway.sandbox import Credentials, build_sandbox, sandbox_profiles, server_for
 
 sandbox_app = typer.Typer(help="Serve sandboxes that speak each system's API.", no_args_is_help=True)
-
-
-def build_sandbox(profile: str, credentials: Credentials | None = None) -> Sandbox:
-    """The sandbox for ``profile``: a registered profile name, or ``module:Class``."""
-    cls = load_sandbox(profile)
-    return cls(credentials) if credentials else cls()
 
 
 @sandbox_app.command("list")

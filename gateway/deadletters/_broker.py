@@ -23,7 +23,7 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from gateway.broker import broker_errors, publish_confirmed
 from gateway.errors import BrokerUnavailable
-from gateway.routing._topology import QUORUM
+from gateway.routing import QUORUM
 from gateway.settings import Settings
 
 

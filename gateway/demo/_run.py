@@ -16,7 +16,7 @@ from rich.table import Table
 
 from gateway.demo._stack import Stack, running_stack
 from gateway.demo._watch import Watcher, return_ids_in
-from gateway.edi._write import write_interchange
+from gateway.edi import write_interchange
 from gateway.registry import ContractRegistry
 from gateway.settings import Settings
 

@@ -24,11 +24,10 @@ import uvicorn
 from gateway.api import create_app
 from gateway.auth import KeyStore
 from gateway.broker import events_exchange_name, unrouted_name
-from gateway.cli.sandbox import build_sandbox
 from gateway.mapping import MappingCatalog
 from gateway.routing import RoutingTable, delete_routing_topology, parse_routing_table
 from gateway.runtime import ConnectorRuntime, build_connector, declare_topology
-from gateway.sandbox import Credentials, Sandbox, free_port, running
+from gateway.sandbox import Credentials, Sandbox, build_sandbox, free_port, running
 from gateway.settings import PROJECT_ROOT, Settings
 from gateway.storage import connect_redis
 

@@ -13,9 +13,11 @@ from gateway.edi._check import SPECS, Checked, Transaction, check_interchange
 from gateway.edi._document import read_return_notice
 from gateway.edi._envelope import Group, GroupCode, Interchange, SetCode, TransactionSet, parse_interchange
 from gateway.edi._partners import ItemSource, Partner, PartnerDirectory, PartnerProfileError
+from gateway.edi._responses import EdiResponse, ResponseStore
 from gateway.edi._returns import MAPPING, ReturnNoticeMapper, locate
 from gateway.edi._structure import ElementError, SegmentError, SetResult, check_elements, validate_set
 from gateway.edi._tokens import MAX_BYTES, Delimiters, Segment, tokenize
+from gateway.edi._write import write_interchange
 from gateway.edi.edifact_contrl import build_contrl
 from gateway.edi.edifact_retann import EdifactChecked, check_edifact
 
@@ -25,6 +27,7 @@ __all__ = [
     "SPECS",
     "Checked",
     "Delimiters",
+    "EdiResponse",
     "EdifactChecked",
     "ElementError",
     "Group",
@@ -35,6 +38,7 @@ __all__ = [
     "Partner",
     "PartnerDirectory",
     "PartnerProfileError",
+    "ResponseStore",
     "ReturnNoticeMapper",
     "Segment",
     "SegmentError",
@@ -52,4 +56,5 @@ __all__ = [
     "read_return_notice",
     "tokenize",
     "validate_set",
+    "write_interchange",
 ]

@@ -31,9 +31,9 @@ from gateway.edi.edifact_retins import build_retins
 from gateway.edi.x12_180_response import build_180_response
 from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure, StoreUnavailable
 from gateway.partners.webhooks import partner_client, partner_error, partner_options
+from gateway.records import ReturnStore
 from gateway.sdk import Connector, Delivery, RuntimeContext, raise_for_target, target_errors
 from gateway.settings import Settings
-from gateway.storage.returns import ReturnStore
 
 log = logging.getLogger(__name__)
 #: How each standard answers a decided return, and the media type it travels as.

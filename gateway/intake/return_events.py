@@ -23,13 +23,11 @@ from gateway.envelope import Envelope, TraceContext
 from gateway.errors import ContractViolation, NotFound, PermissionDenied, StatusConflict, Violation
 from gateway.intake.idempotency import IdempotencyStore, StoredResponse, fingerprint
 from gateway.intake.returns import Accepted, decode_json
-from gateway.lifecycle import LifecycleStore, PolicyBook, ReturnState
-from gateway.lifecycle._status import may_hold
-from gateway.lifecycle._step import WAITING
+from gateway.lifecycle import WAITING, LifecycleStore, PolicyBook, ReturnState, may_hold
+from gateway.records import ReturnStore
 from gateway.registry import ContractRegistry
 from gateway.routing import condition_headers
 from gateway.settings import Settings
-from gateway.storage.returns import ReturnStore
 
 _json = msgspec.json.Encoder()
 

@@ -18,9 +18,9 @@ from gateway.envelope import Envelope, TraceContext
 from gateway.errors import ContractViolation, MalformedRequest, Violation
 from gateway.intake.idempotency import Claim, IdempotencyStore, StoredResponse, fingerprint
 from gateway.intake.ratelimit import Admission
+from gateway.records import INITIAL_STATUS, ReturnRecord, ReturnStore, render_receipt
 from gateway.registry import Contract
 from gateway.routing import condition_headers
-from gateway.storage.returns import INITIAL_STATUS, ReturnRecord, ReturnStore, render_receipt
 
 RETURN_REQUEST = ("return-request", "v1")
 _json = msgspec.json.Encoder()

@@ -27,12 +27,12 @@ from gateway.errors import (
     WebhookRefused,
 )
 from gateway.mapping import MappingCatalog
+from gateway.records import ReturnStore
 from gateway.routing import RoutingTable, condition_headers
 from gateway.runtime import build_connector, connector_class
 from gateway.sdk import Connector, Emitted, Inbound, TargetConfigError, WebhookRejected
 from gateway.settings import Settings
 from gateway.storage import redis_errors
-from gateway.storage.returns import ReturnStore
 
 _json = msgspec.json.Encoder()
 log = logging.getLogger(__name__)

@@ -2,12 +2,31 @@
 
 from gateway.lifecycle._orchestrator import Orchestrator
 from gateway.lifecycle._policy import Policy, PolicyBook, PolicyError
-from gateway.lifecycle._status import ROAD, TRANSITIONS, IllegalTransition, check_move, contract_statuses
-from gateway.lifecycle._store import LifecycleStore, ReturnState, TimelineEntry
+from gateway.lifecycle._rules import Verdict, authorized_credit
+from gateway.lifecycle._status import (
+    ROAD,
+    TRANSITIONS,
+    IllegalTransition,
+    check_move,
+    contract_statuses,
+    may_hold,
+)
+from gateway.lifecycle._step import WAITING
+from gateway.lifecycle._store import (
+    APPROVALS,
+    HOLDS,
+    LifecycleStore,
+    ReturnState,
+    TimelineEntry,
+    inspections_of,
+)
 
 __all__ = [
+    "APPROVALS",
+    "HOLDS",
     "ROAD",
     "TRANSITIONS",
+    "WAITING",
     "IllegalTransition",
     "LifecycleStore",
     "Orchestrator",
@@ -16,6 +35,10 @@ __all__ = [
     "PolicyError",
     "ReturnState",
     "TimelineEntry",
+    "Verdict",
+    "authorized_credit",
     "check_move",
     "contract_statuses",
+    "inspections_of",
+    "may_hold",
 ]

@@ -4,6 +4,7 @@ from gateway.routing._names import (
     condition_header,
     condition_headers,
     connector_queue,
+    dead_exchange,
     dead_letter_queue,
     redeliver_exchange,
     retry_exchange,
@@ -23,10 +24,16 @@ from gateway.routing._table import (
     load_routing_table,
     parse_routing_table,
 )
-from gateway.routing._topology import declare_routing_topology, delete_routing_topology, topology_names
+from gateway.routing._topology import (
+    QUORUM,
+    declare_routing_topology,
+    delete_routing_topology,
+    topology_names,
+)
 
 __all__ = [
     "CONDITION_FIELDS",
+    "QUORUM",
     "BasicAuth",
     "CircuitSpec",
     "ConnectorSpec",
@@ -38,6 +45,7 @@ __all__ = [
     "condition_header",
     "condition_headers",
     "connector_queue",
+    "dead_exchange",
     "dead_letter_queue",
     "declare_routing_topology",
     "delete_routing_topology",

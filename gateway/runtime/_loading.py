@@ -6,8 +6,7 @@ import importlib
 
 from gateway.mapping import MappingCatalog
 from gateway.routing import ConnectorSpec
-from gateway.sdk._connector import Connector
-from gateway.sdk._target import Target, TargetConfigError
+from gateway.sdk import Connector, Target, TargetConfigError
 
 
 def connector_class(use: str) -> type[Connector]:

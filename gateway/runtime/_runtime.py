@@ -52,12 +52,11 @@ from gateway.errors import (
     RetryableDeliveryFailure,
     StoreUnavailable,
 )
-from gateway.routing import ConnectorSpec, condition_headers, connector_queue, retry_exchange
-from gateway.routing._names import dead_exchange
+from gateway.routing import ConnectorSpec, condition_headers, connector_queue, dead_exchange, retry_exchange
 from gateway.runtime._circuit import CircuitOpen, State, TargetCircuit
 from gateway.runtime._effects import EffectLedger
 from gateway.runtime._retry import RetryPlan
-from gateway.sdk._connector import Connector, Delivery, Emitted, RuntimeContext
+from gateway.sdk import Connector, Delivery, Emitted, RuntimeContext
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 
-from gateway.sandbox._kit import Sandbox
+from gateway.sandbox._kit import Credentials, Sandbox
 
 ENTRY_POINT_GROUP = "returns_gateway.sandboxes"
 
@@ -35,3 +35,9 @@ def load_sandbox(profile: str) -> type[Sandbox]:
     if not (isinstance(found, type) and issubclass(found, Sandbox)):
         raise KeyError(f"{target} is not a Sandbox subclass")
     return found
+
+
+def build_sandbox(profile: str, credentials: Credentials | None = None) -> Sandbox:
+    """A sandbox for ``profile`` (see :func:`load_sandbox`), accepting ``credentials``."""
+    cls = load_sandbox(profile)
+    return cls(credentials) if credentials else cls()
