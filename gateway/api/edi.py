@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import msgspec
 from litestar import Request, Response, Router, get, post
@@ -28,9 +29,20 @@ X12 = "application/edi-x12"
 EDIFACT = "application/edifact"
 #: ``0001=ret_…,0002=ret_…``: the return each accepted transaction set (ST02, UNH 0062) became.
 RETURNS_HEADER = "RGW-Returns"
-InterchangeId = Annotated[str, PathParameter(description="`<ISA06>.<ISA13>`, as in the Location header.")]
+#: ``true`` on the answer to a test interchange (ISA15 ``T``, UNB 0035 ``1``): nothing was submitted.
+TEST_HEADER = "RGW-Test-Interchange"
+#: ``0001=RQ-1,0002=RQ-2``: for a test interchange, the external id (BGN02, BGM 1004,
+#: percent-encoded) each set would have become a return with.
+TEST_RETURNS_HEADER = "RGW-Test-Returns"
+InterchangeId = Annotated[
+    str,
+    PathParameter(description="`<ISA06>.<ISA13>` (`.test` after it for a test), as in the Location header."),
+]
 EdifactInterchangeId = Annotated[
-    str, PathParameter(description="`<UNB 0004>.<UNB 0020>`, as in the Location header.")
+    str,
+    PathParameter(
+        description="`<UNB 0004>.<UNB 0020>` (`.test` after it for a test), as in the Location header."
+    ),
 ]
 
 
@@ -97,6 +109,13 @@ async def _receive(request: Request[Any, Any, Any], media_type: str, standard: s
         headers[RETURNS_HEADER] = ",".join(
             f"{number}={rid}" for number, rid in sorted(receipt.record.returns.items())
         )
+    if receipt.record.test:  # a certification run: which sets would have become returns
+        headers[TEST_HEADER] = "true"
+        if receipt.record.test_returns:
+            headers[TEST_RETURNS_HEADER] = ",".join(
+                f"{number}={quote(external_id, safe='')}"
+                for number, external_id in sorted(receipt.record.test_returns.items())
+            )
     if receipt.replayed:
         headers[REPLAYED_HEADER] = "true"
     return _ack_response(request, receipt.record.ack, headers, media_type)
@@ -119,8 +138,11 @@ _ACK = ResponseSpec(
         "normal intake (validation, idempotency, confirmed publish); a refused one is rejected in the 997 "
         "(AK3/AK4/AK5) while the others go through. The same interchange sent again (same sender and "
         f"ISA13) answers the first 997 with `{REPLAYED_HEADER}: true` and submits nothing twice. No usable "
-        "ISA or a broken interchange envelope: 400; a sender id that is not the caller's: 403. "
-        f"`{RETURNS_HEADER}` names the return each accepted set (ST02) became."
+        "ISA or a broken interchange envelope: 400; a sender id that is not the caller's: 403."
+        f" `{RETURNS_HEADER}` names the return each accepted "
+        "set (ST02) became. A test interchange (ISA15 `T`) is checked and acknowledged but submits "
+        f"nothing: it answers `{TEST_HEADER}: true` and `{TEST_RETURNS_HEADER}`, the external id (BGN02) "
+        "each accepted set would have become a return with."
     ),
     operation_class=_X12Body,
     security=SECURITY,
@@ -240,7 +262,10 @@ _CONTRL = ResponseSpec(
         "a refused one is rejected in its UCM (with UCS/UCD) while the others go through. The same "
         "interchange sent again (same sender and UNB 0020) answers the first CONTRL with "
         f"`{REPLAYED_HEADER}: true` and submits nothing twice. No UNA/UNB or unreadable text: 400; "
-        "a UNB sender id that is not the caller's: 403."
+        "a UNB sender id that is not the caller's: 403. "
+        "A test interchange (UNB 0035 `1`) is checked and acknowledged but submits nothing: it answers "
+        f"`{TEST_HEADER}: true` and `{TEST_RETURNS_HEADER}`, the external id (BGM 1004) each accepted "
+        "message would have become a return with."
     ),
     operation_class=_EdifactBody,
     security=SECURITY,

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import unquote
 
 import httpx
 import typer
@@ -294,7 +295,8 @@ def submit(
     key: Annotated[str, typer.Option(envvar="RGW_API_KEY", help="API key (returns:write).")] = "",
 ) -> None:
     """Send each FILE to POST /v1/edi/x12 (or /v1/edi/edifact, told apart by the first segment) and
-    print what its 997 (or CONTRL) says; exit 1 unless all were accepted."""
+    print what its 997 (or CONTRL) says; exit 1 unless all were accepted. A test interchange is checked and
+    acknowledged without creating returns: its row names those it would have created."""
     if not key:
         err.print("[red]an API key is required (--key or RGW_API_KEY)[/]")
         raise typer.Exit(code=2)
@@ -342,8 +344,16 @@ def _contrl_summary(response: httpx.Response) -> str:
         position = {"UCI": 3, "UCM": 2}.get(tag)  # the action code's element in each
         if position is not None and len(elements) > position:
             actions.append(f"{tag} {elements[position].split(':')[0]}")
-    replayed = " (replayed)" if response.headers.get("idempotent-replayed") else ""
-    return " ".join(actions) + replayed
+    return " ".join(actions) + _notes(response)
+
+
+def _notes(response: httpx.Response) -> str:
+    """What the answer's headers add: a replay, a test run and the returns it would have made."""
+    notes = " (replayed)" if response.headers.get("idempotent-replayed") else ""
+    if response.headers.get("rgw-test-interchange") == "true":
+        would = unquote(response.headers.get("rgw-test-returns", "")) or "none"
+        notes += f" (test: nothing submitted; would create {would})"
+    return notes
 
 
 def _summary(response: httpx.Response) -> str:
@@ -357,5 +367,4 @@ def _summary(response: httpx.Response) -> str:
     terminator = text[105:106] or "~"
     segments = [s.strip() for s in text.split(terminator) if s.strip()]
     acks = [s.replace(element, "*") for s in segments if s.startswith(("AK5", "AK9"))]
-    replayed = " (replayed)" if response.headers.get("idempotent-replayed") else ""
-    return " ".join(acks) + replayed
+    return " ".join(acks) + _notes(response)

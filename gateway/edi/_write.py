@@ -41,9 +41,11 @@ def write_interchange(
     newline: str = "",
     date: str = "240311",
     time: str = "0942",
+    usage: str = "P",
 ) -> str:
     """An interchange of ``groups``, each a list of sets, each a list of the segments
-    between ST and SE; ST, SE, GS, GE, ISA and IEA are written with correct counts."""
+    between ST and SE; ST, SE, GS, GE, ISA and IEA are written with correct counts.
+    ``usage`` is ISA15: ``P`` production, ``T`` test."""
     isa11 = "U" if version == "00401" else repetition
     segments: list[Elements] = [
         [
@@ -62,7 +64,7 @@ def write_interchange(
             version,
             f"{control:09d}",
             "0",
-            "P",
+            usage,
             component,
         ]
     ]

@@ -75,7 +75,8 @@ def build_contrl(
     message = [_segment("UNH", "1", ["CONTRL", "D", "3", "UN"]), *body]
     message.append(_segment("UNT", str(len(message) + 1), "1"))
     reference = str(control)
+    test = ["", "", "", "", "", "1"] if interchange.test else []  # 0035: a test answers a test
     header = _segment(
-        "UNB", syntax, recipient, sender, [now.strftime("%y%m%d"), now.strftime("%H%M")], reference
+        "UNB", syntax, recipient, sender, [now.strftime("%y%m%d"), now.strftime("%H%M")], reference, *test
     )
     return f"UNA{SEPARATORS}" + header + "".join(message) + _segment("UNZ", "1", reference)

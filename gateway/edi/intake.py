@@ -10,6 +10,12 @@ a return already opened) are rejected in the 997 (the CONTRL) while the others g
 The interchange itself is claimed in Redis by sender and ISA13 (UNB 0020): a re-sent
 interchange gets the acknowledgment recorded for the first one, and two copies in flight at
 once cannot both run.
+
+A test interchange (ISA15 ``T``, UNB 0035 ``1``) is a certification run: checked, mapped and
+acknowledged exactly like a production one, and each set is put through the intake's own
+checks, but nothing is claimed, published or recorded; the acknowledgment names the external
+id each set would have become. Its control numbers are a sequence apart from production's
+(``interchange_id`` ends in ``.test``), so a partner's test runs never block its go-live.
 """
 
 from __future__ import annotations
@@ -59,6 +65,11 @@ class InterchangeAck(msgspec.Struct, frozen=True, kw_only=True):
     ack: str
     returns: dict[str, str]
     """ST02 (UNH 0062) → return id, for the sets (messages) that became returns."""
+    test: bool = False
+    """A test interchange (ISA15 ``T``, UNB 0035 ``1``): acknowledged, nothing submitted."""
+    test_returns: dict[str, str] = {}
+    """For a test interchange: ST02 (UNH 0062) → the external id (BGN02, BGM 1004) of each set
+    that would have become a return."""
 
 
 class Receipt(msgspec.Struct, frozen=True):
@@ -75,10 +86,12 @@ _decoder = msgspec.json.Decoder(InterchangeAck)
 _UNSAFE_IN_PATH = str.maketrans({c: "_" for c in " /?#%\\"})
 
 
-def interchange_id(sender: str, control: str) -> str:
+def interchange_id(sender: str, control: str, *, test: bool = False) -> str:
     """``<ISA06>.<ISA13>`` (``<UNB 0004>.<UNB 0020>``): unique per sender, readable, and safe in
-    a URL path (an EDIFACT control reference is alphanumeric, not only digits)."""
-    return f"{sender.translate(_UNSAFE_IN_PATH)}.{control.translate(_UNSAFE_IN_PATH)}"
+    a URL path (an EDIFACT control reference is alphanumeric, not only digits); ``.test`` added
+    for a test interchange, whose control numbers are counted apart from production's."""
+    ident = f"{sender.translate(_UNSAFE_IN_PATH)}.{control.translate(_UNSAFE_IN_PATH)}"
+    return f"{ident}.test" if test else ident
 
 
 class EdiIntake:
@@ -157,8 +170,8 @@ class EdiIntake:
         self, principal: Principal, partner: Partner, checked: AnyChecked, trace: TraceContext
     ) -> Receipt:
         """Claim the interchange by sender and control number: a re-send gets the first answer."""
-        standard = checked.standard
-        ident = interchange_id(checked.interchange.sender, checked.interchange.control)
+        standard, interchange = checked.standard, checked.interchange
+        ident = interchange_id(interchange.sender, interchange.control, test=interchange.test)
         key = self._key(principal.partner, ident, standard)
         with redis_errors():
             claimed = await self._redis.set(key, b"", nx=True, ex=self._settings.idempotency_lease_seconds)
@@ -181,6 +194,12 @@ class EdiIntake:
             await self._redis.set(key, _encoder.encode(record), ex=self._settings.idempotency_ttl_seconds)
         return Receipt(record, replayed=False)
 
+    async def _control(self) -> int:
+        """A fresh control number for an acknowledgment the gateway sends."""
+        with redis_errors():
+            control = int(await self._redis.incr(self._settings.key("edi", "control"))) % _CONTROL_MODULUS
+        return control or 1
+
     async def ack(self, principal: Principal, ident: str, *, standard: str = "x12") -> InterchangeAck:
         """The recorded acknowledgment (997 or CONTRL) of one of the partner's interchanges."""
         key = self._key(principal.partner, ident, standard)
@@ -191,24 +210,36 @@ class EdiIntake:
         return _decoder.decode(stored)
 
     async def _process(
-        self, principal: Principal, partner: Partner, checked: AnyChecked, ident: str, trace: TraceContext
+        self,
+        principal: Principal,
+        partner: Partner,
+        checked: AnyChecked,
+        ident: str,
+        trace: TraceContext,
     ) -> InterchangeAck:
         returns: dict[str, str] = {}
         gate = asyncio.Semaphore(CONCURRENCY)
+        test = checked.interchange.test
+        rehearsed: set[str] = set()
 
         async def one(transaction: Transaction) -> None:
             async with gate:
-                return_id = await self._submit(principal, partner, checked, transaction, trace)
-            if return_id is not None:
-                returns[transaction.result.control] = return_id
+                outcome = await self._submit(principal, partner, checked, transaction, trace, rehearsed)
+            if outcome is not None:
+                returns[transaction.result.control] = outcome
 
         await _all([one(t) for t in checked.transactions])
-        with redis_errors():
-            control = int(await self._redis.incr(self._settings.key("edi", "control"))) % _CONTROL_MODULUS
+        control = await self._control()
         now = dt.datetime.now(dt.UTC)
-        ack = checked.ack(control=control or 1, group_control=control or 1, now=now)
+        ack = checked.ack(control=control, group_control=control, now=now)
         return InterchangeAck(
-            interchange_id=ident, partner=principal.partner, received_at=now, ack=ack, returns=returns
+            interchange_id=ident,
+            partner=principal.partner,
+            received_at=now,
+            ack=ack,
+            returns={} if test else returns,
+            test=test,
+            test_returns=returns if test else {},
         )
 
     async def _submit(
@@ -218,7 +249,11 @@ class EdiIntake:
         checked: AnyChecked,
         transaction: Transaction,
         trace: TraceContext,
+        rehearsed: set[str],
     ) -> str | None:
+        """The return id the set became; for a test interchange, which goes no further than the
+        intake's checks, the external id it would have had (``rehearsed`` holds those of the
+        interchange's sets so far). ``None`` when rejected."""
         request = self._mapper.apply(transaction, principal.partner, partner)
         if request is None:
             return None
@@ -226,10 +261,16 @@ class EdiIntake:
         sender = f"{interchange.sender_qualifier}:{interchange.sender}"
         key = f"{checked.standard}:{sender}:{interchange.control}:{notice['transaction']}"
         bgn = int(notice["sources"].get("reference", 2))
+        body = _encoder.encode(request)
         try:
-            accepted = await self._intake.submit(
-                principal, key.replace(" ", "_"), _encoder.encode(request), trace
-            )
+            if interchange.test:
+                external_id = str(request["external_id"])
+                if external_id in rehearsed:  # what the live intake would say of the second one
+                    raise DuplicateReturn(f"external_id '{external_id}' is an earlier set's too")
+                rehearsed.add(external_id)  # before any await: the first set in the interchange wins
+                await self._intake.rehearse(principal, body)
+                return external_id
+            accepted = await self._intake.submit(principal, key.replace(" ", "_"), body, trace)
         except ContractViolation as exc:  # the mapper checked already; kept for a contract changed meanwhile
             for error in locate(transaction, exc.violations):
                 transaction.result.reject(error)

@@ -134,10 +134,17 @@ class IdempotencyStore:
 
     def _keys(self, partner: str, key: str, external_id: str) -> tuple[str, str]:
         digest = hashlib.sha256(key.encode()).hexdigest()
-        return (
-            self._settings.key("idem", partner, digest),
-            self._settings.key("extid", partner, hashlib.sha256(external_id.encode()).hexdigest()),
-        )
+        return self._settings.key("idem", partner, digest), self._external_key(partner, external_id)
+
+    def _external_key(self, partner: str, external_id: str) -> str:
+        return self._settings.key("extid", partner, hashlib.sha256(external_id.encode()).hexdigest())
+
+    async def holder(self, partner: str, external_id: str) -> str | None:
+        """The return id holding the partner's ``external_id`` (submitted, or being submitted), if
+        any; a read that claims nothing."""
+        with redis_errors():
+            owner = await self._redis.get(self._external_key(partner, external_id))
+        return None if owner is None else owner.decode()
 
     async def claim(
         self,

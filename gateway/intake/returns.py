@@ -15,7 +15,7 @@ import msgspec
 from gateway.auth import Principal
 from gateway.broker import BrokerPublisher
 from gateway.envelope import Envelope, TraceContext
-from gateway.errors import ContractViolation, MalformedRequest, Violation
+from gateway.errors import ContractViolation, DuplicateReturn, MalformedRequest, Violation
 from gateway.intake.idempotency import Claim, IdempotencyStore, StoredResponse, fingerprint
 from gateway.intake.ratelimit import Admission
 from gateway.records import INITIAL_STATUS, ReturnRecord, ReturnStore, render_receipt
@@ -76,15 +76,7 @@ class ReturnIntake:
         ``admission``, when given, is counted against the partner's rate limit by the claim
         itself (one Redis round trip for both); a throttled request claims nothing.
         """
-        payload = decode_json(body)
-        violations = self._contract.violations(payload)
-        if violations:
-            raise ContractViolation(
-                f"{len(violations)} violation(s) of {self._contract.name} {self._contract.version}",
-                violations,
-            )
-        if not isinstance(payload, dict):  # only a contract whose root is not an object lets this by
-            raise ContractViolation("the body must be a JSON object", [Violation("", "expected an object")])
+        payload = self._valid(body)
         outcome = await self._idempotency.claim(
             partner=principal.partner,
             key=idempotency_key,
@@ -106,6 +98,31 @@ class ReturnIntake:
         # stays in flight until its lease ends; a retry then takes it over with the same
         # message id, which consumers deduplicate.
         return Accepted(await self._record(principal, outcome, payload, request, now), replayed=False)
+
+    async def rehearse(self, principal: Principal, body: bytes) -> None:
+        """Check a request as :meth:`submit` would (contract, an ``external_id`` already held),
+        claiming, publishing and recording nothing: the dry run of a test EDI interchange."""
+        payload = self._valid(body)
+        external_id = str(payload["external_id"])
+        holder = await self._idempotency.holder(principal.partner, external_id)
+        if holder is not None:
+            raise DuplicateReturn(
+                f"external_id '{external_id}' was already submitted as return {holder}",
+                extensions={"return_id": holder},
+            )
+
+    def _valid(self, body: bytes) -> dict[str, object]:
+        """The request as a JSON object that meets the contract, else a 400 or 422."""
+        payload = decode_json(body)
+        violations = self._contract.violations(payload)
+        if violations:
+            raise ContractViolation(
+                f"{len(violations)} violation(s) of {self._contract.name} {self._contract.version}",
+                violations,
+            )
+        if not isinstance(payload, dict):  # only a contract whose root is not an object lets this by
+            raise ContractViolation("the body must be a JSON object", [Violation("", "expected an object")])
+        return payload
 
     async def _publish(
         self,

@@ -83,8 +83,10 @@ def edifact(
     newline: str = "",
     message_type: str = "RETANN:D:01B:UN",
     references: list[str] | None = None,
+    test: bool = False,
 ) -> bytes:
-    """An interchange of one RETANN per ``messages`` entry, with a fresh control reference."""
+    """An interchange of one RETANN per ``messages`` entry, with a fresh control reference;
+    ``test`` sets the UNB test indicator (0035 ``1``)."""
     control = control or uuid.uuid4().hex[:14].upper()
     out = [f"UNA{separators}"] if una else []
     out.append(
@@ -96,6 +98,7 @@ def edifact(
                 recipient or ["RGWDIST", "ZZ"],
                 ["240311", "1200"],
                 control,
+                *(["", "", "", "", "", "1"] if test else []),
             ],
             separators,
         )

@@ -230,3 +230,84 @@ async def test_another_partners_997_is_not_found(gateway: Gateway, make_key: Key
     assert sent.status_code == 200
     assert (await gateway.client.get(sent.headers["location"], headers=_headers(nordwind))).status_code == 200
     assert (await gateway.client.get(sent.headers["location"], headers=_headers(baltic))).status_code == 404
+
+
+async def _return_keys(redis, settings) -> list[bytes]:  # type: ignore[no-untyped-def]
+    return [key async for key in redis.scan_iter(match=settings.key("return", "*"))]
+
+
+async def test_a_test_interchange_is_acknowledged_and_names_its_returns_but_creates_none(
+    gateway: Gateway, make_key: KeyFactory, events, redis
+) -> None:  # type: ignore[no-untyped-def]
+    key = await make_key("nordwind")
+    first, second = reference(), reference()
+    bad_unit = return_set(lines=[["BLI", "VN", "SSD-1", "2", "XX", "CON", "10"]])
+    body = interchange([[return_set(first), return_set(second), bad_unit]], usage="T", control=770001)
+    response = await gateway.client.post("/v1/edi/x12", content=body, headers=_headers(key))
+    assert response.status_code == 200, response.text
+    ack = segments_of(response.text)
+    assert ack[0][15] == "T"  # the 997 answers a test with a test
+    assert [s for s in ack if s[0] in ("AK2", "AK5", "AK9")] == [
+        ["AK2", "180", "0001"],
+        ["AK5", "A"],
+        ["AK2", "180", "0002"],
+        ["AK5", "A"],
+        ["AK2", "180", "0003"],
+        ["AK5", "R", "5"],
+        ["AK9", "P", "3", "3", "2"],
+    ]
+    assert response.headers["rgw-test-interchange"] == "true"
+    assert response.headers["rgw-test-returns"] == f"0001={first},0002={second}"
+    assert "rgw-returns" not in response.headers
+    location = response.headers["location"]
+    assert location == "/v1/edi/x12/NORDWIND.000770001.test/ack"
+    again = await gateway.client.get(location, headers=_headers(key))
+    assert again.status_code == 200 and again.text == response.text
+    replay = await gateway.client.post("/v1/edi/x12", content=body, headers=_headers(key))
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.headers["rgw-test-returns"] == response.headers["rgw-test-returns"]
+    assert await _return_keys(redis, gateway.settings) == []
+
+    # Nothing was published nor reserved: the same returns in production, even under the test's
+    # control number, become returns as if the test had never been.
+    live = interchange([[return_set(first), return_set(second)]], control=770001)
+    production = await gateway.client.post("/v1/edi/x12", content=live, headers=_headers(key))
+    assert production.status_code == 200, production.text
+    assert (
+        "idempotent-replayed" not in production.headers and "rgw-test-interchange" not in production.headers
+    )
+    assert [s for s in segments_of(production.text) if s[0] == "AK9"] == [["AK9", "A", "2", "2", "2"]]
+    await wait_until(lambda: len(events.messages) >= 2, what="the production returns")
+    assert sorted(p["external_id"] for p in _payloads(events)) == sorted([first, second])
+    assert len(await _return_keys(redis, gateway.settings)) == 2
+    assert len(events.messages) == 2
+
+
+async def test_a_test_interchange_rejects_what_production_would(
+    gateway: Gateway, make_key: KeyFactory, events
+) -> None:  # type: ignore[no-untyped-def]
+    key = await make_key("nordwind")
+    held, fresh = reference(), reference()
+    live = await gateway.client.post(
+        "/v1/edi/x12", content=interchange([[return_set(held)]]), headers=_headers(key)
+    )
+    assert live.status_code == 200
+    body = interchange([[return_set(held), return_set(fresh), return_set(fresh)]], usage="T")
+    response = await gateway.client.post("/v1/edi/x12", content=body, headers=_headers(key))
+    assert response.status_code == 200, response.text
+    sets = [s for s in segments_of(response.text) if s[0] in ("AK3", "AK5")]
+    assert sets == [
+        ["AK3", "BGN", "2", "", "8"],  # the reference a live return holds
+        ["AK5", "R", "5"],
+        ["AK5", "A"],
+        ["AK3", "BGN", "2", "", "8"],  # the same reference as the set before it
+        ["AK5", "R", "5"],
+    ]
+    assert response.headers["rgw-test-returns"] == f"0002={fresh}"
+    await wait_until(lambda: len(events.messages) >= 1, what="the live return")
+    marker = await gateway.client.post(
+        "/v1/edi/x12", content=interchange([[return_set()]]), headers=_headers(key)
+    )
+    assert marker.status_code == 200
+    await wait_until(lambda: len(events.messages) >= 2, what="the marker return")
+    assert len(events.messages) == 2

@@ -224,3 +224,43 @@ async def test_a_control_reference_with_path_characters_is_fetched_again(
     assert location == f"/v1/edi/edifact/NORDWIND.{control.replace('/', '_').replace('?', '_')}/ack"
     again = await gateway.client.get(location, headers=_headers(key))
     assert again.status_code == 200 and again.text == sent.text
+
+
+async def test_a_test_interchange_is_acknowledged_and_names_its_returns_but_creates_none(
+    gateway: Gateway, make_key: KeyFactory, events, redis
+) -> None:  # type: ignore[no-untyped-def]
+    key = await make_key("nordwind")
+    first, second = reference(), f"RQ/{reference()[3:]}#1"  # a reference with characters to escape
+    control = reference()[3:]
+    body = edifact([retann(first), retann(second)], control=control, test=True)
+    response = await gateway.client.post(URL, content=body, headers=_headers(key))
+    assert response.status_code == 200, response.text
+    contrl = segments_of(response.text)
+    assert contrl[0][:4] == ["UNB", "UNOC:3", "RGWDIST:ZZ", "NORDWIND:ZZ"]
+    assert contrl[0][11] == "1"  # the CONTRL answers a test with a test
+    assert [s for s in contrl if s[0] in ("UCI", "UCM")] == [
+        ["UCI", control, "NORDWIND:ZZ", "RGWDIST:ZZ", "7"],
+        ["UCM", "1", "RETANN:D:01B:UN", "7"],
+        ["UCM", "2", "RETANN:D:01B:UN", "7"],
+    ]
+    assert response.headers["rgw-test-interchange"] == "true"
+    assert (
+        response.headers["rgw-test-returns"]
+        == f"1={first},2={second.replace('/', '%2F').replace('#', '%23')}"
+    )
+    assert "rgw-returns" not in response.headers
+    assert response.headers["location"] == f"/v1/edi/edifact/NORDWIND.{control}.test/ack"
+    assert [key async for key in redis.scan_iter(match=gateway.settings.key("return", "*"))] == []
+
+    # Nothing was published nor reserved: the same messages in production, under the same
+    # control reference, become returns.
+    live = await gateway.client.post(
+        URL, content=edifact([retann(first), retann(second)], control=control), headers=_headers(key)
+    )
+    assert live.status_code == 200, live.text
+    assert "rgw-test-interchange" not in live.headers and "idempotent-replayed" not in live.headers
+    assert [s[3] for s in segments_of(live.text) if s[0] == "UCM"] == ["7", "7"]
+    await wait_until(lambda: len(events.messages) >= 2, what="the production returns")
+    await _marker(gateway, key, events, 3)
+    assert {first, second} <= {p["external_id"] for p in _payloads(events)}
+    assert len(events.messages) == 3
