@@ -20,6 +20,7 @@ Every error the gateway raises descends from :class:`GatewayError`::
         │   ├── UnknownConnector           404  (not in the routing table)
         │   └── DeadLetterNotFound         404  (not, or no longer, in the dead-letter queue)
         ├── IdempotencyKeyInFlight         409
+        ├── ControlNumberReused            409  (EDI: a sender's control number again, another interchange)
         ├── DuplicateReturn                409
         ├── StatusConflict                 409  (the return is not in a status that allows it)
         ├── PayloadTooLarge                413
@@ -182,6 +183,16 @@ class IdempotencyKeyInFlight(ProblemError):
     status_code = 409
     slug = "idempotency-key-in-flight"
     title = "A request with this idempotency key is still being processed"
+
+
+class ControlNumberReused(ProblemError):
+    """An EDI interchange whose sender and control number (ISA13, UNB 0020) were already used
+    for an interchange with a different content: refused, never answered with the other's
+    acknowledgment; the partner sends it again under a new control number."""
+
+    status_code = 409
+    slug = "edi-control-number-reused"
+    title = "The interchange control number was already used for a different interchange"
 
 
 class DuplicateReturn(ProblemError):

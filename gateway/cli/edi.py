@@ -295,7 +295,8 @@ def submit(
     key: Annotated[str, typer.Option(envvar="RGW_API_KEY", help="API key (returns:write).")] = "",
 ) -> None:
     """Send each FILE to POST /v1/edi/x12 (or /v1/edi/edifact, told apart by the first segment) and
-    print what its 997 (or CONTRL) says; exit 1 unless all were accepted. A test interchange is checked and
+    print what its 997 (or CONTRL) says, or why it was refused (a control number already used for
+    another interchange...); exit 1 unless all were accepted. A test interchange is checked and
     acknowledged without creating returns: its row names those it would have created."""
     if not key:
         err.print("[red]an API key is required (--key or RGW_API_KEY)[/]")
@@ -356,12 +357,19 @@ def _notes(response: httpx.Response) -> str:
     return notes
 
 
+def _refusal(response: httpx.Response) -> str:
+    """``refused (<problem type>): <detail>``, from a problem+json answer."""
+    try:
+        problem = response.json()
+        kind = str(problem.get("type", "")).rsplit(":", 1)[-1]
+        return f"refused ({kind}): {problem.get('detail', '')}" if kind else response.text[:200]
+    except (ValueError, AttributeError):
+        return response.text[:200]
+
+
 def _summary(response: httpx.Response) -> str:
     if response.status_code != 200:
-        try:
-            return str(response.json().get("detail", response.text))
-        except ValueError:
-            return response.text[:200]
+        return _refusal(response)
     text = response.text
     element = text[3:4] or "*"
     terminator = text[105:106] or "~"

@@ -45,6 +45,47 @@ def _pad(value: str, width: int) -> str:
     return value[:width].ljust(width)
 
 
+#: TA105 interchange note code: the interchange control number was used before.
+DUPLICATE_CONTROL_NUMBER = "025"
+
+
+def _isa(interchange: Interchange, control: int, now: dt.datetime) -> str:
+    """The answer's ISA: the partner's delimiters, version and usage indicator, ids swapped."""
+    d = interchange.delimiters
+    isa = interchange.header
+    return d.element.join(
+        (
+            "ISA",
+            "00",
+            " " * 10,
+            "00",
+            " " * 10,
+            _pad(isa.get(7), 2),
+            _pad(isa.get(8).strip(), 15),
+            _pad(isa.get(5), 2),
+            _pad(isa.get(6).strip(), 15),
+            now.strftime("%y%m%d"),
+            now.strftime("%H%M"),
+            isa.get(11),
+            isa.get(12),
+            f"{control:09d}",
+            "0",
+            isa.get(15) or "P",
+            d.component,
+        )
+    )
+
+
+def build_ta1(interchange: Interchange, *, note: str, control: int, now: dt.datetime | None = None) -> str:
+    """An interchange holding only a TA1 that rejects ``interchange`` (TA104 ``R``) for ``note``
+    (TA105, e.g. :data:`DUPLICATE_CONTROL_NUMBER`); ``control`` is the answer's own ISA13."""
+    now = now or dt.datetime.now(dt.UTC)
+    e, t = interchange.delimiters.element, interchange.delimiters.segment
+    isa = interchange.header
+    ta1 = e.join(("TA1", isa.get(13), isa.get(9), isa.get(10), "R", note))
+    return t.join((_isa(interchange, control, now), ta1, e.join(("IEA", "0", f"{control:09d}")))) + t
+
+
 def build_997(
     interchange: Interchange,
     groups: list[GroupResult],
@@ -61,30 +102,7 @@ def build_997(
     now = now or dt.datetime.now(dt.UTC)
     d = interchange.delimiters
     e, t = d.element, d.segment
-    isa = interchange.header
-    lines = [
-        e.join(
-            (
-                "ISA",
-                "00",
-                " " * 10,
-                "00",
-                " " * 10,
-                _pad(isa.get(7), 2),
-                _pad(isa.get(8).strip(), 15),
-                _pad(isa.get(5), 2),
-                _pad(isa.get(6).strip(), 15),
-                now.strftime("%y%m%d"),
-                now.strftime("%H%M"),
-                isa.get(11),
-                isa.get(12),
-                f"{control:09d}",
-                "0",
-                isa.get(15) or "P",
-                d.component,
-            )
-        )
-    ]
+    lines = [_isa(interchange, control, now)]
     acknowledged = [group for group in groups if group.functional_id != "FA"]
     for offset, group in enumerate(acknowledged):
         gs06 = str(group_control + offset)

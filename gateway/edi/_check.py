@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.edi import x12_180, x12_997
-from gateway.edi._ack import GroupResult, build_997
+from gateway.edi._ack import DUPLICATE_CONTROL_NUMBER, GroupResult, build_997, build_ta1
 from gateway.edi._document import read_return_notice
 from gateway.edi._envelope import GroupCode, Interchange, SetCode, parse_interchange
 from gateway.edi._spec import TransactionSpec
@@ -48,6 +48,10 @@ class Checked:
     def ack(self, *, control: int = 1, group_control: int = 1, now: dt.datetime | None = None) -> str:
         """The 997 for everything known now (refusals added after the check included)."""
         return build_997(self.interchange, self.groups, control=control, group_control=group_control, now=now)
+
+    def duplicate_ack(self, *, control: int = 1, now: dt.datetime | None = None) -> str:
+        """A TA1 rejecting the interchange: its control number was used before (TA105 025)."""
+        return build_ta1(self.interchange, note=DUPLICATE_CONTROL_NUMBER, control=control, now=now)
 
 
 @contextmanager

@@ -19,6 +19,8 @@ from gateway.edi._envelope import SetCode
 from gateway.edi._structure import SegmentError, SetResult
 
 ACKNOWLEDGED, REJECTED = "7", "4"
+#: 0085: an interchange (UNB 0020 from this sender) received before.
+DUPLICATE_DETECTED = "26"
 #: Message-level findings (kept as X12 AK502 codes by the shared intake) → 0085 and the segment at fault.
 MESSAGE_CODES = {
     SetCode.NOT_SUPPORTED: ("14", "UNH"),  # value not supported in this position (S009)

@@ -22,6 +22,7 @@ component positions, exactly what the CONTRL's ``UCS``/``UCD`` need.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Collection
@@ -37,7 +38,7 @@ from gateway.edi._edifact import EdifactInterchange, EdifactMessage, EdiSegment,
 from gateway.edi._envelope import SetCode
 from gateway.edi._structure import ElementError, SegmentError, SetResult
 from gateway.edi._tokens import MAX_BYTES
-from gateway.edi.edifact_contrl import build_contrl
+from gateway.edi.edifact_contrl import DUPLICATE_DETECTED, build_contrl
 
 MESSAGE = "RETANN"
 #: RFF 1153 reference qualifiers read into the return's references.
@@ -63,6 +64,11 @@ class EdifactChecked:
         del group_control  # no UNG in our answer
         results = self.groups[0].sets if self.groups else []
         return build_contrl(self.interchange, results, control=control, now=now)
+
+    def duplicate_ack(self, *, control: int = 1, now: dt.datetime | None = None) -> str:
+        """A CONTRL rejecting the interchange (UCI 4): its control reference was used before (0085 26)."""
+        refused = dataclasses.replace(self.interchange, error=(DUPLICATE_DETECTED, "UNB"))
+        return build_contrl(refused, [], control=control, now=now)
 
 
 def _date(qualifier_format: str, value: str) -> str | None:

@@ -8,8 +8,10 @@ whatever happens to the interchange around it. Sets refused on the way (mapping,
 a return already opened) are rejected in the 997 (the CONTRL) while the others go through.
 
 The interchange itself is claimed in Redis by sender and ISA13 (UNB 0020): a re-sent
-interchange gets the acknowledgment recorded for the first one, and two copies in flight at
-once cannot both run.
+interchange (the same bytes) gets the acknowledgment recorded for the first one, two copies in
+flight at once cannot both run, and another interchange under a control number already used is
+refused (:class:`~gateway.errors.ControlNumberReused`, with a TA1 or CONTRL saying so) rather
+than answered with the first one's acknowledgment.
 
 A test interchange (ISA15 ``T``, UNB 0035 ``1``) is a certification run: checked, mapped and
 acknowledged exactly like a production one, and each set is put through the intake's own
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 from collections.abc import Awaitable
 
 import msgspec
@@ -38,6 +41,7 @@ from gateway.edi.edifact_retann import EdifactChecked, check_edifact
 from gateway.envelope import TraceContext
 from gateway.errors import (
     ContractViolation,
+    ControlNumberReused,
     DuplicateReturn,
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -70,6 +74,9 @@ class InterchangeAck(msgspec.Struct, frozen=True, kw_only=True):
     test_returns: dict[str, str] = {}
     """For a test interchange: ST02 (UNH 0062) → the external id (BGN02, BGM 1004) of each set
     that would have become a return."""
+    fingerprint: str = ""
+    """SHA-256 of the interchange received (a BOM and surrounding blanks aside); empty in
+    records written before it was kept, which replay whatever is sent."""
 
 
 class Receipt(msgspec.Struct, frozen=True):
@@ -92,6 +99,12 @@ def interchange_id(sender: str, control: str, *, test: bool = False) -> str:
     for a test interchange, whose control numbers are counted apart from production's."""
     ident = f"{sender.translate(_UNSAFE_IN_PATH)}.{control.translate(_UNSAFE_IN_PATH)}"
     return f"{ident}.test" if test else ident
+
+
+def fingerprint(body: bytes) -> str:
+    """What tells a re-sent interchange from another under the same control number: its bytes,
+    a UTF-8 BOM and blanks around it aside."""
+    return hashlib.sha256(body.removeprefix(b"\xef\xbb\xbf").strip()).hexdigest()
 
 
 class EdiIntake:
@@ -142,7 +155,7 @@ class EdiIntake:
             raise InterchangeUnusable(
                 f"ISA08 {interchange.receiver_qualifier}:{interchange.receiver} is not this gateway's id"
             )
-        return await self._once(principal, partner, checked, trace)
+        return await self._once(principal, partner, checked, fingerprint(body), trace)
 
     async def receive_edifact(self, principal: Principal, body: bytes, trace: TraceContext) -> Receipt:
         """Acknowledge one EDIFACT interchange with a CONTRL, submitting each good RETANN exactly once."""
@@ -164,12 +177,13 @@ class EdiIntake:
         ):
             interchange.error = ("7", "UNB")  # interchange recipient not actual recipient
             checked.transactions.clear()
-        return await self._once(principal, partner, checked, trace)
+        return await self._once(principal, partner, checked, fingerprint(body), trace)
 
     async def _once(
-        self, principal: Principal, partner: Partner, checked: AnyChecked, trace: TraceContext
+        self, principal: Principal, partner: Partner, checked: AnyChecked, digest: str, trace: TraceContext
     ) -> Receipt:
-        """Claim the interchange by sender and control number: a re-send gets the first answer."""
+        """Claim the interchange by sender and control number: a re-send gets the first answer,
+        another interchange under the same number is refused."""
         standard, interchange = checked.standard, checked.interchange
         ident = interchange_id(interchange.sender, interchange.control, test=interchange.test)
         key = self._key(principal.partner, ident, standard)
@@ -179,13 +193,16 @@ class EdiIntake:
                 stored = await self._redis.get(key)
         if not claimed:
             if stored:
-                return Receipt(_decoder.decode(stored), replayed=True)
+                record = _decoder.decode(stored)
+                if record.fingerprint and record.fingerprint != digest:
+                    raise await self._reused(checked, record)
+                return Receipt(record, replayed=True)
             raise IdempotencyKeyInFlight(
                 f"interchange {ident} is being processed; send it again later",
                 headers={"Retry-After": str(self._settings.retry_after_seconds)},
             )
         try:
-            record = await self._process(principal, partner, checked, ident, trace)
+            record = await self._process(principal, partner, checked, ident, digest, trace)
         except BaseException:
             with redis_errors():
                 await self._redis.delete(key)
@@ -193,6 +210,25 @@ class EdiIntake:
         with redis_errors():
             await self._redis.set(key, _encoder.encode(record), ex=self._settings.idempotency_ttl_seconds)
         return Receipt(record, replayed=False)
+
+    async def _reused(self, checked: AnyChecked, first: InterchangeAck) -> ControlNumberReused:
+        """The refusal of an interchange whose control number ``first`` used, with the TA1
+        (TA105 025) or CONTRL (UCI 4, 0085 26) that says so in the partner's standard."""
+        interchange = checked.interchange
+        if checked.standard == "x12":
+            sender, number, ack = f"{interchange.sender_qualifier}:{interchange.sender}", "ISA13", "ta1"
+        else:
+            sender, number, ack = f"{interchange.sender}:{interchange.sender_qualifier}", "UNB 0020", "contrl"
+        return ControlNumberReused(
+            f"{number} {interchange.control} from {sender} was already used for another interchange, "
+            f"acknowledged at {first.received_at.isoformat(timespec='seconds')}; nothing in this one "
+            f"was submitted: send it again under a new control number",
+            extensions={
+                "interchange_id": first.interchange_id,
+                "received_at": first.received_at.isoformat(),
+                ack: checked.duplicate_ack(control=await self._control(), now=dt.datetime.now(dt.UTC)),
+            },
+        )
 
     async def _control(self) -> int:
         """A fresh control number for an acknowledgment the gateway sends."""
@@ -215,6 +251,7 @@ class EdiIntake:
         partner: Partner,
         checked: AnyChecked,
         ident: str,
+        digest: str,
         trace: TraceContext,
     ) -> InterchangeAck:
         returns: dict[str, str] = {}
@@ -240,6 +277,7 @@ class EdiIntake:
             returns={} if test else returns,
             test=test,
             test_returns=returns if test else {},
+            fingerprint=digest,
         )
 
     async def _submit(

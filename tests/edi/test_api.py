@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import msgspec
 import pytest
 
@@ -311,3 +313,40 @@ async def test_a_test_interchange_rejects_what_production_would(
     assert marker.status_code == 200
     await wait_until(lambda: len(events.messages) >= 2, what="the marker return")
     assert len(events.messages) == 2
+
+
+async def test_another_interchange_under_a_used_control_number_is_refused_with_a_ta1(
+    gateway: Gateway, make_key: KeyFactory, events
+) -> None:  # type: ignore[no-untyped-def]
+    key = await make_key("nordwind")
+    control = uuid.uuid4().int % 999_999_999 + 1
+    broken = interchange(
+        [[return_set(lines=[["BLI", "VN", "SSD-1", "2", "XX", "CON", "10"]])]], control=control
+    )
+    first = await gateway.client.post("/v1/edi/x12", content=broken, headers=_headers(key))
+    assert first.status_code == 200 and ["AK9", "R", "1", "1", "0"] in segments_of(first.text)
+
+    corrected = interchange([[return_set()]], control=control)
+    refused = await gateway.client.post("/v1/edi/x12", content=corrected, headers=_headers(key))
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    problem = refused.json()
+    assert problem["type"] == "urn:returns-gateway:problem:edi-control-number-reused"
+    assert f"ISA13 {control:09d} from ZZ:NORDWIND" in problem["detail"]
+    assert problem["interchange_id"] == f"NORDWIND.{control:09d}"
+    ta1 = segments_of(problem["ta1"])
+    assert [s[0] for s in ta1] == ["ISA", "TA1", "IEA"]
+    assert ta1[0][6].strip() == "RGWDIST" and ta1[0][8].strip() == "NORDWIND" and ta1[0][15] == "P"
+    assert ta1[1] == ["TA1", f"{control:09d}", "240311", "0942", "R", "025"]
+    assert ta1[2] == ["IEA", "0", ta1[0][13]]
+
+    # The same interchange again (a trailing line break aside) still replays its 997.
+    again = await gateway.client.post("/v1/edi/x12", content=broken + b"\r\n", headers=_headers(key))
+    assert again.status_code == 200 and again.text == first.text
+    assert again.headers["idempotent-replayed"] == "true"
+    marker = await gateway.client.post(
+        "/v1/edi/x12", content=interchange([[return_set()]]), headers=_headers(key)
+    )
+    assert marker.status_code == 200
+    await wait_until(lambda: len(events.messages) >= 1, what="the marker return")
+    assert len(events.messages) == 1  # the refused interchange published nothing

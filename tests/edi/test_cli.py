@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from aio_pika.abc import AbstractRobustConnection
@@ -103,3 +104,39 @@ def test_validate_tells_edifact_from_x12_and_prints_the_contrl(tmp_path: Path) -
     cut = _file(tmp_path, "cut.edi", edifact([retann("RQ-GOOD")])[:-4])
     result = runner.invoke(app, ["edi", "validate", str(cut)])
     assert result.exit_code == 2 and "unusable interchange" in result.output
+
+
+async def test_submit_reports_a_reused_control_number_as_refused_and_a_test_run_as_such(
+    tmp_path: Path, settings: Settings, make_key: KeyFactory
+) -> None:
+    key = await make_key("nordwind")
+    control = uuid.uuid4().int % 999_999_999 + 1
+    good = _file(tmp_path, "good.x12", interchange([[return_set()]], control=control))
+    reused = _file(tmp_path, "reused.x12", interchange([[return_set(lines=BAD_UNIT)]], control=control))
+    ic_reference = "IC" + reference()[3:]
+    good_edi = _file(tmp_path, "good.edi", edifact([retann(reference())], control=ic_reference))
+    reused_edi = _file(tmp_path, "reused.edi", edifact([retann("RQ-OTHER")], control=ic_reference))
+    test_run = _file(tmp_path, "test.x12", interchange([[return_set("RQ-WOULD-BE")]], usage="T"))
+    env = {
+        "RGW_NAMESPACE": settings.namespace,
+        "RGW_REDIS_URL": REDIS_URL,
+        "RGW_AMQP_URL": AMQP_URL,
+        "RGW_AUTH_CACHE_SECONDS": "0",
+    }
+    wide = {"COLUMNS": "400"}
+    with running_gateway(env) as url:
+        sent = runner.invoke(app, ["edi", "submit", str(good), str(good_edi), "--url", url, "--key", key])
+        refused = runner.invoke(app, ["edi", "submit", str(reused), "--url", url, "--key", key], env=wide)
+        refused_edi = runner.invoke(
+            app, ["edi", "submit", str(reused_edi), "--url", url, "--key", key], env=wide
+        )
+        replayed = runner.invoke(app, ["edi", "submit", str(good), "--url", url, "--key", key])
+        tested = runner.invoke(app, ["edi", "submit", str(test_run), "--url", url, "--key", key], env=wide)
+    assert sent.exit_code == 0, sent.output
+    for result in (refused, refused_edi):
+        assert result.exit_code == 1, result.output
+        assert "409" in result.output and "refused (edi-control-number-reused)" in result.output
+        assert "replayed" not in result.output and "AK9" not in result.output and "UCI" not in result.output
+    assert replayed.exit_code == 0 and "(replayed)" in replayed.output
+    assert tested.exit_code == 0, tested.output
+    assert "AK9*A*1*1*1 (test: nothing submitted; would create 0001=RQ-WOULD-BE)" in tested.output

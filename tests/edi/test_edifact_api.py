@@ -264,3 +264,31 @@ async def test_a_test_interchange_is_acknowledged_and_names_its_returns_but_crea
     await _marker(gateway, key, events, 3)
     assert {first, second} <= {p["external_id"] for p in _payloads(events)}
     assert len(events.messages) == 3
+
+
+async def test_another_interchange_under_a_used_control_reference_is_refused_with_a_contrl(
+    gateway: Gateway, make_key: KeyFactory, events
+) -> None:  # type: ignore[no-untyped-def]
+    key = await make_key("nordwind")
+    control = reference()[3:]
+    bad_unit = [["LIN", "1", "", ["SSD-1", "VN"]], ["QTY", ["61", "2", "XX"]], ["PRI", ["AAA", "10"]]]
+    broken = edifact([retann(reference(), lines=bad_unit)], control=control)
+    first = await gateway.client.post(URL, content=broken, headers=_headers(key))
+    assert first.status_code == 200 and ["UCM", "1", "RETANN:D:01B:UN", "4"] in segments_of(first.text)
+
+    corrected = edifact([retann(reference())], control=control)
+    refused = await gateway.client.post(URL, content=corrected, headers=_headers(key))
+    assert refused.status_code == 409, refused.text
+    problem = refused.json()
+    assert problem["type"] == "urn:returns-gateway:problem:edi-control-number-reused"
+    assert f"UNB 0020 {control} from NORDWIND:ZZ" in problem["detail"]
+    assert problem["interchange_id"] == f"NORDWIND.{control}"
+    assert [s for s in segments_of(problem["contrl"]) if s[0] in ("UCI", "UCM")] == [
+        ["UCI", control, "NORDWIND:ZZ", "RGWDIST:ZZ", "4", "26", "UNB"],
+    ]
+
+    again = await gateway.client.post(URL, content=broken, headers=_headers(key))
+    assert again.status_code == 200 and again.text == first.text
+    assert again.headers["idempotent-replayed"] == "true"
+    await _marker(gateway, key, events, 1)
+    assert len(events.messages) == 1  # the refused interchange published nothing
