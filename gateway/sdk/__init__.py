@@ -18,7 +18,15 @@ from gateway.errors import (
     StoreUnavailable,
 )
 from gateway.mapping import MappingCatalog, MappingFailure
-from gateway.sdk._connector import Connector, Delivery, Emitted, Inbound, RuntimeContext, WebhookRejected
+from gateway.sdk._connector import (
+    Connector,
+    Delivery,
+    Emitted,
+    Inbound,
+    RuntimeContext,
+    WebhookRejected,
+    handler,
+)
 from gateway.sdk._http import (
     RETRYABLE_STATUSES,
     ErrorReader,
@@ -51,6 +59,7 @@ __all__ = [
     "TargetConfigError",
     "TargetError",
     "WebhookRejected",
+    "handler",
     "hmac_hex",
     "plain_error",
     "raise_for_target",
