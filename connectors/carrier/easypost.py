@@ -54,6 +54,7 @@ from gateway.sdk import (
     PermanentDeliveryFailure,
     TargetError,
     WebhookRejected,
+    handler,
     hmac_hex,
     reply_json,
     verify_signature,
@@ -74,7 +75,6 @@ def signature(secret: str, body: bytes) -> str:
 
 
 class EasyPostConnector(Connector):
-    handles: ClassVar[frozenset[str] | None] = frozenset({"return-authorization.v1"})
     profile: ClassVar[str] = "easypost"
 
     def read_error(self, response: httpx.Response) -> TargetError:
@@ -87,7 +87,8 @@ class EasyPostConnector(Connector):
         return TargetError("; ".join([message, *details]), code=error.get("code"))
 
     # -- return labels -------------------------------------------------------------------
-    async def handle(self, delivery: Delivery) -> Sequence[Emitted] | None:
+    @handler("return-authorization.v1")
+    async def _ship_back(self, delivery: Delivery) -> Sequence[Emitted] | None:
         authorization = delivery.payload
         if authorization["decision"] == "rejected":
             return None  # nothing to ship back

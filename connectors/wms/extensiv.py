@@ -49,6 +49,7 @@ from gateway.sdk import (
     TargetConfigError,
     TargetError,
     WebhookRejected,
+    handler,
     plain_error,
     reply_json,
     verify_signature,
@@ -70,7 +71,6 @@ IGNORED_EVENTS = frozenset({"ReceiptCreate", "ReceiptUpdate"})
 
 
 class ExtensivConnector(Connector):
-    handles: ClassVar[frozenset[str] | None] = frozenset({"return-authorization.v1"})
     profile: ClassVar[str] = "extensiv"
 
     def __init__(self, name: str, **kwargs: Any) -> None:
@@ -93,7 +93,8 @@ class ExtensivConnector(Connector):
         return TargetError(str(body.get("Hint") or code or response.reason_phrase), code=code)
 
     # -- expected receipts -------------------------------------------------------------
-    async def handle(self, delivery: Delivery) -> Sequence[Emitted] | None:
+    @handler("return-authorization.v1")
+    async def _expect_return(self, delivery: Delivery) -> Sequence[Emitted] | None:
         authorization = delivery.payload
         if authorization["decision"] == "rejected":
             return None
