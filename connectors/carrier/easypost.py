@@ -52,6 +52,7 @@ from gateway.sdk import (
     Inbound,
     MappingFailure,
     PermanentDeliveryFailure,
+    Receiver,
     TargetError,
     WebhookRejected,
     handler,
@@ -74,7 +75,7 @@ def signature(secret: str, body: bytes) -> str:
     return SIGNATURE_PREFIX + hmac_hex(secret, body)
 
 
-class EasyPostConnector(Connector):
+class EasyPostConnector(Connector, Receiver):
     profile: ClassVar[str] = "easypost"
 
     def read_error(self, response: httpx.Response) -> TargetError:

@@ -46,6 +46,7 @@ from gateway.sdk import (
     Inbound,
     MappingFailure,
     PermanentDeliveryFailure,
+    Receiver,
     TargetConfigError,
     TargetError,
     WebhookRejected,
@@ -70,7 +71,7 @@ INSPECTED = "ReturnInspectionComplete"
 IGNORED_EVENTS = frozenset({"ReceiptCreate", "ReceiptUpdate"})
 
 
-class ExtensivConnector(Connector):
+class ExtensivConnector(Connector, Receiver):
     profile: ClassVar[str] = "extensiv"
 
     def __init__(self, name: str, **kwargs: Any) -> None:

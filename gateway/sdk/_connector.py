@@ -21,12 +21,14 @@ deduplication) is the runtime's job.
 What a system answers can come back as canonical messages: a handler returns them
 (:meth:`Connector.event`), and the runtime publishes them, confirmed, before it records
 the effect, so a crash in between re-applies (the system sees a duplicate and says so)
-rather than losing the event. A system that calls us (a WMS receipt, a carrier scan)
-reaches :meth:`Connector.receive` through ``POST /v1/webhooks/{connector}``.
+rather than losing the event. A system that calls us (a WMS receipt, a carrier scan) is
+received by a connector that is also a :class:`Receiver`: ``POST /v1/webhooks/{connector}``
+reaches its :meth:`Receiver.receive`.
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import datetime as dt
 import inspect
@@ -254,10 +256,6 @@ class Connector:
         applied: Sequence[Emitted] | None = await getattr(self, method)(delivery)
         return applied
 
-    async def receive(self, inbound: Inbound) -> Sequence[Emitted]:
-        """Turn a webhook from the system into canonical messages, or raise ``WebhookRejected``."""
-        raise WebhookRejected(404, f"connector {self.name} takes no webhooks")
-
     def read_error(self, response: httpx.Response) -> TargetError:
         """Read the system's error format (its message, code, and whether to retry)."""
         return plain_error(response)
@@ -292,3 +290,19 @@ class Connector:
         """Release what the connector holds; called once at shutdown."""
         if self._target is not None:
             await self._target.aclose()
+
+
+class Receiver(abc.ABC):
+    """The role of a connector its system calls (a WMS receipt, a carrier scan): mixed into a
+    :class:`Connector`, it makes ``POST /v1/webhooks/{connector}`` reach :meth:`receive`.
+
+        class WmsConnector(Connector, Receiver):
+            async def receive(self, inbound: Inbound) -> Sequence[Emitted]: ...
+
+    A connector that is not a receiver is not built by the HTTP edge, and its webhook path is
+    404 like an unknown connector's.
+    """
+
+    @abc.abstractmethod
+    async def receive(self, inbound: Inbound) -> Sequence[Emitted]:
+        """Turn a webhook from the system into canonical messages, or raise ``WebhookRejected``."""
