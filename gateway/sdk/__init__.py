@@ -1,22 +1,18 @@
 """The connector SDK: what a system profile (``connectors/``) imports, and nothing else.
 
-A profile subclasses :class:`Connector`, names the message types it applies, and talks to its
-system through :class:`Target` (one shared HTTP client with the system's auth, timeouts and
-error format). It raises the delivery failures below; the platform's runtime decides what
-follows (retry with backoff, dead letter, circuit breaker) and records the effect once.
+A profile subclasses :class:`Connector` and declares one method per message type it applies
+(:func:`handler`); a profile its system calls back (webhooks) is also a :class:`Receiver`. It
+talks to its system through :class:`Target` (one shared HTTP client with the system's auth,
+timeouts and error format) and raises the delivery failures below; the platform's runtime
+decides what follows (retry with backoff, dead letter, circuit breaker) and records the effect
+once.
 
-    from gateway.sdk import Connector, Delivery, PermanentDeliveryFailure
+    from gateway.sdk import Connector, Delivery, PermanentDeliveryFailure, handler
 
 Everything here is public and kept stable; the modules behind it are not.
 """
 
-from gateway.errors import (
-    DeliveryFailed,
-    GatewayError,
-    PermanentDeliveryFailure,
-    RetryableDeliveryFailure,
-    StoreUnavailable,
-)
+from gateway.errors import DeliveryFailed, PermanentDeliveryFailure, RetryableDeliveryFailure
 from gateway.mapping import MappingCatalog, MappingFailure
 from gateway.sdk._connector import (
     Connector,
@@ -48,7 +44,6 @@ __all__ = [
     "DeliveryFailed",
     "Emitted",
     "ErrorReader",
-    "GatewayError",
     "Inbound",
     "MappingCatalog",
     "MappingFailure",
@@ -56,7 +51,6 @@ __all__ = [
     "Receiver",
     "RetryableDeliveryFailure",
     "RuntimeContext",
-    "StoreUnavailable",
     "Target",
     "TargetConfigError",
     "TargetError",
