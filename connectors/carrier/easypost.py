@@ -52,8 +52,10 @@ from gateway.sdk import (
     Inbound,
     MappingFailure,
     PermanentDeliveryFailure,
+    Receiver,
     TargetError,
     WebhookRejected,
+    handler,
     hmac_hex,
     reply_json,
     verify_signature,
@@ -73,8 +75,7 @@ def signature(secret: str, body: bytes) -> str:
     return SIGNATURE_PREFIX + hmac_hex(secret, body)
 
 
-class EasyPostConnector(Connector):
-    handles: ClassVar[frozenset[str] | None] = frozenset({"return-authorization.v1"})
+class EasyPostConnector(Connector, Receiver):
     profile: ClassVar[str] = "easypost"
 
     def read_error(self, response: httpx.Response) -> TargetError:
@@ -87,7 +88,8 @@ class EasyPostConnector(Connector):
         return TargetError("; ".join([message, *details]), code=error.get("code"))
 
     # -- return labels -------------------------------------------------------------------
-    async def handle(self, delivery: Delivery) -> Sequence[Emitted] | None:
+    @handler("return-authorization.v1")
+    async def _ship_back(self, delivery: Delivery) -> Sequence[Emitted] | None:
         authorization = delivery.payload
         if authorization["decision"] == "rejected":
             return None  # nothing to ship back

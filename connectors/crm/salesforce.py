@@ -55,10 +55,10 @@ import msgspec
 from gateway.sdk import (
     Connector,
     Delivery,
-    Emitted,
     PermanentDeliveryFailure,
     RetryableDeliveryFailure,
     TargetError,
+    handler,
     reply_json,
 )
 
@@ -86,17 +86,6 @@ def api_usage(response: httpx.Response) -> tuple[int, int] | None:
 
 
 class SalesforceConnector(Connector):
-    handles: ClassVar[frozenset[str] | None] = frozenset(
-        {
-            "return-request.v1",
-            "return-authorization.v1",
-            "tracking-event.v1",
-            "receipt.v1",
-            "inspection-result.v1",
-            "credit-memo.v1",
-            "inspection-task.v1",
-        }
-    )
     profile: ClassVar[str] = "salesforce"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -115,16 +104,26 @@ class SalesforceConnector(Connector):
         self.api_usage: tuple[int, int] | None = None
         """The org's API usage as the last reply stated it: (used, allowed)."""
 
-    async def handle(self, delivery: Delivery) -> Sequence[Emitted] | None:
-        fields = self.map(f"{delivery.message_type}.outbound", delivery.payload, delivery)
-        return_id = str(delivery.payload.get("return_id") or delivery.correlation_id)
-        if delivery.message_type == "inspection-task.v1":
-            await self.open_task(return_id, fields)
-            return None
+    @handler(
+        "return-request.v1", "return-authorization.v1", "tracking-event.v1", "receipt.v1", "credit-memo.v1"
+    )
+    async def _update_case(self, delivery: Delivery) -> None:
+        await self.upsert_case(*self._mapped(delivery))
+
+    @handler("inspection-result.v1")
+    async def _record_inspection(self, delivery: Delivery) -> None:
+        return_id, fields = self._mapped(delivery)
         await self.upsert_case(return_id, fields)
-        if delivery.message_type == "inspection-result.v1":
-            await self.complete_task(return_id)
-        return None
+        await self.complete_task(return_id)
+
+    @handler("inspection-task.v1")
+    async def _request_inspection(self, delivery: Delivery) -> None:
+        await self.open_task(*self._mapped(delivery))
+
+    def _mapped(self, delivery: Delivery) -> tuple[str, dict[str, Any]]:
+        """The return the message is about, and the fields its mapping gives the record."""
+        fields = self.map(f"{delivery.message_type}.outbound", delivery.payload, delivery)
+        return str(delivery.payload.get("return_id") or delivery.correlation_id), fields
 
     async def upsert_case(self, return_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Create or update the Case of ``return_id``; answers Salesforce's UpsertResult."""

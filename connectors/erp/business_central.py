@@ -58,6 +58,7 @@ from gateway.sdk import (
     RetryableDeliveryFailure,
     TargetConfigError,
     TargetError,
+    handler,
     reply_json,
 )
 
@@ -86,9 +87,6 @@ def _literal(value: str) -> str:
 
 
 class BusinessCentralConnector(Connector):
-    handles: ClassVar[frozenset[str] | None] = frozenset(
-        {"return-request.v1", "return-decision.v1", "credit-memo.v1", "supplier-claim.v1"}
-    )
     profile: ClassVar[str] = "business_central"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -109,24 +107,6 @@ class BusinessCentralConnector(Connector):
         tenant, environment = self.options["tenant"], self.options.get("environment", "production")
         return f"/v2.0/{tenant}/{environment}/api/v2.0/companies({self.options['company_id']})"
 
-    async def handle(self, delivery: Delivery) -> Sequence[Emitted] | None:
-        if delivery.contract == "return-request":
-            documents = await read_documents(self.lookup, delivery.payload, "business_central")
-            return [
-                self.event(
-                    "return-documents.v1",
-                    {"return_id": delivery.correlation_id, **documents},
-                    f"{delivery.message_id}.{self.name}.documents",
-                )
-            ]
-        if delivery.contract == "return-decision":
-            return await self._authorize(delivery)
-        if delivery.contract == "credit-memo":
-            return await self._credit(delivery)
-        if delivery.contract == "supplier-claim":
-            await self._claim(delivery)
-        return None
-
     # -- operations ----------------------------------------------------------------------
     async def lookup(self, kind: DocumentKind, number: str) -> dict[str, Any] | None:
         """An order, invoice or shipment by number, as an ``erp-document`` (``None`` if unknown)."""
@@ -137,6 +117,18 @@ class BusinessCentralConnector(Connector):
         item_lines = [line for line in found.get(lines) or [] if line.get("lineType", "Item") == "Item"]
         return self.map("document.inbound", {"document": found, "lines": item_lines}, kind=kind)  # type: ignore[no-any-return]
 
+    @handler("return-request.v1")
+    async def _read_documents(self, delivery: Delivery) -> Sequence[Emitted]:
+        documents = await read_documents(self.lookup, delivery.payload, "business_central")
+        return [
+            self.event(
+                "return-documents.v1",
+                {"return_id": delivery.correlation_id, **documents},
+                f"{delivery.message_id}.{self.name}.documents",
+            )
+        ]
+
+    @handler("return-decision.v1")
     async def _authorize(self, delivery: Delivery) -> Sequence[Emitted] | None:
         decision = delivery.payload
         if decision["decision"] == "rejected":
@@ -161,6 +153,7 @@ class BusinessCentralConnector(Connector):
             )
         ]
 
+    @handler("credit-memo.v1")
     async def _credit(self, delivery: Delivery) -> Sequence[Emitted] | None:
         """Post the return's credit memo with the credited lines, once; answer it as posted."""
         if delivery.payload["document_status"] == "posted":
@@ -249,6 +242,7 @@ class BusinessCentralConnector(Connector):
             self._locations[code] = str(location["id"])
         return self._locations[code]
 
+    @handler("supplier-claim.v1")
     async def _claim(self, delivery: Delivery) -> None:
         claim = delivery.payload
         body = self.map("supplier-claim.v1.outbound", claim, delivery)

@@ -32,7 +32,15 @@ from connectors.erp._common import (
     read_documents,
     with_decision,
 )
-from gateway.sdk import Connector, Delivery, Emitted, PermanentDeliveryFailure, TargetError, reply_json
+from gateway.sdk import (
+    Connector,
+    Delivery,
+    Emitted,
+    PermanentDeliveryFailure,
+    TargetError,
+    handler,
+    reply_json,
+)
 
 RECORDS = "/services/rest/record/v1"
 DUPLICATE = "DUP_RCRD"
@@ -40,9 +48,6 @@ _LOOKUP_TYPES = {"order": "salesOrder", "invoice": "invoice", "shipment": "itemF
 
 
 class NetSuiteConnector(Connector):
-    handles: ClassVar[frozenset[str] | None] = frozenset(
-        {"return-request.v1", "return-decision.v1", "credit-memo.v1", "supplier-claim.v1", "disposition.v1"}
-    )
     profile: ClassVar[str] = "netsuite"
 
     def read_error(self, response: httpx.Response) -> TargetError:
@@ -56,23 +61,6 @@ class NetSuiteConnector(Connector):
             retryable=True if code == "CONCURRENCY_LIMIT_EXCEEDED" else None,
         )
 
-    async def handle(self, delivery: Delivery) -> Sequence[Emitted] | None:
-        if delivery.contract == "return-request":
-            return [await self._documents(delivery)]
-        if delivery.contract == "return-decision":
-            return await self._authorize(delivery)
-        if delivery.contract == "credit-memo":
-            return await self._credit(delivery)
-        if delivery.contract == "disposition":
-            await self._adjust_inventory(delivery)
-            return None
-        if delivery.contract == "supplier-claim":
-            await self._create(
-                "vendorReturnAuthorization",
-                self.map("supplier-claim.v1.outbound", delivery.payload, delivery),
-            )
-        return None
-
     # -- operations ----------------------------------------------------------------------
     async def lookup(self, kind: DocumentKind, number: str) -> dict[str, Any] | None:
         """An order, invoice or shipment by number, as an ``erp-document`` (``None`` if unknown)."""
@@ -85,6 +73,10 @@ class NetSuiteConnector(Connector):
         record = reply_json(await self.target.get(f"{RECORDS}/{record_type}/{found['items'][0]['id']}"))
         return self.map("document.inbound", record, kind=kind)  # type: ignore[no-any-return]
 
+    @handler("return-request.v1")
+    async def _read_documents(self, delivery: Delivery) -> Sequence[Emitted]:
+        return [await self._documents(delivery)]
+
     async def _documents(self, delivery: Delivery) -> Emitted:
         documents = await read_documents(self.lookup, delivery.payload, "netsuite")
         return self.event(
@@ -93,6 +85,7 @@ class NetSuiteConnector(Connector):
             f"{delivery.message_id}.{self.name}.documents",
         )
 
+    @handler("return-decision.v1")
     async def _authorize(self, delivery: Delivery) -> Sequence[Emitted] | None:
         decision = delivery.payload
         if decision["decision"] == "rejected":
@@ -114,6 +107,7 @@ class NetSuiteConnector(Connector):
             )
         ]
 
+    @handler("credit-memo.v1")
     async def _credit(self, delivery: Delivery) -> Sequence[Emitted] | None:
         draft = delivery.payload
         if draft["document_status"] == "posted":
@@ -137,6 +131,7 @@ class NetSuiteConnector(Connector):
         posted = posted_credit(draft, document, posting_date=memo.get("tranDate"))
         return [self.event("credit-memo.v1", posted, f"{delivery.message_id}.{self.name}.posted")]
 
+    @handler("disposition.v1")
     async def _adjust_inventory(self, delivery: Delivery) -> None:
         stocked = [line for line in delivery.payload["lines"] if line.get("target_location")]
         if not stocked:
@@ -154,6 +149,12 @@ class NetSuiteConnector(Connector):
             adjustment_account=str(account),
         )
         await self._create("inventoryAdjustment", body)
+
+    @handler("supplier-claim.v1")
+    async def _claim(self, delivery: Delivery) -> None:
+        await self._create(
+            "vendorReturnAuthorization", self.map("supplier-claim.v1.outbound", delivery.payload, delivery)
+        )
 
     async def _create(
         self, record_type: str, body: dict[str, Any], *, via: str | None = None

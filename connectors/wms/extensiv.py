@@ -46,9 +46,11 @@ from gateway.sdk import (
     Inbound,
     MappingFailure,
     PermanentDeliveryFailure,
+    Receiver,
     TargetConfigError,
     TargetError,
     WebhookRejected,
+    handler,
     plain_error,
     reply_json,
     verify_signature,
@@ -69,8 +71,7 @@ INSPECTED = "ReturnInspectionComplete"
 IGNORED_EVENTS = frozenset({"ReceiptCreate", "ReceiptUpdate"})
 
 
-class ExtensivConnector(Connector):
-    handles: ClassVar[frozenset[str] | None] = frozenset({"return-authorization.v1"})
+class ExtensivConnector(Connector, Receiver):
     profile: ClassVar[str] = "extensiv"
 
     def __init__(self, name: str, **kwargs: Any) -> None:
@@ -93,7 +94,8 @@ class ExtensivConnector(Connector):
         return TargetError(str(body.get("Hint") or code or response.reason_phrase), code=code)
 
     # -- expected receipts -------------------------------------------------------------
-    async def handle(self, delivery: Delivery) -> Sequence[Emitted] | None:
+    @handler("return-authorization.v1")
+    async def _expect_return(self, delivery: Delivery) -> Sequence[Emitted] | None:
         authorization = delivery.payload
         if authorization["decision"] == "rejected":
             return None

@@ -18,7 +18,10 @@ from gateway.sdk import Connector, Delivery
 
 
 class WebhookConnector(Connector):
-    """POST the envelope to ``options.path`` on the target."""
+    """POST the envelope to ``options.path`` on the target.
+
+    It declares no message types (no ``@handler``): it takes whatever its routes send, so it
+    writes ``handle`` itself."""
 
     async def handle(self, delivery: Delivery) -> None:
         await self.target.post(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import ClassVar
 
 import httpx
 import msgspec
@@ -32,7 +31,7 @@ from gateway.edi.x12_180_response import build_180_response
 from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure, StoreUnavailable
 from gateway.partners.webhooks import partner_client, partner_error, partner_options
 from gateway.records import ReturnStore
-from gateway.sdk import Connector, Delivery, RuntimeContext, raise_for_target, target_errors
+from gateway.sdk import Connector, Delivery, RuntimeContext, handler, raise_for_target, target_errors
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,6 @@ _MEDIA_TYPES = {"x12": "application/edi-x12", "edifact": "application/edifact"}
 
 
 class X12ResponseConnector(Connector):
-    handles: ClassVar[frozenset[str] | None] = frozenset({"return-authorization.v1"})
     _settings: Settings | None = None
 
     def attach(self, context: RuntimeContext) -> None:
@@ -53,7 +51,8 @@ class X12ResponseConnector(Connector):
         self._partners = PartnerDirectory.load(context.settings.edi_partners_file)
         self._client = partner_client(partner_options(self))
 
-    async def handle(self, delivery: Delivery) -> None:
+    @handler("return-authorization.v1")
+    async def _answer(self, delivery: Delivery) -> None:
         if self._settings is None:
             raise TypeError(f"connector {self.name} was not attached to a runtime")
         authorization = delivery.payload

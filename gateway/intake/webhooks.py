@@ -1,9 +1,11 @@
 """Webhooks from connected systems (a WMS receipt, a carrier scan) into the pipeline.
 
 ``POST /v1/webhooks/{connector}`` hands the raw request to that connector's ``receive``,
-which verifies the system's signature and maps the body to canonical events. Each event
-names its return; the gateway looks the return up (it must be one it accepted) and
-publishes the event, confirmed, with the return's partner and id, like any message.
+which verifies the system's signature and maps the body to canonical events. Only a connector
+that is a :class:`gateway.sdk.Receiver` is built here; any other's webhook path is 404, like an
+unknown connector's. Each event names its return; the gateway looks the return up (it must be
+one it accepted) and publishes the event, confirmed, with the return's partner and id, like any
+message.
 
 A system that resends a webhook gets the same event ids back; the first delivery claims
 each id in Redis, so a repeat is acknowledged without a second publish (and connectors
@@ -30,7 +32,7 @@ from gateway.mapping import MappingCatalog
 from gateway.records import ReturnStore
 from gateway.routing import RoutingTable, condition_headers
 from gateway.runtime import build_connector, connector_class
-from gateway.sdk import Connector, Emitted, Inbound, TargetConfigError, WebhookRejected
+from gateway.sdk import Connector, Emitted, Inbound, Receiver, TargetConfigError, WebhookRejected
 from gateway.settings import Settings
 from gateway.storage import redis_errors
 
@@ -46,7 +48,8 @@ class WebhookResult(msgspec.Struct, frozen=True):
 
 
 class WebhookIntake:
-    """Builds each connector's receiving side once (no target client: receiving calls nobody)."""
+    """Builds each receiver of the routing table once; connectors that receive nothing are left
+    to their own processes (no target clients, no tokens, in the HTTP edge)."""
 
     def __init__(
         self,
@@ -66,13 +69,14 @@ class WebhookIntake:
         for name, spec in routing.connectors.items() if routing else ():
             if spec.use is None:
                 continue
+            cls = connector_class(spec.use)
+            if not issubclass(cls, Receiver):
+                continue
             try:  # with its target where it can: a receiver may need to look something up
                 self._receivers[name] = build_connector(name, spec, mappings)
             except TargetConfigError as exc:
                 log.warning("webhooks for %s are taken without its target (%s)", name, exc)
-                self._receivers[name] = connector_class(spec.use)(
-                    name, options=spec.options, mappings=mappings
-                )
+                self._receivers[name] = cls(name, options=spec.options, mappings=mappings)
 
     async def aclose(self) -> None:
         for receiver in self._receivers.values():
@@ -80,7 +84,7 @@ class WebhookIntake:
 
     async def receive(self, connector: str, headers: Mapping[str, str], body: bytes) -> WebhookResult:
         receiver = self._receivers.get(connector)
-        if receiver is None:
+        if not isinstance(receiver, Receiver):
             raise UnknownConnector(f"no connector {connector!r} takes webhooks here")
         try:
             events = await receiver.receive(Inbound(headers=headers, body=body))

@@ -34,7 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import msgspec
 
@@ -45,7 +45,7 @@ from gateway.lifecycle._rules import Verdict, dispose, validate
 from gateway.lifecycle._status import PARKED, IllegalTransition, allowed_from, is_behind, may_hold, rank
 from gateway.lifecycle._step import LIFECYCLE, WAITING, Step, stamp
 from gateway.lifecycle._store import Change, LifecycleStore, ReturnState, inspections_of
-from gateway.sdk import Connector, Delivery, Emitted, RuntimeContext
+from gateway.sdk import Connector, Delivery, Emitted, RuntimeContext, handler
 
 #: Messages whose dead letter means a posting failed (the return cannot go on without it).
 POSTINGS = frozenset({"return-decision.v1", "credit-memo.v1", "supplier-claim.v1"})
@@ -70,26 +70,24 @@ class _Parked(Exception):
 class Orchestrator(Connector):
     """Routing-table entry: ``use: gateway.lifecycle:Orchestrator`` (no target)."""
 
-    handles: ClassVar[frozenset[str] | None] = frozenset(
-        {
-            "return-request.v1",
-            "return-documents.v1",
-            "approval.v1",
-            "return-authorization.v1",
-            "tracking-event.v1",
-            "receipt.v1",
-            "inspection-result.v1",
-            "credit-memo.v1",
-            "delivery-failed.v1",
-            "return-hold.v1",
-        }
-    )
-
     def attach(self, context: RuntimeContext) -> None:
         self._store = LifecycleStore(context.redis, context.settings)
         self.policies = PolicyBook.load(context.settings.policies_dir, context.settings.contracts_dir)
 
-    async def handle(self, delivery: Delivery) -> Sequence[Emitted] | None:
+    @handler(
+        "return-request.v1",
+        "return-documents.v1",
+        "approval.v1",
+        "return-authorization.v1",
+        "tracking-event.v1",
+        "receipt.v1",
+        "inspection-result.v1",
+        "credit-memo.v1",
+        "delivery-failed.v1",
+        "return-hold.v1",
+    )
+    async def _advance_return(self, delivery: Delivery) -> Sequence[Emitted] | None:
+        """Apply the event to the return's state (see :meth:`decide`) and answer what comes next."""
         basis_of: Callable[[ReturnState], Any] = lambda state: state.basis  # noqa: E731
         if delivery.contract == "return-documents":
             basis = _basis_of_documents(delivery.payload)
@@ -159,7 +157,7 @@ class Orchestrator(Connector):
         return step.change
 
     def _apply(self, step: Step, returned: dict[str, float]) -> None:
-        handler = {
+        on_event = {
             "return-documents": self._on_documents,
             "approval": self._on_approval,
             "return-authorization": self._on_authorization,
@@ -171,7 +169,7 @@ class Orchestrator(Connector):
             "delivery-failed": self._on_delivery_failed,
         }[step.delivery.contract]
         try:
-            handler(step, step.delivery.payload, returned)
+            on_event(step, step.delivery.payload, returned)
         except _Parked as parked:
             step.state.parked.append(msgspec.to_builtins(step.delivery))
             step.note(

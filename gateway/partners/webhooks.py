@@ -47,6 +47,7 @@ from gateway.sdk import (
     RuntimeContext,
     TargetConfigError,
     TargetError,
+    handler,
     plain_error,
     raise_for_target,
     target_errors,
@@ -100,8 +101,6 @@ def partner_client(config: PartnerWebhookOptions) -> httpx.AsyncClient:
 class PartnerWebhookConnector(Connector):
     """Post ``return-status-changed.v1`` events to the partner's registered endpoints."""
 
-    handles = frozenset({"return-status-changed.v1"})
-
     _endpoints: EndpointRegistry | None = None
     _taken: EffectLedger | None = None
     _client: httpx.AsyncClient | None = None
@@ -114,7 +113,8 @@ class PartnerWebhookConnector(Connector):
         )
         self._client = partner_client(config)
 
-    async def handle(self, delivery: Delivery) -> None:
+    @handler("return-status-changed.v1")
+    async def _notify(self, delivery: Delivery) -> None:
         if self._endpoints is None:
             raise TypeError(f"connector {self.name} was not attached to a runtime")
         named = delivery.payload.get("partner")

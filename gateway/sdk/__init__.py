@@ -1,24 +1,29 @@
 """The connector SDK: what a system profile (``connectors/``) imports, and nothing else.
 
-A profile subclasses :class:`Connector`, names the message types it applies, and talks to its
-system through :class:`Target` (one shared HTTP client with the system's auth, timeouts and
-error format). It raises the delivery failures below; the platform's runtime decides what
-follows (retry with backoff, dead letter, circuit breaker) and records the effect once.
+A profile subclasses :class:`Connector` and declares one method per message type it applies
+(:func:`handler`); a profile its system calls back (webhooks) is also a :class:`Receiver`. It
+talks to its system through :class:`Target` (one shared HTTP client with the system's auth,
+timeouts and error format) and raises the delivery failures below; the platform's runtime
+decides what follows (retry with backoff, dead letter, circuit breaker) and records the effect
+once.
 
-    from gateway.sdk import Connector, Delivery, PermanentDeliveryFailure
+    from gateway.sdk import Connector, Delivery, PermanentDeliveryFailure, handler
 
 Everything here is public and kept stable; the modules behind it are not.
 """
 
-from gateway.errors import (
-    DeliveryFailed,
-    GatewayError,
-    PermanentDeliveryFailure,
-    RetryableDeliveryFailure,
-    StoreUnavailable,
-)
+from gateway.errors import DeliveryFailed, PermanentDeliveryFailure, RetryableDeliveryFailure
 from gateway.mapping import MappingCatalog, MappingFailure
-from gateway.sdk._connector import Connector, Delivery, Emitted, Inbound, RuntimeContext, WebhookRejected
+from gateway.sdk._connector import (
+    Connector,
+    Delivery,
+    Emitted,
+    Inbound,
+    Receiver,
+    RuntimeContext,
+    WebhookRejected,
+    handler,
+)
 from gateway.sdk._http import (
     RETRYABLE_STATUSES,
     ErrorReader,
@@ -39,18 +44,18 @@ __all__ = [
     "DeliveryFailed",
     "Emitted",
     "ErrorReader",
-    "GatewayError",
     "Inbound",
     "MappingCatalog",
     "MappingFailure",
     "PermanentDeliveryFailure",
+    "Receiver",
     "RetryableDeliveryFailure",
     "RuntimeContext",
-    "StoreUnavailable",
     "Target",
     "TargetConfigError",
     "TargetError",
     "WebhookRejected",
+    "handler",
     "hmac_hex",
     "plain_error",
     "raise_for_target",
