@@ -17,7 +17,7 @@ from gateway.edi._document import read_return_notice
 from gateway.edi._envelope import GroupCode, Interchange, SetCode, parse_interchange
 from gateway.edi._spec import TransactionSpec
 from gateway.edi._structure import CodeLists, ElementError, SetResult, validate_set
-from gateway.edi._tokens import MAX_BYTES, tokenize
+from gateway.edi._tokens import MAX_BYTES, is_digits, tokenize
 
 #: Transaction sets this gateway reads, by code, and the group code each travels in.
 SPECS: dict[str, TransactionSpec] = {spec.code: spec for spec in (x12_180.SPEC, x12_997.SPEC)}
@@ -98,7 +98,7 @@ def _check(data: bytes, codes: CodeLists | None, max_bytes: int) -> Checked:
         if expected is None:
             result.errors.insert(0, GroupCode.NOT_SUPPORTED)
             continue
-        if not (group.control.isdigit() and len(group.control) <= 9):
+        if not (is_digits(group.control) and len(group.control) <= 9):
             result.errors.append(GroupCode.CONTROL_NUMBER_SYNTAX)
         if not _GROUP_VERSION.fullmatch(group.version):
             result.errors.insert(0, GroupCode.VERSION_NOT_SUPPORTED)

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from gateway.edi._envelope import Group, Interchange, TransactionSet
-from gateway.edi._tokens import Segment
+from gateway.edi._tokens import Segment, is_digits
 
 #: N9 / REF qualifiers (128) read into the return's references.
 REFERENCE_QUALIFIERS = {
@@ -30,7 +30,7 @@ _EMPTY = ("",) * 13
 
 
 def _date(value: str) -> str | None:
-    if len(value) == 8 and value.isdigit():
+    if len(value) == 8 and is_digits(value):
         return f"{value[:4]}-{value[4:6]}-{value[6:]}"
     return None
 
@@ -150,7 +150,7 @@ def read_return_notice(interchange: Interchange, group: Group, tset: Transaction
                 _reference(segment, references)
             elif v[1] == "SE" and v[2]:
                 line.setdefault("serial_numbers", []).append(v[2])
-            elif v[1] == "LI" and v[2].isdigit():
+            elif v[1] == "LI" and is_digits(v[2]):
                 line["order_line_number"] = int(v[2])
             else:
                 _reference(segment, line.setdefault("references", {}))

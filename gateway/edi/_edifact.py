@@ -21,7 +21,7 @@ from pydifact.segments import Segment as _PdSegment
 from pydifact.segments import SegmentFactory
 
 from gateway.edi._envelope import SetCode
-from gateway.edi._tokens import MAX_BYTES
+from gateway.edi._tokens import MAX_BYTES, is_digits
 from gateway.errors import InterchangeUnusable
 
 #: What the gateway writes with: component, element, decimal mark, release, reserved, terminator.
@@ -196,7 +196,7 @@ def _close(message: EdifactMessage, unt: EdiSegment) -> None:
 
 
 def _count_is(value: str, count: int) -> bool:
-    return value.isdigit() and len(value) <= 10 and int(value) == count
+    return is_digits(value) and len(value) <= 10 and int(value) == count
 
 
 def _escape(value: str) -> str:

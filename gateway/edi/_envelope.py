@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway.edi._tokens import Delimiters, Segment
+from gateway.edi._tokens import Delimiters, Segment, is_digits
 from gateway.errors import InterchangeUnusable
 
 #: Versions (ISA12) this gateway reads.
@@ -149,14 +149,14 @@ class Interchange:
 
 
 def _count(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
+    return int(text) if is_digits(text) else None
 
 
 def _check_isa(isa: Segment) -> None:
     if len(isa.elements) != 16:
         raise InterchangeUnusable(f"the ISA has {len(isa.elements)} elements, not 16")
     control = isa.get(13)
-    if len(control) != 9 or not control.isdigit():
+    if len(control) != 9 or not is_digits(control):
         raise InterchangeUnusable(f"ISA13 {control!r} is not a 9-digit interchange control number")
     if isa.get(12) not in VERSIONS:
         raise InterchangeUnusable(f"ISA12 version {isa.get(12)!r} is not one of 00401 to 00801")

@@ -15,6 +15,7 @@ from typing import Any
 from gateway.edi._check import Transaction
 from gateway.edi._partners import Partner
 from gateway.edi._structure import ElementError, SegmentError
+from gateway.edi._tokens import is_digits
 from gateway.errors import Violation
 from gateway.mapping import CompiledMapping, MappingCatalog, MappingFailure
 from gateway.registry import Contract
@@ -42,7 +43,7 @@ def locate(transaction: Transaction, violations: Sequence[Violation]) -> list[Se
         if (
             parts[0] == "lines"
             and len(parts) > 1
-            and parts[1].isdigit()
+            and is_digits(parts[1])
             and int(parts[1]) < len(notice["lines"])
         ):
             position, tag, loop, fields = (

@@ -16,7 +16,7 @@ from functools import partial
 
 from gateway.edi._envelope import SetCode, TransactionSet
 from gateway.edi._spec import Element, Loop, Rule, SegmentSpec, TransactionSpec, Use
-from gateway.edi._tokens import Segment
+from gateway.edi._tokens import Segment, is_digits
 
 _DECIMAL = re.compile(r"-?(?:\d+\.?\d*|\.\d+)")
 _INTEGER = re.compile(r"-?\d+")
@@ -257,7 +257,7 @@ def _check_value(element: Element, value: str, allowed: Collection[str] | None) 
             return "6"
         length = len(value)
     elif kind == "DT":
-        if not value.isdigit() or len(value) not in (6, 8) or len(value) < element.min:
+        if not is_digits(value) or len(value) not in (6, 8) or len(value) < element.min:
             return "8"
         year = int(value[:4]) if len(value) == 8 else 2000 + int(value[:2])
         try:
@@ -266,7 +266,7 @@ def _check_value(element: Element, value: str, allowed: Collection[str] | None) 
             return "8"
         return None
     elif kind == "TM":
-        if not value.isdigit() or len(value) < 4 or len(value) > 8:
+        if not is_digits(value) or len(value) < 4 or len(value) > 8:
             return "9"
         hours, minutes, seconds = int(value[:2]), int(value[2:4]), int(value[4:6] or 0)
         return "9" if hours > 23 or minutes > 59 or seconds > 59 else None

@@ -49,6 +49,11 @@ class Segment(NamedTuple):
         return elements[index - 1] if 0 < index <= len(elements) else ""
 
 
+def is_digits(text: str) -> bool:
+    """Only ASCII digits: ``str.isdigit`` also takes ``'¹'`` or ``'٣'``, which ``int`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _decode(data: bytes) -> str:
     try:
         return data.decode("utf-8")

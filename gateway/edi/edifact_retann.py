@@ -37,7 +37,7 @@ from gateway.edi._document import _number
 from gateway.edi._edifact import EdifactInterchange, EdifactMessage, EdiSegment, parse_edifact
 from gateway.edi._envelope import SetCode
 from gateway.edi._structure import ElementError, SegmentError, SetResult
-from gateway.edi._tokens import MAX_BYTES
+from gateway.edi._tokens import MAX_BYTES, is_digits
 from gateway.edi.edifact_contrl import DUPLICATE_DETECTED, build_contrl
 
 MESSAGE = "RETANN"
@@ -263,7 +263,7 @@ class _Reader:
     def rff(self, segment: EdiSegment) -> None:
         qualifier, number = segment.get(1), segment.get(1, 2)
         if self.line is not None and qualifier == "LI":
-            if number.isdigit():
+            if is_digits(number):
                 self.line["order_line_number"] = int(number)
             return
         name = REFERENCE_QUALIFIERS.get(qualifier)

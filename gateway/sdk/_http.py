@@ -24,7 +24,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # isdigit alone takes "¹", which float refuses
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
