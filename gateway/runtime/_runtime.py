@@ -37,13 +37,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from gateway.broker import (
-    broker_errors,
-    events_exchange_name,
-    persistent_copy,
-    publish_confirmed,
-    to_amqp_message,
-)
+from gateway.broker import EventPublisher, broker_errors
 from gateway.broker.headers import ATTEMPT, DEAD_REASON, FIRST_FAILURE, LAST_ERROR, DeadReason
 from gateway.errors import (
     BrokerUnavailable,
@@ -52,7 +46,7 @@ from gateway.errors import (
     RetryableDeliveryFailure,
     StoreUnavailable,
 )
-from gateway.routing import ConnectorSpec, condition_headers, connector_queue, dead_exchange, retry_exchange
+from gateway.routing import ConnectorSpec, connector_queue, dead_exchange, retry_exchange
 from gateway.runtime._circuit import CircuitOpen, State, TargetCircuit
 from gateway.runtime._effects import EffectLedger
 from gateway.runtime._retry import RetryPlan
@@ -82,7 +76,6 @@ class Decision(msgspec.Struct, frozen=True):
 
 
 _delivery_decoder = msgspec.json.Decoder(Delivery)
-_json = msgspec.json.Encoder()
 
 
 def _decode(message: AbstractIncomingMessage) -> Delivery:
@@ -120,6 +113,7 @@ class ConnectorRuntime:
         self._graceful_timeout = graceful_timeout
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
+        self._events: EventPublisher | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -138,11 +132,12 @@ class ConnectorRuntime:
         )
         try:
             self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            self._events = EventPublisher(self._channel, self._settings)
             self._queue = await self._channel.get_queue(connector_queue(self._settings, self.name))
             self._connection = connection
             await self._consume(self._prefetch)
         except BaseException:
-            self._channel = self._queue = self._connection = None
+            self._channel = self._events = self._queue = self._connection = None
             await connection.close()  # a failed start leaves nothing open; it may be tried again
             raise
 
@@ -234,22 +229,17 @@ class ConnectorRuntime:
     async def _emit(self, delivery: Delivery, emitted: Sequence[Emitted]) -> None:
         """Publish what the system answered, confirmed, before the effect is recorded: if this
         fails the message is retried, and the system's duplicate answer yields the same events."""
-        assert self._channel is not None
+        assert self._events is not None
         try:
-            exchange = await self._channel.get_exchange(events_exchange_name(self._settings), ensure=False)
             for event in emitted:
                 envelope = event.envelope(
                     partner=delivery.partner,
                     correlation_id=event.return_id or delivery.correlation_id,
                     causation_id=delivery.message_id,
                 )
-                await publish_confirmed(
-                    exchange,
-                    to_amqp_message(
-                        envelope, _json.encode(envelope), condition_headers(delivery.partner, event.payload)
-                    ),
-                    routing_key=event.message_type,
-                    confirm_within=self._settings.publish_timeout_seconds,
+                await self._events.publish(
+                    envelope,
+                    event.payload,
                     doing=f"{self.name}: publishing {event.message_type} {event.message_id}",
                 )
         except BrokerUnavailable as exc:
@@ -285,7 +275,7 @@ class ConnectorRuntime:
         self.outcomes[decision.outcome] += 1
 
     async def _publish_copy(self, message: AbstractIncomingMessage, decision: Decision) -> None:
-        assert self._channel is not None and decision.failure is not None
+        assert self._events is not None and decision.failure is not None
         retry = decision.outcome is Outcome.RETRY
         headers: dict[str, Any] = dict(message.headers or {})
         headers.pop("x-death", None)  # the broker's own bookkeeping; our headers say what happened
@@ -310,12 +300,11 @@ class ConnectorRuntime:
                     last_failure_at=now,
                 )
             ).decode()
-        exchange = await self._channel.get_exchange(exchange_name, ensure=False)
-        await publish_confirmed(
-            exchange,
-            persistent_copy(message, headers=headers),
+        await self._events.publish_copy(
+            message,
+            exchange=exchange_name,
             routing_key=routing_key,
-            confirm_within=self._settings.publish_timeout_seconds,
+            headers=headers,
             doing=f"{self.name}: {decision.outcome.value} copy of {message.message_id}",
         )
         if not retry:
@@ -326,7 +315,7 @@ class ConnectorRuntime:
     ) -> None:
         """Tell the lifecycle a message about a return was dead-lettered (``delivery-failed``),
         confirmed like the dead copy itself, so the return waits visibly instead of silently."""
-        assert self._channel is not None
+        assert self._events is not None
         try:
             delivery = _delivery_decoder.decode(message.body)
         except (msgspec.DecodeError, msgspec.ValidationError):
@@ -354,13 +343,8 @@ class ConnectorRuntime:
         envelope = event.envelope(
             partner=delivery.partner, correlation_id=delivery.correlation_id, causation_id=delivery.message_id
         )
-        exchange = await self._channel.get_exchange(events_exchange_name(self._settings), ensure=False)
-        await publish_confirmed(
-            exchange,
-            to_amqp_message(envelope, _json.encode(envelope), condition_headers(delivery.partner, payload)),
-            routing_key=event.message_type,
-            confirm_within=self._settings.publish_timeout_seconds,
-            doing=f"{self.name}: announcing dead letter {delivery.message_id}",
+        await self._events.publish(
+            envelope, payload, doing=f"{self.name}: announcing dead letter {delivery.message_id}"
         )
 
     async def stop(self) -> None:
@@ -377,4 +361,4 @@ class ConnectorRuntime:
             await channel.close()
         if connection is not None:
             await connection.close()
-        self._channel = self._connection = self._queue = None
+        self._channel = self._events = self._connection = self._queue = None
