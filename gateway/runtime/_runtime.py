@@ -6,8 +6,9 @@ For every message the decision is named (:class:`Outcome`) and carried out in on
 * ``RETRY``   — a retryable failure: a copy goes to the retry tier its backoff needs, with
                 the attempt count, then the original is acknowledged;
 * ``DEAD``    — a permanent failure, retries exhausted, or an undecodable message: a copy
-                goes to the connector's dead-letter queue with the reason, then the original
-                is acknowledged.
+                goes to the connector's dead-letter queue with the reason, then what the
+                runtime's dead-letter notice (if it was given one) makes of it, then the
+                original is acknowledged.
 
 Copies are published with confirms before the original is acknowledged, so a crash in
 between yields a duplicate, never a loss; the ledger makes the duplicate harmless. A copy the
@@ -19,12 +20,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import datetime as dt
 import enum
 import logging
-import re
-import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aio_pika
@@ -55,9 +55,6 @@ from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DELIVERY_FAILED = "delivery-failed.v1"
-RETURN_ID = re.compile(r"^ret_[0-9a-f]{32}$")
-
 
 class Outcome(enum.Enum):
     ACK = "ack"
@@ -74,6 +71,23 @@ class Decision(msgspec.Struct, frozen=True):
     counts_as_attempt: bool = True
     """False when the target was never called (ledger busy or unreachable)."""
 
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DeadLettered:
+    """A message the runtime has just dead-lettered: its dead copy is with the broker."""
+
+    connector: str
+    delivery: Delivery
+    failure: DeliveryFailed
+    attempts: int
+    """Tries of the target, the last one included."""
+    at: dt.datetime
+    """When it was dead-lettered (UTC), as its dead reason says."""
+
+
+#: What to announce about a dead letter: an event published (confirmed) after the dead copy,
+#: or ``None`` for nothing. The platform's tells the lifecycle (``delivery-failed``).
+DeadLetterNotice = Callable[[DeadLettered], Emitted | None]
 
 _delivery_decoder = msgspec.json.Decoder(Delivery)
 
@@ -99,6 +113,7 @@ class ConnectorRuntime:
         redis: aioredis.Redis,
         prefetch: int | None = None,
         graceful_timeout: float = 30.0,
+        dead_letter_notice: DeadLetterNotice | None = None,
     ) -> None:
         self.connector = connector
         connector.attach(RuntimeContext(settings=settings, redis=redis))
@@ -111,6 +126,7 @@ class ConnectorRuntime:
         self._circuit_tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._graceful_timeout = graceful_timeout
+        self._dead_letter_notice = dead_letter_notice
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._events: EventPublisher | None = None
@@ -279,7 +295,8 @@ class ConnectorRuntime:
         retry = decision.outcome is Outcome.RETRY
         headers: dict[str, Any] = dict(message.headers or {})
         headers.pop("x-death", None)  # the broker's own bookkeeping; our headers say what happened
-        now = dt.datetime.now(dt.UTC).isoformat()
+        at = dt.datetime.now(dt.UTC)
+        now = at.isoformat()
         attempt = int(headers.get(ATTEMPT, 1))  # type: ignore[call-overload]
         headers.setdefault(FIRST_FAILURE, now)
         headers[LAST_ERROR] = decision.failure.detail[:1000]
@@ -308,43 +325,38 @@ class ConnectorRuntime:
             doing=f"{self.name}: {decision.outcome.value} copy of {message.message_id}",
         )
         if not retry:
-            await self._announce_dead(message, decision.failure, attempt, now)
+            await self._notify_dead(message, decision.failure, attempt, at)
 
-    async def _announce_dead(
-        self, message: AbstractIncomingMessage, failure: DeliveryFailed, attempts: int, now: str
+    async def _notify_dead(
+        self, message: AbstractIncomingMessage, failure: DeliveryFailed, attempts: int, at: dt.datetime
     ) -> None:
-        """Tell the lifecycle a message about a return was dead-lettered (``delivery-failed``),
-        confirmed like the dead copy itself, so the return waits visibly instead of silently."""
+        """Publish what the dead-letter notice makes of a message just dead-lettered, confirmed
+        like the dead copy itself (e.g. the lifecycle's ``delivery-failed``)."""
         assert self._events is not None
+        if self._dead_letter_notice is None:
+            return
         try:
-            delivery = _delivery_decoder.decode(message.body)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return  # an undecodable message names no return
-        if delivery.message_type == DELIVERY_FAILED or not RETURN_ID.match(delivery.correlation_id):
-            return  # never announce an announcement: no loop
-        payload: dict[str, Any] = {
-            "return_id": delivery.correlation_id,
-            "connector": self.name,
-            "message_id": delivery.message_id,
-            "message_type": delivery.message_type,
-            "error": type(failure).__name__,
-            "detail": failure.detail[:2000],
-            "attempts": attempts,
-            "dead_lettered_at": now.replace("+00:00", "Z"),
-        }
-        if failure.status_code is not None:
-            payload["status_code"] = failure.status_code
-        event = Emitted(
-            contract="delivery-failed",
-            version="v1",
-            payload=payload,
-            message_id=f"{delivery.message_id}.{self.name}.dead.{uuid.uuid4().hex[:8]}",
-        )
+            delivery = _decode(message)
+        except PermanentDeliveryFailure:
+            return  # an undecodable message tells nothing to announce
+        try:
+            event = self._dead_letter_notice(
+                DeadLettered(
+                    connector=self.name, delivery=delivery, failure=failure, attempts=attempts, at=at
+                )
+            )
+        except Exception:  # a bug in the notice must not hold the dead letter back
+            log.exception("%s: no notice of dead letter %s", self.name, delivery.message_id)
+            return
+        if event is None:
+            return
         envelope = event.envelope(
-            partner=delivery.partner, correlation_id=delivery.correlation_id, causation_id=delivery.message_id
+            partner=delivery.partner,
+            correlation_id=event.return_id or delivery.correlation_id,
+            causation_id=delivery.message_id,
         )
         await self._events.publish(
-            envelope, payload, doing=f"{self.name}: announcing dead letter {delivery.message_id}"
+            envelope, event.payload, doing=f"{self.name}: announcing dead letter {delivery.message_id}"
         )
 
     async def stop(self) -> None:
