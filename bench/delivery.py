@@ -30,7 +30,7 @@ import httpx
 import msgspec
 
 from bench._server import Target, purge_namespace, running_server, server_env
-from gateway.broker import events_exchange_name, to_amqp_message
+from gateway.broker import EventPublisher
 from gateway.envelope import Envelope, trace_context
 from gateway.routing import delete_routing_topology, parse_routing_table
 from gateway.runtime import declare_topology
@@ -77,13 +77,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def envelopes(run_id: str, count: int, start: int) -> list[aio_pika.Message]:
-    """Return requests in the gateway's own envelope and AMQP form (``to_amqp_message``)."""
+def envelopes(run_id: str, count: int, start: int) -> list[Envelope]:
+    """Return requests in the gateway's own envelope, published as the gateway publishes them."""
     payload = msgspec.Raw(sorted(EXAMPLE.glob("*.json"))[0].read_bytes())
     now = dt.datetime.now(dt.UTC)
-    messages = []
-    for n in range(start, start + count):
-        envelope = Envelope(
+    return [
+        Envelope(
             message_id=f"msg_{run_id}_{n}",
             correlation_id=f"ret_{run_id}_{n}",
             contract="return-request",
@@ -93,15 +92,15 @@ def envelopes(run_id: str, count: int, start: int) -> list[aio_pika.Message]:
             trace=trace_context(None, None),
             payload=payload,
         )
-        messages.append(to_amqp_message(envelope, msgspec.json.encode(envelope)))
-    return messages
+        for n in range(start, start + count)
+    ]
 
 
-async def publish(exchange: aio_pika.abc.AbstractExchange, messages: list[aio_pika.Message]) -> None:
+async def publish(publisher: EventPublisher, messages: list[Envelope]) -> None:
     """Publish with confirms, a batch in flight at a time."""
     for start in range(0, len(messages), PUBLISH_BATCH):
         batch = messages[start : start + PUBLISH_BATCH]
-        await asyncio.gather(*(exchange.publish(m, "return-request.v1") for m in batch))
+        await asyncio.gather(*(publisher.publish(e) for e in batch))
 
 
 async def wait_for_effects(sink: httpx.AsyncClient, expected: int) -> dict[str, int]:
@@ -139,14 +138,14 @@ async def run_round(args: argparse.Namespace, fault_rate: float) -> Round:
             connection = await aio_pika.connect(settings.amqp_url)
             try:
                 async with connection, httpx.AsyncClient(base_url=sink_url) as sink:
-                    channel = await connection.channel(publisher_confirms=True)
-                    exchange = await channel.get_exchange(events_exchange_name(settings))
-                    await publish(exchange, envelopes(run_id, WARMUP_MESSAGES, 0))
+                    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+                    publisher = EventPublisher(channel, settings)
+                    await publish(publisher, envelopes(run_id, WARMUP_MESSAGES, 0))
                     before = await wait_for_effects(sink, WARMUP_MESSAGES)
                     measured = envelopes(run_id, args.messages, WARMUP_MESSAGES)
                     cpu_before = cpu_seconds(connector.pid)
                     started = time.perf_counter()
-                    await publish(exchange, measured)
+                    await publish(publisher, measured)
                     published = time.perf_counter()
                     after = await wait_for_effects(sink, WARMUP_MESSAGES + args.messages)
                     finished = time.perf_counter()

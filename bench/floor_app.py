@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         body = await request.body()
         _decode(body)
         envelope = _envelope(request, body)
-        await publisher.publish(envelope, _json.encode(envelope))
+        await publisher.publish(envelope)
         return Response(_json.encode({"message_id": envelope.message_id}), status_code=202, media_type=JSON)
 
     @get("/health/ready")

@@ -1,19 +1,18 @@
-"""RabbitMQ at the edge: topology and confirmed publishing."""
+"""RabbitMQ: the AMQP names, the edge topology, and confirmed publishing (:class:`EventPublisher`)."""
 
-from gateway.broker._confirm import broker_errors, publish_confirmed
-from gateway.broker._copy import persistent_copy
-from gateway.broker._publisher import BrokerPublisher, TopologyStep, to_amqp_message, until_connected
-from gateway.broker._topology import declare_edge_topology, events_exchange_name, unrouted_name
+from gateway.broker._confirm import broker_errors
+from gateway.broker._events import EventPublisher
+from gateway.broker._publisher import BrokerPublisher, TopologyStep, until_connected
+from gateway.broker._topology import declare_edge_topology
+from gateway.broker.names import events_exchange_name, unrouted_name
 
 __all__ = [
     "BrokerPublisher",
+    "EventPublisher",
     "TopologyStep",
     "broker_errors",
     "declare_edge_topology",
     "events_exchange_name",
-    "persistent_copy",
-    "publish_confirmed",
-    "to_amqp_message",
     "unrouted_name",
     "until_connected",
 ]

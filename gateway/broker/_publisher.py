@@ -1,10 +1,11 @@
-"""Confirmed, persistent, mandatory publishing of envelopes to RabbitMQ.
+"""The edge's connection to RabbitMQ, publishing envelopes with confirms.
 
 A return is accepted only once the broker has confirmed it, so every failure here
 (broker down, connection cut mid-publish, nack, unroutable return, no confirm in time)
 becomes :class:`~gateway.errors.BrokerUnavailable` and the client is told to retry.
 Reconnection is aio-pika's robust connection; only the very first connect, which aio-pika
-does not retry, is retried here in the background.
+does not retry, is retried here in the background. Publishing is the
+:class:`~gateway.broker.EventPublisher`'s, on the connection's one confirming channel.
 """
 
 from __future__ import annotations
@@ -19,15 +20,13 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustChanne
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential_jitter
 
-from gateway.broker._confirm import publish_confirmed
+from gateway.broker._events import EventPublisher
 from gateway.broker._topology import declare_edge_topology
 from gateway.envelope import Envelope
 from gateway.errors import BrokerUnavailable
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
-
-CONTENT_TYPE = "application/json"
 
 #: First connection: keep trying, backing off to 10 s between attempts, until stopped.
 initial_connect_wait = wait_exponential_jitter(multiplier=0.2, max=10)
@@ -47,29 +46,6 @@ def until_connected() -> AsyncRetrying:
 TopologyStep = Callable[[AbstractChannel, AbstractExchange], Awaitable[object]]
 
 
-def to_amqp_message(
-    envelope: Envelope, body: bytes, extra_headers: Mapping[str, str] | None = None
-) -> aio_pika.Message:
-    """The AMQP form of an envelope: persistent, with the envelope's ids in the properties."""
-    return aio_pika.Message(
-        body,
-        content_type=CONTENT_TYPE,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        message_id=envelope.message_id,
-        correlation_id=envelope.correlation_id,
-        timestamp=envelope.occurred_at,
-        type=envelope.message_type,
-        app_id="returns-gateway",
-        headers={
-            "x-contract": envelope.contract,
-            "x-contract-version": envelope.version,
-            "x-partner": envelope.partner,
-            "traceparent": envelope.trace.traceparent,
-            **(extra_headers or {}),
-        },
-    )
-
-
 class BrokerPublisher:
     """Owns the gateway's connection to RabbitMQ and publishes envelopes with confirms."""
 
@@ -78,7 +54,7 @@ class BrokerPublisher:
         self._topology = topology
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
-        self._exchange: AbstractExchange | None = None
+        self._events: EventPublisher | None = None
         self._connecting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -103,7 +79,8 @@ class BrokerPublisher:
         except BaseException:
             await connection.close()
             raise
-        self._connection, self._channel, self._exchange = connection, channel, exchange
+        self._connection, self._channel = connection, channel
+        self._events = EventPublisher(channel, self._settings)
 
     async def _connect_until_up(self) -> None:
         async for attempt in until_connected():
@@ -121,22 +98,16 @@ class BrokerPublisher:
             and not channel.is_closed
         )
 
-    async def publish(
-        self, envelope: Envelope, body: bytes, *, headers: Mapping[str, str] | None = None
-    ) -> None:
+    async def publish(self, envelope: Envelope, payload: Mapping[str, object] | None = None) -> None:
         """Publish and wait for the broker's confirm; :class:`BrokerUnavailable` on any failure.
 
-        ``headers`` are added to the message, e.g. the routing table's content conditions.
+        ``payload``'s top level gives the headers routes may test, besides the partner
+        (see :meth:`EventPublisher.publish`).
         """
-        if not self.ready or self._exchange is None:
+        events = self._events
+        if not self.ready or events is None:
             raise BrokerUnavailable("not connected to the broker")
-        await publish_confirmed(
-            self._exchange,
-            to_amqp_message(envelope, body, headers),
-            routing_key=envelope.message_type,
-            confirm_within=self._settings.publish_timeout_seconds,
-            doing=f"publishing {envelope.message_id}",
-        )
+        await events.publish(envelope, payload)
 
     async def close(self) -> None:
         """Stop connecting and close the connection; safe to call twice."""
@@ -145,6 +116,6 @@ class BrokerPublisher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connecting
             self._connecting = None
-        connection, self._connection, self._channel, self._exchange = self._connection, None, None, None
+        connection, self._connection, self._channel, self._events = self._connection, None, None, None
         if connection is not None:
             await connection.close()

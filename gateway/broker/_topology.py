@@ -10,17 +10,8 @@ from __future__ import annotations
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
 
+from gateway.broker.names import events_exchange_name, unrouted_name
 from gateway.settings import Settings
-
-
-def events_exchange_name(settings: Settings) -> str:
-    """Topic exchange every accepted message is published to."""
-    return settings.amqp_name("events")
-
-
-def unrouted_name(settings: Settings) -> str:
-    """Alternate exchange and queue holding messages no route wanted."""
-    return settings.amqp_name("unrouted")
 
 
 async def declare_edge_topology(channel: AbstractChannel, settings: Settings) -> AbstractExchange:

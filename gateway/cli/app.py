@@ -81,7 +81,7 @@ def connector_run(
     """Deliver the connector's messages until SIGTERM/SIGINT (routing table from RGW_ROUTES_FILE)."""
     import uvloop
 
-    from gateway.runtime import run_connector
+    from gateway.worker import run_connector
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr

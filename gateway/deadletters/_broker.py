@@ -21,7 +21,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
-from gateway.broker import broker_errors, publish_confirmed
+from gateway.broker import EventPublisher, broker_errors
 from gateway.errors import BrokerUnavailable
 from gateway.routing import QUORUM
 from gateway.settings import Settings
@@ -64,23 +64,6 @@ class Browse:
         with broker_errors("acknowledging the dead letter"):
             await message.ack()
         self.removed += 1
-
-
-class ConfirmedPublisher:
-    """Publishes to one exchange, mandatory, and returns only once the broker confirmed."""
-
-    def __init__(self, exchange: aio_pika.abc.AbstractExchange, timeout: float) -> None:
-        self._exchange = exchange
-        self._timeout = timeout
-
-    async def publish(self, message: aio_pika.Message, routing_key: str) -> None:
-        await publish_confirmed(
-            self._exchange,
-            message,
-            routing_key=routing_key,
-            confirm_within=self._timeout,
-            doing=f"replaying to {self._exchange.name} '{routing_key}'",
-        )
 
 
 class DeskBroker:
@@ -155,15 +138,13 @@ class DeskBroker:
                     delay = min(delay * 2, 0.05)
 
     @contextlib.asynccontextmanager
-    async def confirming(self, exchange_name: str) -> AsyncIterator[ConfirmedPublisher]:
-        """A publisher-confirms channel on ``exchange_name`` for the length of one operation."""
+    async def confirming(self) -> AsyncIterator[EventPublisher]:
+        """A publisher on a channel of its own, with confirms, for the length of one operation."""
         connection = await self._connected()
-        with broker_errors(f"opening {exchange_name}"):
+        with broker_errors("opening a confirming channel"):
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         try:
-            with broker_errors(f"opening {exchange_name}"):
-                exchange = await channel.get_exchange(exchange_name, ensure=False)
-            yield ConfirmedPublisher(exchange, self._timeout)
+            yield EventPublisher(channel, self._settings)
         finally:
             await _close_quietly(channel)
 

@@ -22,6 +22,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage
 
+from gateway.broker import EventPublisher
 from gateway.deadletters._audit import AuditEntry, AuditLog
 from gateway.deadletters._broker import Browse, DeskBroker
 from gateway.deadletters._models import (
@@ -33,7 +34,7 @@ from gateway.deadletters._models import (
     ReplayResult,
 )
 from gateway.deadletters._reading import dead_letter_id, read_dead_letter
-from gateway.deadletters._replay import correct, replay_message
+from gateway.deadletters._replay import ReplayCopy, correct, replay_message
 from gateway.errors import DeadLetterNotFound, MalformedRequest, StoreUnavailable, UnknownConnector
 from gateway.registry import ContractRegistry
 from gateway.routing import (
@@ -182,8 +183,8 @@ class DeadLetterDesk:
             )
             now = dt.datetime.now(dt.UTC)
             copy = replay_message(message, message_id=message_id, replayed_at=now, correction=correction)
-            async with self._broker.confirming(redeliver_exchange(self._settings)) as publisher:
-                await publisher.publish(copy, routing_key=connector)
+            async with self._broker.confirming() as publisher:
+                await self._send(publisher, connector, message, copy)
             await browse.remove(message)
         replayed_as = correction.message_id if correction is not None else message_id
         await self._record(
@@ -210,7 +211,7 @@ class DeadLetterDesk:
         async with (
             self._locks[connector],
             self._broker.browsing(self._queue(connector)) as browse,
-            self._broker.confirming(redeliver_exchange(self._settings)) as publisher,
+            self._broker.confirming() as publisher,
         ):
             total = browse.depth
             if progress is not None:
@@ -218,9 +219,11 @@ class DeadLetterDesk:
             while len(replayed) < total and (message := await browse.next()) is not None:
                 message_id = dead_letter_id(message)
                 now = dt.datetime.now(dt.UTC)
-                await publisher.publish(
+                await self._send(
+                    publisher,
+                    connector,
+                    message,
                     replay_message(message, message_id=message_id, replayed_at=now, correction=None),
-                    routing_key=connector,
                 )
                 await browse.remove(message)
                 replayed.append(message_id)
@@ -229,6 +232,22 @@ class DeadLetterDesk:
                     progress(len(replayed), total)
         return BulkReplayResult(
             connector=connector, depth_at_start=total, replayed=len(replayed), message_ids=replayed
+        )
+
+    async def _send(
+        self, publisher: EventPublisher, connector: str, dead: AbstractIncomingMessage, copy: ReplayCopy
+    ) -> None:
+        """Publish a replay copy to ``<ns>.redeliver``, which routes it to ``connector`` alone."""
+        exchange = redeliver_exchange(self._settings)
+        await publisher.publish_copy(
+            dead,
+            exchange=exchange,
+            routing_key=connector,
+            headers=copy.headers,
+            body=copy.body,
+            message_id=copy.message_id,
+            content_type=copy.content_type,
+            doing=f"replaying to {exchange} '{connector}'",
         )
 
     async def discard(self, connector: str, message_id: str, *, actor: str, reason: str) -> DiscardResult:

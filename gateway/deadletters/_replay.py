@@ -15,11 +15,9 @@ import hashlib
 import re
 from typing import Any
 
-import aio_pika
 import msgspec
 from aio_pika.abc import AbstractMessage
 
-from gateway.broker import persistent_copy
 from gateway.broker.headers import FAILURE_HEADERS, REPLAY_OF, REPLAYED_AT
 from gateway.errors import ContractViolation, Violation
 from gateway.registry import ContractRegistry
@@ -95,10 +93,20 @@ def correct(
     )
 
 
+class ReplayCopy(msgspec.Struct, frozen=True, kw_only=True):
+    """How the copy a replay publishes differs from the dead letter (the rest it keeps)."""
+
+    headers: dict[str, Any]
+    body: bytes | None
+    """``None``: the dead letter's own."""
+    message_id: str
+    content_type: str
+
+
 def replay_message(
     dead: AbstractMessage, *, message_id: str, replayed_at: dt.datetime, correction: Correction | None
-) -> aio_pika.Message:
-    """The persistent copy to publish: failure headers reset, replay headers set."""
+) -> ReplayCopy:
+    """The copy to publish: failure headers reset, replay headers set."""
     headers: dict[str, Any] = {
         k: v for k, v in (dead.headers or {}).items() if k not in FAILURE_HEADERS + BROKER_DEATH_HEADERS
     }
@@ -106,8 +114,7 @@ def replay_message(
         headers.update(correction.headers)
     headers[REPLAYED_AT] = replayed_at.isoformat()
     headers[REPLAY_OF] = message_id
-    return persistent_copy(
-        dead,
+    return ReplayCopy(
         headers=headers,
         body=correction.body if correction is not None else None,
         message_id=correction.message_id if correction is not None else (dead.message_id or message_id),

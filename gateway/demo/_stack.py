@@ -30,6 +30,7 @@ from gateway.runtime import ConnectorRuntime, build_connector, declare_topology
 from gateway.sandbox import Credentials, Sandbox, build_sandbox, free_port, running
 from gateway.settings import PROJECT_ROOT, Settings
 from gateway.storage import connect_redis
+from gateway.worker import connector_runtime
 
 #: Which sandbox profile plays each system, and the connector class that talks to it.
 SYSTEMS: dict[str, dict[str, str]] = {
@@ -288,7 +289,7 @@ async def running_stack(
             for name, spec in table.connectors.items():
                 connector = build_connector(name, spec, catalog)
                 stack.push_async_callback(connector.aclose)
-                runtime = ConnectorRuntime(connector, settings=settings, spec=spec, redis=redis)
+                runtime = connector_runtime(connector, settings=settings, spec=spec, redis=redis)
                 await runtime.start()
                 stack.push_async_callback(runtime.stop)
                 runtimes[name] = runtime

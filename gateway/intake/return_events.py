@@ -26,7 +26,6 @@ from gateway.intake.returns import Accepted, decode_json
 from gateway.lifecycle import WAITING, LifecycleStore, PolicyBook, ReturnState, may_hold
 from gateway.records import ReturnStore
 from gateway.registry import ContractRegistry
-from gateway.routing import condition_headers
 from gateway.settings import Settings
 
 _json = msgspec.json.Encoder()
@@ -256,7 +255,5 @@ class ReturnEvents:
             trace=trace,
             payload=payload,
         )
-        await self._publisher.publish(
-            envelope, _json.encode(envelope), headers=condition_headers(partner, {})
-        )
+        await self._publisher.publish(envelope)
         return envelope

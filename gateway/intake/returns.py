@@ -20,10 +20,8 @@ from gateway.intake.idempotency import Claim, IdempotencyStore, StoredResponse, 
 from gateway.intake.ratelimit import Admission
 from gateway.records import INITIAL_STATUS, ReturnRecord, ReturnStore, render_receipt
 from gateway.registry import Contract
-from gateway.routing import condition_headers
 
 RETURN_REQUEST = ("return-request", "v1")
-_json = msgspec.json.Encoder()
 
 
 def decode_json(body: bytes) -> object:
@@ -143,9 +141,7 @@ class ReturnIntake:
             trace=trace,
             payload=request,
         )
-        await self._publisher.publish(
-            envelope, _json.encode(envelope), headers=condition_headers(principal.partner, payload)
-        )
+        await self._publisher.publish(envelope, payload)
 
     async def _record(
         self,

@@ -30,13 +30,12 @@ from gateway.errors import (
 )
 from gateway.mapping import MappingCatalog
 from gateway.records import ReturnStore
-from gateway.routing import RoutingTable, condition_headers
+from gateway.routing import RoutingTable
 from gateway.runtime import build_connector, connector_class
 from gateway.sdk import Connector, Emitted, Inbound, Receiver, TargetConfigError, WebhookRejected
 from gateway.settings import Settings
 from gateway.storage import redis_errors
 
-_json = msgspec.json.Encoder()
 log = logging.getLogger(__name__)
 
 
@@ -116,9 +115,7 @@ class WebhookIntake:
                 continue
             envelope = event.envelope(partner=record.partner, correlation_id=record.id)
             try:
-                await self._publisher.publish(
-                    envelope, _json.encode(envelope), headers=condition_headers(record.partner, event.payload)
-                )
+                await self._publisher.publish(envelope, event.payload)
             except BrokerUnavailable:
                 with redis_errors():
                     await self._redis.delete(claim)  # not published: the system's retry must get through

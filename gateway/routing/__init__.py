@@ -1,6 +1,6 @@
 """Routing: the operator's routing table and the RabbitMQ topology declared from it."""
 
-from gateway.routing._names import (
+from gateway.broker.names import (
     condition_header,
     condition_headers,
     connector_queue,

@@ -1,6 +1,6 @@
 """Declare the delivery topology a routing table describes, idempotently, at start-up.
 
-Per connector ``c`` (names in :mod:`gateway.routing._names`)::
+Per connector ``c`` (names in :mod:`gateway.broker.names`)::
 
     <ns>.events ──route──► <ns>.connector.c  (quorum, x-delivery-limit, dead-letters at-least-once)
                                 │ rejected / over the delivery limit
@@ -30,8 +30,7 @@ import itertools
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
-from gateway.broker import unrouted_name
-from gateway.routing._names import (
+from gateway.broker.names import (
     condition_header,
     connector_queue,
     dead_exchange,
@@ -40,6 +39,7 @@ from gateway.routing._names import (
     retry_exchange,
     retry_queue,
     route_exchange,
+    unrouted_name,
 )
 from gateway.routing._table import ConnectorSpec, Route, RoutingTable
 from gateway.settings import Settings

@@ -6,8 +6,9 @@ For every message the decision is named (:class:`Outcome`) and carried out in on
 * ``RETRY``   — a retryable failure: a copy goes to the retry tier its backoff needs, with
                 the attempt count, then the original is acknowledged;
 * ``DEAD``    — a permanent failure, retries exhausted, or an undecodable message: a copy
-                goes to the connector's dead-letter queue with the reason, then the original
-                is acknowledged.
+                goes to the connector's dead-letter queue with the reason, then what the
+                runtime's dead-letter notice (if it was given one) makes of it, then the
+                original is acknowledged.
 
 Copies are published with confirms before the original is acknowledged, so a crash in
 between yields a duplicate, never a loss; the ledger makes the duplicate harmless. A copy the
@@ -19,12 +20,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import datetime as dt
 import enum
 import logging
-import re
-import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aio_pika
@@ -37,13 +37,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from gateway.broker import (
-    broker_errors,
-    events_exchange_name,
-    persistent_copy,
-    publish_confirmed,
-    to_amqp_message,
-)
+from gateway.broker import EventPublisher, broker_errors
 from gateway.broker.headers import ATTEMPT, DEAD_REASON, FIRST_FAILURE, LAST_ERROR, DeadReason
 from gateway.errors import (
     BrokerUnavailable,
@@ -52,7 +46,7 @@ from gateway.errors import (
     RetryableDeliveryFailure,
     StoreUnavailable,
 )
-from gateway.routing import ConnectorSpec, condition_headers, connector_queue, dead_exchange, retry_exchange
+from gateway.routing import ConnectorSpec, connector_queue, dead_exchange, retry_exchange
 from gateway.runtime._circuit import CircuitOpen, State, TargetCircuit
 from gateway.runtime._effects import EffectLedger
 from gateway.runtime._retry import RetryPlan
@@ -60,9 +54,6 @@ from gateway.sdk import Connector, Delivery, Emitted, RuntimeContext
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
-
-DELIVERY_FAILED = "delivery-failed.v1"
-RETURN_ID = re.compile(r"^ret_[0-9a-f]{32}$")
 
 
 class Outcome(enum.Enum):
@@ -81,8 +72,24 @@ class Decision(msgspec.Struct, frozen=True):
     """False when the target was never called (ledger busy or unreachable)."""
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DeadLettered:
+    """A message the runtime has just dead-lettered: its dead copy is with the broker."""
+
+    connector: str
+    delivery: Delivery
+    failure: DeliveryFailed
+    attempts: int
+    """Tries of the target, the last one included."""
+    at: dt.datetime
+    """When it was dead-lettered (UTC), as its dead reason says."""
+
+
+#: What to announce about a dead letter: an event published (confirmed) after the dead copy,
+#: or ``None`` for nothing. The platform's tells the lifecycle (``delivery-failed``).
+DeadLetterNotice = Callable[[DeadLettered], Emitted | None]
+
 _delivery_decoder = msgspec.json.Decoder(Delivery)
-_json = msgspec.json.Encoder()
 
 
 def _decode(message: AbstractIncomingMessage) -> Delivery:
@@ -106,6 +113,7 @@ class ConnectorRuntime:
         redis: aioredis.Redis,
         prefetch: int | None = None,
         graceful_timeout: float = 30.0,
+        dead_letter_notice: DeadLetterNotice | None = None,
     ) -> None:
         self.connector = connector
         connector.attach(RuntimeContext(settings=settings, redis=redis))
@@ -118,8 +126,10 @@ class ConnectorRuntime:
         self._circuit_tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._graceful_timeout = graceful_timeout
+        self._dead_letter_notice = dead_letter_notice
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
+        self._events: EventPublisher | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -138,11 +148,12 @@ class ConnectorRuntime:
         )
         try:
             self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            self._events = EventPublisher(self._channel, self._settings)
             self._queue = await self._channel.get_queue(connector_queue(self._settings, self.name))
             self._connection = connection
             await self._consume(self._prefetch)
         except BaseException:
-            self._channel = self._queue = self._connection = None
+            self._channel = self._events = self._queue = self._connection = None
             await connection.close()  # a failed start leaves nothing open; it may be tried again
             raise
 
@@ -234,22 +245,17 @@ class ConnectorRuntime:
     async def _emit(self, delivery: Delivery, emitted: Sequence[Emitted]) -> None:
         """Publish what the system answered, confirmed, before the effect is recorded: if this
         fails the message is retried, and the system's duplicate answer yields the same events."""
-        assert self._channel is not None
+        assert self._events is not None
         try:
-            exchange = await self._channel.get_exchange(events_exchange_name(self._settings), ensure=False)
             for event in emitted:
                 envelope = event.envelope(
                     partner=delivery.partner,
                     correlation_id=event.return_id or delivery.correlation_id,
                     causation_id=delivery.message_id,
                 )
-                await publish_confirmed(
-                    exchange,
-                    to_amqp_message(
-                        envelope, _json.encode(envelope), condition_headers(delivery.partner, event.payload)
-                    ),
-                    routing_key=event.message_type,
-                    confirm_within=self._settings.publish_timeout_seconds,
+                await self._events.publish(
+                    envelope,
+                    event.payload,
                     doing=f"{self.name}: publishing {event.message_type} {event.message_id}",
                 )
         except BrokerUnavailable as exc:
@@ -285,11 +291,12 @@ class ConnectorRuntime:
         self.outcomes[decision.outcome] += 1
 
     async def _publish_copy(self, message: AbstractIncomingMessage, decision: Decision) -> None:
-        assert self._channel is not None and decision.failure is not None
+        assert self._events is not None and decision.failure is not None
         retry = decision.outcome is Outcome.RETRY
         headers: dict[str, Any] = dict(message.headers or {})
         headers.pop("x-death", None)  # the broker's own bookkeeping; our headers say what happened
-        now = dt.datetime.now(dt.UTC).isoformat()
+        at = dt.datetime.now(dt.UTC)
+        now = at.isoformat()
         attempt = int(headers.get(ATTEMPT, 1))  # type: ignore[call-overload]
         headers.setdefault(FIRST_FAILURE, now)
         headers[LAST_ERROR] = decision.failure.detail[:1000]
@@ -310,57 +317,46 @@ class ConnectorRuntime:
                     last_failure_at=now,
                 )
             ).decode()
-        exchange = await self._channel.get_exchange(exchange_name, ensure=False)
-        await publish_confirmed(
-            exchange,
-            persistent_copy(message, headers=headers),
+        await self._events.publish_copy(
+            message,
+            exchange=exchange_name,
             routing_key=routing_key,
-            confirm_within=self._settings.publish_timeout_seconds,
+            headers=headers,
             doing=f"{self.name}: {decision.outcome.value} copy of {message.message_id}",
         )
         if not retry:
-            await self._announce_dead(message, decision.failure, attempt, now)
+            await self._notify_dead(message, decision.failure, attempt, at)
 
-    async def _announce_dead(
-        self, message: AbstractIncomingMessage, failure: DeliveryFailed, attempts: int, now: str
+    async def _notify_dead(
+        self, message: AbstractIncomingMessage, failure: DeliveryFailed, attempts: int, at: dt.datetime
     ) -> None:
-        """Tell the lifecycle a message about a return was dead-lettered (``delivery-failed``),
-        confirmed like the dead copy itself, so the return waits visibly instead of silently."""
-        assert self._channel is not None
+        """Publish what the dead-letter notice makes of a message just dead-lettered, confirmed
+        like the dead copy itself (e.g. the lifecycle's ``delivery-failed``)."""
+        assert self._events is not None
+        if self._dead_letter_notice is None:
+            return
         try:
-            delivery = _delivery_decoder.decode(message.body)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return  # an undecodable message names no return
-        if delivery.message_type == DELIVERY_FAILED or not RETURN_ID.match(delivery.correlation_id):
-            return  # never announce an announcement: no loop
-        payload: dict[str, Any] = {
-            "return_id": delivery.correlation_id,
-            "connector": self.name,
-            "message_id": delivery.message_id,
-            "message_type": delivery.message_type,
-            "error": type(failure).__name__,
-            "detail": failure.detail[:2000],
-            "attempts": attempts,
-            "dead_lettered_at": now.replace("+00:00", "Z"),
-        }
-        if failure.status_code is not None:
-            payload["status_code"] = failure.status_code
-        event = Emitted(
-            contract="delivery-failed",
-            version="v1",
-            payload=payload,
-            message_id=f"{delivery.message_id}.{self.name}.dead.{uuid.uuid4().hex[:8]}",
-        )
+            delivery = _decode(message)
+        except PermanentDeliveryFailure:
+            return  # an undecodable message tells nothing to announce
+        try:
+            event = self._dead_letter_notice(
+                DeadLettered(
+                    connector=self.name, delivery=delivery, failure=failure, attempts=attempts, at=at
+                )
+            )
+        except Exception:  # a bug in the notice must not hold the dead letter back
+            log.exception("%s: no notice of dead letter %s", self.name, delivery.message_id)
+            return
+        if event is None:
+            return
         envelope = event.envelope(
-            partner=delivery.partner, correlation_id=delivery.correlation_id, causation_id=delivery.message_id
+            partner=delivery.partner,
+            correlation_id=event.return_id or delivery.correlation_id,
+            causation_id=delivery.message_id,
         )
-        exchange = await self._channel.get_exchange(events_exchange_name(self._settings), ensure=False)
-        await publish_confirmed(
-            exchange,
-            to_amqp_message(envelope, _json.encode(envelope), condition_headers(delivery.partner, payload)),
-            routing_key=event.message_type,
-            confirm_within=self._settings.publish_timeout_seconds,
-            doing=f"{self.name}: announcing dead letter {delivery.message_id}",
+        await self._events.publish(
+            envelope, event.payload, doing=f"{self.name}: announcing dead letter {delivery.message_id}"
         )
 
     async def stop(self) -> None:
@@ -377,4 +373,4 @@ class ConnectorRuntime:
             await channel.close()
         if connection is not None:
             await connection.close()
-        self._channel = self._connection = self._queue = None
+        self._channel = self._events = self._connection = self._queue = None

@@ -18,6 +18,7 @@ from gateway.registry import ContractRegistry
 from gateway.routing import parse_routing_table
 from gateway.runtime import ConnectorRuntime, build_connector
 from gateway.settings import Settings
+from gateway.worker import connector_runtime
 from tests.conftest import KeyFactory
 from tests.support.broker import delete_routing_topology
 from tests.support.payloads import headers, return_request
@@ -75,7 +76,7 @@ async def running_connector(
     """Connector ``name`` of the routed gateway's table, built and run as ``connector run`` does."""
     spec = parse_routing_table(routed.table).connectors[name]
     connector = build_connector(name, spec)
-    runtime = ConnectorRuntime(connector, settings=routed.settings, spec=spec, redis=redis)
+    runtime = connector_runtime(connector, settings=routed.settings, spec=spec, redis=redis)
     await runtime.start()
     try:
         yield runtime

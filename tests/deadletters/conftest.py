@@ -24,12 +24,12 @@ from gateway.broker.headers import ATTEMPT, DEAD_REASON, FIRST_FAILURE, LAST_ERR
 from gateway.registry import ContractRegistry
 from gateway.routing import (
     connector_queue,
+    dead_exchange,
     dead_letter_queue,
     declare_routing_topology,
     parse_routing_table,
     redeliver_exchange,
 )
-from gateway.routing._names import dead_exchange
 from gateway.routing._topology import QUORUM
 from gateway.settings import Settings
 from tests.conftest import KeyFactory

@@ -18,8 +18,7 @@ import gateway.deadletters
 from gateway.deadletters import DeadLetterDesk
 from gateway.errors import BrokerUnavailable, ContractViolation, DeadLetterNotFound, StoreUnavailable
 from gateway.registry import ContractRegistry
-from gateway.routing import load_routing_table
-from gateway.routing._names import dead_exchange
+from gateway.routing import dead_exchange, load_routing_table
 from gateway.settings import PROJECT_ROOT, Settings
 from tests.conftest import AMQP_URL
 from tests.deadletters.conftest import DeadLetters

@@ -19,8 +19,8 @@ from gateway.broker import events_exchange_name
 from gateway.lifecycle import Orchestrator
 from gateway.registry import ContractRegistry
 from gateway.routing import parse_routing_table
-from gateway.runtime import ConnectorRuntime
 from gateway.settings import Settings
+from gateway.worker import connector_runtime
 from tests.conftest import KeyFactory
 from tests.lifecycle.test_orchestrator import TABLE, Lifecycle, documents, example, inspection, receipt
 from tests.support.broker import capture, delete_routing_topology
@@ -74,7 +74,7 @@ async def desk(
     async with AsyncTestClient(app, raise_server_exceptions=False) as client:
         channel = await amqp.channel(publisher_confirms=True)
         out = await capture(amqp, events_exchange_name(settings), settings.amqp_name("capture", "events"))
-        runtime = ConnectorRuntime(
+        runtime = connector_runtime(
             Orchestrator("lifecycle"), settings=routed, spec=table.connectors["lifecycle"], redis=redis
         )
         await runtime.start()

@@ -25,6 +25,7 @@ from gateway.routing import parse_routing_table
 from gateway.runtime import ConnectorRuntime, declare_topology
 from gateway.sdk import Delivery, RuntimeContext
 from gateway.settings import Settings
+from gateway.worker import connector_runtime
 from tests.support.broker import CapturedQueue, capture, delete_routing_topology
 from tests.support.lifecycle import UNAPPROVED_ROAD
 from tests.support.payloads import return_request
@@ -126,7 +127,7 @@ async def lifecycle(
     await declare_topology(settings, table)
     channel = await amqp.channel(publisher_confirms=True)
     out = await capture(amqp, events_exchange_name(settings), settings.amqp_name("capture", "events"))
-    runtime = ConnectorRuntime(
+    runtime = connector_runtime(
         Orchestrator("lifecycle"), settings=settings, spec=table.connectors["lifecycle"], redis=redis
     )
     await runtime.start()

@@ -1,10 +1,24 @@
-"""Names of the delivery topology, in one place so the gateway, runtime and CLI agree."""
+"""Every AMQP name of the gateway, and the headers routes test, in one place.
+
+The edge, the routing topology, the connector runtime, the dead-letter desk and the CLI all
+build names from here, so they agree on each exchange and queue of a namespace.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from gateway.settings import Settings
+
+
+def events_exchange_name(settings: Settings) -> str:
+    """Topic exchange every accepted message is published to."""
+    return settings.amqp_name("events")
+
+
+def unrouted_name(settings: Settings) -> str:
+    """Alternate exchange and queue holding messages no route wanted."""
+    return settings.amqp_name("unrouted")
 
 
 def connector_queue(settings: Settings, connector: str) -> str:

@@ -11,14 +11,15 @@ import asyncio
 import logging
 import signal
 
-import aio_pika
+import redis.asyncio as aioredis
 from tenacity import RetryError
 
-from gateway.broker import declare_edge_topology, until_connected
+from gateway.broker import until_connected
+from gateway.lifecycle import delivery_failed_notice
 from gateway.mapping import MappingCatalog
-from gateway.routing import RoutingTable, RoutingTableError, declare_routing_topology, load_routing_table
-from gateway.runtime._loading import build_connector
-from gateway.runtime._runtime import ConnectorRuntime
+from gateway.routing import ConnectorSpec, RoutingTable, RoutingTableError, load_routing_table
+from gateway.runtime import ConnectorRuntime, build_connector, declare_topology
+from gateway.sdk import Connector
 from gateway.settings import Settings
 from gateway.storage import connect_redis
 
@@ -31,15 +32,26 @@ def _table(settings: Settings) -> RoutingTable:
     return load_routing_table(settings.routes_file)
 
 
-async def declare_topology(settings: Settings, table: RoutingTable) -> None:
-    """Declare the edge and the table's delivery topology on a short-lived connection."""
-    connection = await aio_pika.connect(settings.amqp_url)
-    try:
-        channel = await connection.channel()
-        events = await declare_edge_topology(channel, settings)
-        await declare_routing_topology(channel, settings, table, events)
-    finally:
-        await connection.close()
+def connector_runtime(
+    connector: Connector,
+    *,
+    settings: Settings,
+    spec: ConnectorSpec,
+    redis: aioredis.Redis,
+    prefetch: int | None = None,
+    graceful_timeout: float = 30.0,
+) -> ConnectorRuntime:
+    """A runtime for ``connector`` as the platform runs every one: a message about a return
+    that is dead-lettered is announced to the lifecycle (``delivery-failed``)."""
+    return ConnectorRuntime(
+        connector,
+        settings=settings,
+        spec=spec,
+        redis=redis,
+        prefetch=prefetch,
+        graceful_timeout=graceful_timeout,
+        dead_letter_notice=delivery_failed_notice,
+    )
 
 
 async def run_connector(name: str, settings: Settings, *, stop: asyncio.Event | None = None) -> None:
@@ -57,7 +69,7 @@ async def run_connector(name: str, settings: Settings, *, stop: asyncio.Event | 
         loop.add_signal_handler(signum, stop.set)
     redis = connect_redis(settings.redis_url)
     try:
-        runtime = ConnectorRuntime(connector, settings=settings, spec=spec, redis=redis)
+        runtime = connector_runtime(connector, settings=settings, spec=spec, redis=redis)
         try:
             # Starting while the broker is down (or restarting) waits for it, unless told to stop.
             async for attempt in until_connected().copy(stop=lambda _: stop.is_set()):
