@@ -25,6 +25,10 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     detail: str
     instance: str | None = None
     errors: list[Violation] | None = None
+    total_violations: int | None = None
+    """With ``errors``: how many violations there are; ``errors`` lists the first 50."""
+    total_violations_exact: bool | None = None
+    """False when counting stopped: there are at least ``total_violations``."""
 
 
 _encoder = msgspec.json.Encoder()

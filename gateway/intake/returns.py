@@ -15,8 +15,9 @@ import msgspec
 from gateway.auth import Principal
 from gateway.broker import BrokerPublisher
 from gateway.envelope import Envelope, TraceContext
-from gateway.errors import ContractViolation, MalformedRequest, Violation
+from gateway.errors import ContractViolation, Violation
 from gateway.intake.idempotency import Claim, IdempotencyStore, StoredResponse, fingerprint
+from gateway.intake.payloads import ContractChecks, decode_json
 from gateway.intake.ratelimit import Admission
 from gateway.records import INITIAL_STATUS, ReturnRecord, ReturnStore, render_receipt
 from gateway.registry import Contract
@@ -24,14 +25,6 @@ from gateway.routing import condition_headers
 
 RETURN_REQUEST = ("return-request", "v1")
 _json = msgspec.json.Encoder()
-
-
-def decode_json(body: bytes) -> object:
-    """Parse a request body; a 400 that says where parsing failed."""
-    try:
-        return msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise MalformedRequest(f"the body is not valid JSON: {exc}") from exc
 
 
 def new_ids() -> tuple[str, str]:
@@ -61,6 +54,7 @@ class ReturnIntake:
         self._idempotency = idempotency
         self._returns = returns
         self._publisher = publisher
+        self._checks = ContractChecks()
 
     async def submit(
         self,
@@ -77,12 +71,7 @@ class ReturnIntake:
         itself (one Redis round trip for both); a throttled request claims nothing.
         """
         payload = decode_json(body)
-        violations = self._contract.violations(payload)
-        if violations:
-            raise ContractViolation(
-                f"{len(violations)} violation(s) of {self._contract.name} {self._contract.version}",
-                violations,
-            )
+        await self._checks.require(self._contract, payload, size=len(body))
         if not isinstance(payload, dict):  # only a contract whose root is not an object lets this by
             raise ContractViolation("the body must be a JSON object", [Violation("", "expected an object")])
         outcome = await self._idempotency.claim(

@@ -1,0 +1,118 @@
+"""Hostile bodies on the real broker and Redis: a huge refusal is explained within bounds and
+off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+from aio_pika.abc import AbstractRobustConnection
+
+from gateway.errors import LISTED_VIOLATIONS
+from gateway.registry import COUNTED_VIOLATIONS
+from gateway.settings import Settings
+from tests.conftest import AMQP_URL, REDIS_URL, Gateway, KeyFactory
+from tests.support.payloads import headers, return_request
+from tests.support.server import running_gateway
+
+
+def empty_lines(count: int) -> bytes:
+    """A ``return-request`` of ``count`` empty lines and nothing else (three bytes a line)."""
+    return b'{"lines":[' + b",".join([b"{}"] * count) + b"]}"
+
+
+def dense_lines() -> bytes:
+    """500 lines (the contract's maximum), each with every field wrong: far more violations
+    than are counted, and a few hundred milliseconds of explaining."""
+    line = (
+        b'{"line_number":"one","sku":5,"quantity":"q","unit_of_measure":1,"unit_price":3,'
+        b'"serial_numbers":[' + b",".join([b"1"] * 30) + b'],"unexpected":1}'
+    )
+    return b'{"lines":[' + b",".join([line] * 500) + b"]}"
+
+
+async def test_a_huge_refused_body_gets_a_bounded_answer_quickly(
+    gateway: Gateway, make_key: KeyFactory
+) -> None:
+    key = await make_key()
+    body = empty_lines(100_000)  # 300 KB
+    started = time.monotonic()
+    response = await gateway.client.post("/v1/returns", content=body, headers=headers(key))
+    elapsed = time.monotonic() - started
+    assert response.status_code == 422, response.text[:500]
+    assert response.headers["content-type"] == "application/problem+json"
+    assert len(response.content) < 64 * 1024
+    assert elapsed < 5, f"{elapsed:.1f}s to refuse {len(body)} bytes"
+    problem = response.json()
+    assert problem["type"] == "urn:returns-gateway:problem:contract-violation"
+    assert len(problem["errors"]) == LISTED_VIOLATIONS
+    # 6 missing top-level fields, the array too long, and 5 missing fields in each of its 500
+    # allowed lines: the 99,500 lines past the maximum are not explained one by one.
+    assert problem["total_violations"] == 2507 and problem["total_violations_exact"] is True
+    assert problem["detail"] == "2507 violation(s) of return-request v1"
+    assert {
+        "pointer": "/lines",
+        "detail": "has 100000 items, more than the 500 allowed",
+        "keyword": "maxItems",
+    } in (problem["errors"])
+    assert all(len(e["detail"]) <= 400 for e in problem["errors"])
+
+
+async def test_past_the_counting_ceiling_the_total_is_a_lower_bound(
+    gateway: Gateway, make_key: KeyFactory
+) -> None:
+    key = await make_key()
+    response = await gateway.client.post("/v1/returns", content=dense_lines(), headers=headers(key))
+    assert response.status_code == 422, response.text[:500]
+    assert len(response.content) < 64 * 1024
+    problem = response.json()
+    assert len(problem["errors"]) == LISTED_VIOLATIONS
+    assert problem["total_violations"] == COUNTED_VIOLATIONS and problem["total_violations_exact"] is False
+    assert problem["detail"] == f"at least {COUNTED_VIOLATIONS} violation(s) of return-request v1"
+
+
+async def test_offending_values_are_quoted_as_excerpts(gateway: Gateway, make_key: KeyFactory) -> None:
+    key = await make_key()
+    long_key, long_value = "k" * 20_000, "x" * 200_000
+    payload = return_request(external_id=long_value, **{long_key: 1})
+    payload["lines"][0]["sku"] = long_value
+    payload["lines"][0][long_key] = True
+    response = await gateway.client.post("/v1/returns", json=payload, headers=headers(key))
+    assert response.status_code == 422, response.text[:500]
+    assert len(response.content) < 4096
+    problem = response.json()
+    assert problem["total_violations"] == len(problem["errors"]) == 4  # two too long, two not allowed
+    for error in problem["errors"]:
+        assert "x" * 81 not in error["detail"] and "k" * 81 not in error["detail"] + error["pointer"]
+    pointers = {e["pointer"] for e in problem["errors"]}
+    assert {"/external_id", "/lines/0/sku", "/" + "k" * 79 + "…", "/lines/0/" + "k" * 79 + "…"} == pointers
+
+
+async def test_liveness_answers_while_huge_refusals_are_being_explained(
+    settings: Settings, make_key: KeyFactory, amqp: AbstractRobustConnection
+) -> None:
+    """A real server (the test client runs one request at a time): eight refusals that each take
+    a few hundred milliseconds to explain, and liveness probes sent meanwhile."""
+    key = await make_key()
+    env = {"RGW_NAMESPACE": settings.namespace, "RGW_AMQP_URL": AMQP_URL, "RGW_REDIS_URL": REDIS_URL}
+    body = dense_lines()
+    with running_gateway(env) as base_url:
+        async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+            hostile = [
+                asyncio.create_task(client.post("/v1/returns", content=body, headers=headers(key)))
+                for _ in range(8)
+            ]
+            latencies: list[float] = []
+            started = time.monotonic()
+            while not all(task.done() for task in hostile):
+                sent = time.monotonic()
+                live = await client.get("/health/live", timeout=10)
+                latencies.append(time.monotonic() - sent)
+                assert live.status_code == 200
+            window = time.monotonic() - started
+            assert [(await task).status_code for task in hostile] == [422] * 8
+    assert len(latencies) >= 5, f"liveness answered {len(latencies)} times in {window:.2f}s"
+    # Explained on the event loop, a probe would wait for at least one whole explanation (an
+    # eighth of the window); in a worker thread each answers within a few switches of the GIL.
+    assert max(latencies) < min(0.25, window / 16), (max(latencies), window)
