@@ -112,7 +112,10 @@ async def test_liveness_answers_while_huge_refusals_are_being_explained(
                 assert live.status_code == 200
             window = time.monotonic() - started
             assert [(await task).status_code for task in hostile] == [422] * 8
-    assert len(latencies) >= 5, f"liveness answered {len(latencies)} times in {window:.2f}s"
-    # Explained on the event loop, a probe would wait for at least one whole explanation (an
-    # eighth of the window); in a worker thread each answers within a few switches of the GIL.
-    assert max(latencies) < min(0.25, window / 16), (max(latencies), window)
+    assert len(latencies) >= 20, f"liveness answered {len(latencies)} times in {window:.2f}s"
+    # Explained on the event loop, a probe would wait for whole explanations (an eighth of the
+    # window each); in a worker thread it answers within a few switches of the GIL. The machine
+    # is shared: judge nine probes in ten, and every one by a deadline.
+    latencies.sort()
+    assert latencies[len(latencies) * 9 // 10] < min(0.1, window / 16), (latencies[-5:], window)
+    assert latencies[-1] < 1.0, (latencies[-5:], window)
