@@ -1,5 +1,9 @@
-"""Partners' JSON bodies within bounds: checked against their contract at a bounded cost, off
-the event loop when the body is large.
+"""Partners' JSON bodies within bounds: decoded to a bounded depth, and checked against their
+contract at a bounded cost, off the event loop when the body is large.
+
+Every JSON body the edge reads goes through :func:`decode_json`: nesting deeper than
+:data:`MAX_DEPTH` is a 400 before any parser recurses into it (msgspec would raise
+``RecursionError`` near a thousand levels, and the Python validator recurses too).
 
 A refused payload is explained (its first violations with their pointers, and their count)
 by the Python validator, which costs far more than the Rust one deciding; for a body over
@@ -9,6 +13,8 @@ does not stall every other request on the event loop.
 
 from __future__ import annotations
 
+import re
+from itertools import accumulate
 from typing import Any, TypeVar
 
 import anyio
@@ -20,6 +26,9 @@ from gateway.registry import Contract, Refusal
 
 T = TypeVar("T")
 
+MAX_DEPTH = 64
+"""Deepest nesting of arrays and objects accepted in a JSON body (a return request uses 5)."""
+
 INLINE_BYTES = 64 * 1024
 """A refused body up to this size is explained on the event loop; a larger one in a thread."""
 
@@ -28,15 +37,44 @@ EXPLAINING_THREADS = 1
 explaining is Python holding the GIL: a second thread would not explain faster, only take more
 turns from the event loop."""
 
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+_NOT_A_BRACKET = bytes(range(256)).translate(None, b"[]{}")
+_STEP = [0] * 256
+_STEP[ord("[")], _STEP[ord("]")] = 1, -1
+
+
+def nesting_depth(body: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (brackets inside strings do not count);
+    for a truncated text, how deep it got. Linear in the body, at C speed for most of it."""
+    brackets = _STRING.sub(b"", body).translate(_SQUARE, _NOT_A_BRACKET)
+    peeled = 0  # each pass removes the innermost pairs, one level everywhere
+    while brackets:
+        inner = brackets.replace(b"[]", b"")
+        if len(inner) > len(brackets) * 3 // 4:  # few leaves left: count the rest bracket by bracket
+            break
+        brackets, peeled = inner, peeled + 1
+    return peeled + max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def _too_deep(body: bytes) -> bool:
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:  # every normal body: no scan at all
+        return False
+    return nesting_depth(body) > MAX_DEPTH
+
 
 def decode_json(body: bytes, type: Any = Any) -> Any:
     """Parse a request body (as ``type`` when given); a 400 that says what is wrong with it."""
+    if _too_deep(body):
+        raise MalformedRequest(f"the body is not acceptable JSON: it nests deeper than {MAX_DEPTH} levels")
     try:
         return msgspec.json.decode(body, type=type)
     except msgspec.ValidationError as exc:
         raise MalformedRequest(f"invalid request body: {exc}") from exc
     except msgspec.DecodeError as exc:
         raise MalformedRequest(f"the body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # cannot happen under MAX_DEPTH; never a 500 if it does
+        raise MalformedRequest("the body is not acceptable JSON: it nests too deep") from exc
 
 
 def violation_of(refusal: Refusal, what: str) -> ContractViolation:

@@ -1,5 +1,5 @@
 """Hostile bodies on the real broker and Redis: a huge refusal is explained within bounds and
-off the event loop."""
+off the event loop, and JSON nested too deep is a 400, never a 500."""
 
 from __future__ import annotations
 
@@ -7,14 +7,18 @@ import asyncio
 import time
 
 import httpx
+import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from gateway.errors import LISTED_VIOLATIONS
+from gateway.intake.payloads import MAX_DEPTH, nesting_depth
 from gateway.registry import COUNTED_VIOLATIONS
 from gateway.settings import Settings
 from tests.conftest import AMQP_URL, REDIS_URL, Gateway, KeyFactory
 from tests.support.payloads import headers, return_request
 from tests.support.server import running_gateway
+
+MALFORMED = "urn:returns-gateway:problem:malformed-request"
 
 
 def empty_lines(count: int) -> bytes:
@@ -119,3 +123,86 @@ async def test_liveness_answers_while_huge_refusals_are_being_explained(
     latencies.sort()
     assert latencies[len(latencies) * 9 // 10] < min(0.1, window / 16), (latencies[-5:], window)
     assert latencies[-1] < 1.0, (latencies[-5:], window)
+
+
+def deep(levels: int) -> bytes:
+    return b"[" * levels + b"]" * levels
+
+
+@pytest.mark.parametrize(
+    ("body", "slug"),
+    [
+        (b"[" * 1000, MALFORMED),  # 1 KB, never closed
+        (deep(1000), MALFORMED),
+        (b'{"lines":' + deep(MAX_DEPTH) + b"}", MALFORMED),  # one level too deep
+        (
+            b'{"notes":"' + b"[" * 1000 + b'"}',
+            "urn:returns-gateway:problem:contract-violation",
+        ),  # in a string
+        (b'{"lines":' + deep(MAX_DEPTH - 1) + b"}", "urn:returns-gateway:problem:contract-violation"),
+    ],
+    ids=["unclosed", "closed", "one-too-deep", "brackets-in-a-string", "deepest-allowed"],
+)
+async def test_json_nested_too_deep_is_a_400_on_return_requests(
+    gateway: Gateway, make_key: KeyFactory, body: bytes, slug: str
+) -> None:
+    key = await make_key()
+    response = await gateway.client.post("/v1/returns", content=body, headers=headers(key))
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == slug, response.text
+    if slug == MALFORMED:
+        assert response.status_code == 400
+        assert f"deeper than {MAX_DEPTH} levels" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("event", ["receipts", "inspections"])
+async def test_json_nested_too_deep_is_a_400_on_return_events(
+    gateway: Gateway, make_key: KeyFactory, event: str
+) -> None:
+    key = await make_key()
+    accepted = await gateway.client.post("/v1/returns", json=return_request(), headers=headers(key))
+    assert accepted.status_code == 202, accepted.text
+    path = f"/v1/returns/{accepted.json()['id']}/{event}"
+    for body in (b"[" * 1000, deep(1000), b'{"lines":' + deep(100) + b"}"):
+        response = await gateway.client.post(path, content=body, headers=headers(key))
+        assert response.status_code == 400, response.text
+        assert response.json()["type"] == MALFORMED
+
+
+async def test_json_nested_too_deep_is_a_400_on_admin_and_endpoint_bodies(
+    gateway: Gateway, make_key: KeyFactory
+) -> None:
+    admin = {
+        "Authorization": f"Bearer {await make_key('ops', ('admin',))}",
+        "Content-Type": "application/json",
+    }
+    manager = {
+        "Authorization": f"Bearer {await make_key('acme', ('webhooks:manage',))}",
+        "Content-Type": "application/json",
+    }
+    calls = [
+        ("/v1/admin/dead-letters/erp/msg_1/replay", admin, b'{"payload":' + b"[" * 1000 + b"}"),
+        ("/v1/admin/dead-letters/erp/msg_1/replay", admin, b'{"payload":' + deep(200) + b"}"),
+        ("/v1/admin/dead-letters/erp/replay", admin, b'{"note":' + deep(1000) + b"}"),
+        ("/v1/admin/dead-letters/erp/msg_1/discard", admin, b'{"reason":' + deep(1000) + b"}"),
+        ("/v1/webhook-endpoints", manager, b'{"url":' + deep(1000) + b"}"),
+    ]
+    for path, request_headers, body in calls:
+        response = await gateway.client.post(path, content=body, headers=request_headers)
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()["type"] == MALFORMED
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        (b"{}", 1),
+        (b'{"a":[1,{"b":[]}],"c":{}}', 4),
+        (b'["[[[[", "\\"[[", {"x": "]]]"}]', 2),
+        (b"[" * 70, 70),
+        (b'{"lines":[' + b",".join([b"{}"] * 1000) + b"]}", 3),
+        (b"[" + b",".join([deep(9)] * 1000) + b"]", 10),
+    ],
+)
+def test_nesting_depth_ignores_strings_and_counts_every_level(text: bytes, depth: int) -> None:
+    assert nesting_depth(text) == depth
