@@ -4,9 +4,9 @@ A client fixes a payload field by field, so each violation points at the value t
 change: a missing property points at where it belongs, an unexpected one at itself.
 
 A refused payload can be hostile (100,000 empty lines, a megabyte of one string), so the
-explanation is bounded: the validator explaining it does not descend into an array past
-its ``maxItems`` (the array is refused as too long, its surplus items are not explained),
-and no detail or pointer repeats more than an excerpt of an offending value.
+explanation is bounded: the validator explaining it does not descend into an array longer
+than its ``maxItems`` (the array is refused as too long, its items are not explained), and
+no detail or pointer repeats more than an excerpt of an offending value.
 """
 
 from __future__ import annotations
@@ -93,10 +93,10 @@ def _over_maximum(instance: Any, schema: dict[str, Any]) -> bool:
 
 
 def _items(validator: Any, items: Any, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
-    """``items``, explaining only the items an array may have: past ``maxItems`` it is refused whole."""
-    if _over_maximum(instance, schema):
-        instance = instance[: schema["maxItems"]]
-    yield from _STANDARD["items"](validator, items, instance, schema)
+    """``items``, not judged on an array already too long: it is refused whole (``maxItems``),
+    and what is wrong in its items is explained once it has a length it may have."""
+    if not _over_maximum(instance, schema):
+        yield from _STANDARD["items"](validator, items, instance, schema)
 
 
 def _max_items(
