@@ -7,15 +7,26 @@ Every JSON body the edge reads goes through :func:`decode_json`: nesting deeper 
 
 A refused payload is explained (its first violations with their pointers, and their count)
 by the Python validator, which costs far more than the Rust one deciding; for a body over
-:data:`INLINE_BYTES` that runs in a worker thread, a few at a time, so one hostile body
-does not stall every other request on the event loop.
+:data:`INLINE_BYTES` that runs in a worker thread, so one hostile body does not stall every
+other request on the event loop.
+
+Even bounded, decoding a megabyte of JSON costs about 20 ms of the one core the event loop
+has, and a client can send such bodies back to back. So a body over :data:`INLINE_BYTES` is
+decoded and checked in a lane of its own (one per use case), one at a time, and after refusing
+one the lane rests :data:`REST_FACTOR` times as long as the refused body took (the refused
+client's answer waits out the rest too): refused large bodies get at most a tenth of the
+gateway's time, however fast and however many they come, while bodies of ordinary size never
+wait for the lane.
 """
 
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from itertools import accumulate
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -24,13 +35,14 @@ import msgspec
 from gateway.errors import ContractViolation, MalformedRequest
 from gateway.registry import Contract, Refusal
 
-T = TypeVar("T")
-
 MAX_DEPTH = 64
 """Deepest nesting of arrays and objects accepted in a JSON body (a return request uses 5)."""
 
 INLINE_BYTES = 64 * 1024
 """A refused body up to this size is explained on the event loop; a larger one in a thread."""
+
+REST_FACTOR = 9
+"""After refusing a large body, its lane rests this many times as long as the body took."""
 
 EXPLAINING_THREADS = 1
 """Worker threads one use case explains refusals in at once; more refusals wait their turn. The
@@ -86,10 +98,28 @@ def violation_of(refusal: Refusal, what: str) -> ContractViolation:
 
 
 class ContractChecks:
-    """Checks payloads against contracts; big refusals are explained in worker threads."""
+    """Checks payloads against contracts; large bodies are read in a lane of their own, and
+    their refusals explained in a worker thread."""
 
     def __init__(self) -> None:
         self._threads = anyio.CapacityLimiter(EXPLAINING_THREADS)
+        self._lane = anyio.Lock()
+
+    @asynccontextmanager
+    async def admitted(self, size: int) -> AsyncIterator[None]:
+        """Where a body of ``size`` bytes is decoded and checked: an ordinary one at once, a large
+        one in the lane, which rests after a refusal (:class:`MalformedRequest` or
+        :class:`ContractViolation` raised inside)."""
+        if size <= INLINE_BYTES:
+            yield
+            return
+        async with self._lane:
+            started = time.monotonic()
+            try:
+                yield
+            except (MalformedRequest, ContractViolation):
+                await anyio.sleep(REST_FACTOR * (time.monotonic() - started))
+                raise
 
     async def check(self, contract: Contract, payload: object, *, size: int) -> Refusal | None:
         """``contract.check(payload)``; ``size`` is the body's, which decides where it runs."""

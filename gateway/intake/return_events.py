@@ -100,15 +100,16 @@ class ReturnEvents:
     ) -> Accepted:
         """Publish a ``receipt`` or ``inspection-result`` for one return, once per idempotency key."""
         record = await self._returns.visible_to(principal, return_id)
-        payload = decode_json(body)
-        if isinstance(payload, dict):
-            payload.setdefault("return_id", return_id)
-            if payload["return_id"] != return_id:
-                raise ContractViolation(
-                    "the body names another return than the path",
-                    [Violation("/return_id", f"expected '{return_id}' (the return in the path)")],
-                )
-        await self._checks.require(self._registry.require(contract_name, "v1"), payload, size=len(body))
+        async with self._checks.admitted(len(body)):
+            payload = decode_json(body)
+            if isinstance(payload, dict):
+                payload.setdefault("return_id", return_id)
+                if payload["return_id"] != return_id:
+                    raise ContractViolation(
+                        "the body names another return than the path",
+                        [Violation("/return_id", f"expected '{return_id}' (the return in the path)")],
+                    )
+            await self._checks.require(self._registry.require(contract_name, "v1"), payload, size=len(body))
         assert isinstance(payload, dict)
         outcome = await self._idempotency.claim(
             partner=principal.partner,

@@ -70,10 +70,13 @@ class ReturnIntake:
         ``admission``, when given, is counted against the partner's rate limit by the claim
         itself (one Redis round trip for both); a throttled request claims nothing.
         """
-        payload = decode_json(body)
-        await self._checks.require(self._contract, payload, size=len(body))
-        if not isinstance(payload, dict):  # only a contract whose root is not an object lets this by
-            raise ContractViolation("the body must be a JSON object", [Violation("", "expected an object")])
+        async with self._checks.admitted(len(body)):
+            payload = decode_json(body)
+            await self._checks.require(self._contract, payload, size=len(body))
+            if not isinstance(payload, dict):  # only a contract whose root is not an object lets this by
+                raise ContractViolation(
+                    "the body must be a JSON object", [Violation("", "expected an object")]
+                )
         outcome = await self._idempotency.claim(
             partner=principal.partner,
             key=idempotency_key,
