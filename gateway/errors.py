@@ -221,14 +221,40 @@ class UnsupportedMediaType(ProblemError):
     title = "Unsupported media type"
 
 
+LISTED_VIOLATIONS = 50
+"""The most violations a refusal lists; ``total_violations`` says how many there were."""
+
+
 class ContractViolation(ProblemError):
+    """Lists the first :data:`LISTED_VIOLATIONS` violations (``errors``) and counts them all
+    (``total_violations``; a lower bound when ``total_violations_exact`` is false)."""
+
     status_code = 422
     slug = "contract-violation"
     title = "The payload violates its contract"
 
-    def __init__(self, detail: str, violations: Sequence[Violation]) -> None:
-        super().__init__(detail, extensions={"errors": [msgspec.to_builtins(v) for v in violations]})
-        self.violations = tuple(violations)
+    def __init__(
+        self,
+        detail: str,
+        violations: Sequence[Violation],
+        *,
+        total: int | None = None,
+        exact: bool = True,
+    ) -> None:
+        listed = tuple(violations[:LISTED_VIOLATIONS])
+        total = len(violations) if total is None else max(total, len(listed))
+        super().__init__(
+            detail,
+            extensions={
+                "errors": [msgspec.to_builtins(v) for v in listed],
+                "total_violations": total,
+                "total_violations_exact": exact,
+            },
+        )
+        self.violations = listed
+        self.total = total
+        """How many violations were counted (at least this many when not ``exact``)."""
+        self.exact = exact
 
 
 class WebhookRefused(ProblemError):

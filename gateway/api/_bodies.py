@@ -12,7 +12,8 @@ from litestar import Request, Response
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 
 from gateway.api._problems import extra_headers
-from gateway.errors import MalformedRequest, UnsupportedMediaType
+from gateway.errors import UnsupportedMediaType
+from gateway.intake.payloads import decode_json
 
 JSON = "application/json"
 T = TypeVar("T")
@@ -27,14 +28,11 @@ def require_json(request: Request[Any, Any, Any]) -> None:
 
 
 async def decode_body(request: Request[Any, Any, Any], struct: type[T]) -> T:
-    """The body as ``struct`` (an empty body as ``{}``), or a 400 saying what is wrong."""
+    """The body as ``struct`` (an empty body as ``{}``), or a 400 saying what is wrong; the one
+    JSON decoder of the edge, which bounds how deep the body may nest."""
     raw = await request.body()
-    try:
-        return msgspec.json.decode(raw if raw.strip() else b"{}", type=struct)
-    except msgspec.ValidationError as exc:
-        raise MalformedRequest(f"invalid request body: {exc}") from exc
-    except msgspec.DecodeError as exc:
-        raise MalformedRequest(f"the body is not valid JSON: {exc}") from exc
+    decoded: T = decode_json(raw if raw.strip() else b"{}", type=struct)
+    return decoded
 
 
 def answer(

@@ -1,4 +1,9 @@
-"""Render every error as ``application/problem+json`` (RFC 9457), never an HTML page or a bare 500."""
+"""Render every error as ``application/problem+json`` (RFC 9457), never an HTML page or a bare 500.
+
+A 5xx never tells the client why in our words: its detail is generic, whatever the exception
+said (a dependency's error text names hosts and ports), and the log keeps the real detail with
+the trace id the problem carries, so an operator finds it from what the partner quotes.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
+from gateway.envelope import trace_context
 from gateway.errors import DependencyUnavailable, ProblemError, ServiceUnavailable, Violation
 
 log = logging.getLogger(__name__)
@@ -25,6 +31,12 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     detail: str
     instance: str | None = None
     errors: list[Violation] | None = None
+    total_violations: int | None = None
+    """With ``errors``: how many violations there are; ``errors`` lists the first 50."""
+    total_violations_exact: bool | None = None
+    """False when counting stopped: there are at least ``total_violations``."""
+    trace_id: str | None = None
+    """On a 5xx: the id under which the gateway logged what went wrong (the W3C trace id)."""
 
 
 _encoder = msgspec.json.Encoder()
@@ -69,26 +81,57 @@ def problem_response(
     )
 
 
+UNAVAILABLE = "a system the gateway depends on could not be reached; retry later"
+FAILED = "the gateway failed unexpectedly; the request was not accepted"
+
+
+def _logged(
+    request: Request[Any, Any, Any], status: int, detail: str, *, exc_info: BaseException | None = None
+) -> str:
+    """Log what went wrong with the request's trace id, and return that id for the client."""
+    trace_id = trace_context(request.headers.get("traceparent"), None).traceparent.split("-")[1]
+    log.log(
+        logging.ERROR if status == 500 else logging.WARNING,
+        "%s %s answered %d (trace %s): %s",
+        request.method,
+        request.url.path,
+        status,
+        trace_id,
+        detail,
+        exc_info=exc_info,
+    )
+    return trace_id
+
+
 def handle_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Response[bytes]:
+    detail, extensions = exc.detail, exc.extensions
+    if exc.status_code >= 500:  # withheld: the exception's words may name hosts, ports, systems
+        trace_id = _logged(request, exc.status_code, exc.detail)
+        detail = UNAVAILABLE if exc.status_code == 503 else FAILED
+        extensions = {"trace_id": trace_id}
     return problem_response(
         request,
         status=exc.status_code,
         type_uri=exc.type_uri,
         title=exc.title,
-        detail=exc.detail,
+        detail=detail,
         headers=exc.headers,
-        extensions=exc.extensions,
+        extensions=extensions,
     )
 
 
 def handle_unavailable(request: Request[Any, Any, Any], exc: DependencyUnavailable) -> Response[bytes]:
-    log.warning("dependency unavailable on %s: %s", request.url.path, exc)
     retry_after = str(request.app.state.settings.retry_after_seconds)
-    problem = ServiceUnavailable(
-        "the gateway cannot durably accept requests right now; retry with the same Idempotency-Key",
+    trace_id = _logged(request, 503, f"dependency unavailable: {exc}")
+    return problem_response(
+        request,
+        status=ServiceUnavailable.status_code,
+        type_uri=f"urn:returns-gateway:problem:{ServiceUnavailable.slug}",
+        title=ServiceUnavailable.title,
+        detail="the gateway cannot durably accept requests right now; retry with the same Idempotency-Key",
         headers={"Retry-After": retry_after},
+        extensions={"trace_id": trace_id},
     )
-    return handle_problem(request, problem)
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
@@ -96,6 +139,17 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(
         exc.status_code, "http-error"
     )
+    if exc.status_code >= 500:
+        trace_id = _logged(request, exc.status_code, str(exc.detail))
+        return problem_response(
+            request,
+            status=exc.status_code,
+            type_uri=f"urn:returns-gateway:problem:{slug}",
+            title="HTTP error",
+            detail=UNAVAILABLE if exc.status_code == 503 else FAILED,
+            headers=dict(exc.headers or {}),
+            extensions={"trace_id": trace_id},
+        )
     return problem_response(
         request,
         status=exc.status_code,
@@ -107,13 +161,14 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    trace_id = _logged(request, 500, f"unhandled {type(exc).__name__}", exc_info=exc)
     return problem_response(
         request,
         status=500,
         type_uri="urn:returns-gateway:problem:internal-error",
         title="Internal error",
-        detail="the gateway failed unexpectedly; the request was not accepted",
+        detail=FAILED,
+        extensions={"trace_id": trace_id},
     )
 
 

@@ -20,6 +20,7 @@ from aio_pika.abc import AbstractMessage
 
 from gateway.broker.headers import FAILURE_HEADERS, REPLAY_OF, REPLAYED_AT
 from gateway.errors import ContractViolation, Violation
+from gateway.intake.payloads import violation_of
 from gateway.registry import ContractRegistry
 from gateway.routing import condition_headers
 
@@ -78,9 +79,9 @@ def correct(
             f"contract {name} {version} is not installed here; a corrected payload cannot be checked",
             [Violation("", f"unknown contract {name} {version}")],
         )
-    violations = contract.violations(payload)
-    if violations:
-        raise ContractViolation(f"{len(violations)} violation(s) of {name} {version}", violations)
+    refusal = contract.check(payload)
+    if refusal:
+        raise violation_of(refusal, f"{name} {version}")
     if _canonical.encode(payload) == _canonical.encode(envelope.get("payload")):
         return None
     new_id = corrected_message_id(message_id, payload)

@@ -20,12 +20,20 @@ import msgspec
 from gateway.auth import Principal
 from gateway.broker import BrokerPublisher
 from gateway.envelope import Envelope, TraceContext
-from gateway.errors import ContractViolation, NotFound, PermissionDenied, StatusConflict, Violation
+from gateway.errors import (
+    LISTED_VIOLATIONS,
+    ContractViolation,
+    NotFound,
+    PermissionDenied,
+    StatusConflict,
+    Violation,
+)
 from gateway.intake.idempotency import IdempotencyStore, StoredResponse, fingerprint
-from gateway.intake.returns import Accepted, decode_json
+from gateway.intake.payloads import ContractChecks, decode_json, violation_of
+from gateway.intake.returns import Accepted
 from gateway.lifecycle import WAITING, LifecycleStore, PolicyBook, ReturnState, may_hold
 from gateway.records import ReturnStore
-from gateway.registry import ContractRegistry
+from gateway.registry import ContractRegistry, Refusal, excerpt, to_pointer
 from gateway.settings import Settings
 
 _json = msgspec.json.Encoder()
@@ -34,6 +42,17 @@ _json = msgspec.json.Encoder()
 def _person(principal: Principal) -> dict[str, str]:
     """The actor a person's decision records: the key that made it, labelled with its tenant."""
     return {"type": "user", "id": principal.key_id, "name": f"{principal.partner} key"}
+
+
+def _adding(refusal: Refusal | None, *violations: Violation, uncounted: int = 0) -> Refusal | None:
+    """``refusal`` with more violations (and ``uncounted`` more not even listed)."""
+    if not violations and not uncounted:
+        return refusal
+    return Refusal(
+        violations=(*(refusal.violations if refusal else ()), *violations),
+        total=(refusal.total if refusal else 0) + len(violations) + uncounted,
+        exact=refusal.exact if refusal else True,
+    )
 
 
 def _now() -> str:
@@ -61,6 +80,7 @@ class ReturnEvents:
         self._lifecycle = lifecycle
         self.policies = policies
         self._publisher = publisher
+        self._checks = ContractChecks()
 
     def may_decide(self, principal: Principal, state: ReturnState) -> bool:
         """Whether the caller's tenant approves returns under the return's policy."""
@@ -79,18 +99,16 @@ class ReturnEvents:
     ) -> Accepted:
         """Publish a ``receipt`` or ``inspection-result`` for one return, once per idempotency key."""
         record = await self._returns.visible_to(principal, return_id)
-        payload = decode_json(body)
-        if isinstance(payload, dict):
-            payload.setdefault("return_id", return_id)
-            if payload["return_id"] != return_id:
-                raise ContractViolation(
-                    "the body names another return than the path",
-                    [Violation("/return_id", f"expected '{return_id}' (the return in the path)")],
-                )
-        contract = self._registry.require(contract_name, "v1")
-        violations = contract.violations(payload)
-        if violations:
-            raise ContractViolation(f"{len(violations)} violation(s) of {contract_name} v1", violations)
+        async with self._checks.admitted(len(body)):
+            payload = decode_json(body)
+            if isinstance(payload, dict):
+                payload.setdefault("return_id", return_id)
+                if payload["return_id"] != return_id:
+                    raise ContractViolation(
+                        "the body names another return than the path",
+                        [Violation("/return_id", f"expected '{return_id}' (the return in the path)")],
+                    )
+            await self._checks.require(self._registry.require(contract_name, "v1"), payload, size=len(body))
         assert isinstance(payload, dict)
         outcome = await self._idempotency.claim(
             partner=principal.partner,
@@ -142,13 +160,13 @@ class ReturnEvents:
         for optional in ("comment", "rejection_reason"):
             if optional in fields:
                 approval[optional] = fields[optional]
-        violations = self._violations(
-            "approval", approval, fields, {"decision", "comment", "rejection_reason"}
+        refusal = await self._refusal(
+            "approval", approval, fields, {"decision", "comment", "rejection_reason"}, size=len(body)
         )
         if not isinstance(submitted, dict):
-            violations = [Violation("", "expected an object with 'decision' (approve or reject)")]
-        if violations:
-            raise ContractViolation(f"{len(violations)} violation(s) of the approval", violations)
+            refusal = _adding(None, Violation("", "expected an object with 'decision' (approve or reject)"))
+        if refusal:
+            raise violation_of(refusal, "the approval")
         digest = hashlib.sha256(f"{principal.key_id}:{return_id}".encode()).hexdigest()[:32]
         # one decision per approver and return, however often sent
         envelope = await self._decided(state, "approval", f"apr_{digest}", approval, trace)
@@ -184,17 +202,17 @@ class ReturnEvents:
             "decided_at": _now(),
             **{name: submitted[name] for name in accepted if name in submitted},
         }
-        violations = self._violations("return-hold", event, submitted, accepted)
+        refusal = await self._refusal("return-hold", event, submitted, accepted, size=len(body))
         if action == "release" and state.status == "on_hold":
             waits = bool(state.pending_credit)
             if waits and "invoice_reference" not in submitted:
-                violations.append(
-                    Violation("/invoice_reference", "the credit waits for the invoice to credit")
+                refusal = _adding(
+                    refusal, Violation("/invoice_reference", "the credit waits for the invoice to credit")
                 )
             if not waits and "invoice_reference" in submitted:
-                violations.append(Violation("/invoice_reference", "no credit waits for an invoice"))
-        if violations:
-            raise ContractViolation(f"{len(violations)} violation(s) of the {action}", violations)
+                refusal = _adding(refusal, Violation("/invoice_reference", "no credit waits for an invoice"))
+        if refusal:
+            raise violation_of(refusal, f"the {action}")
         if action == "hold" and not may_hold(state.status):
             raise StatusConflict(f"return {return_id} is {state.status}: it cannot be held")
         if action == "release" and state.status != "on_hold":
@@ -208,16 +226,28 @@ class ReturnEvents:
         )
 
     # -- shared ---------------------------------------------------------------------------
-    def _violations(
-        self, contract: str, event: dict[str, Any], submitted: dict[str, Any], accepted: set[str]
-    ) -> list[Violation]:
+    async def _refusal(
+        self,
+        contract: str,
+        event: dict[str, Any],
+        submitted: dict[str, Any],
+        accepted: set[str],
+        *,
+        size: int,
+    ) -> Refusal | None:
         """What is wrong with a person's decision: the contract's violations, and every field of the
         body the endpoint does not take."""
-        violations = self._registry.require(contract, "v1").violations(event)
-        return violations + [
-            Violation(f"/{name}", f"is not a field this endpoint takes ({', '.join(sorted(accepted))})")
-            for name in sorted(set(submitted) - accepted)
-        ]
+        refusal = await self._checks.check(self._registry.require(contract, "v1"), event, size=size)
+        stray = sorted(set(submitted) - accepted)
+        takes = ", ".join(sorted(accepted))
+        return _adding(
+            refusal,
+            *(
+                Violation(to_pointer([excerpt(name)]), f"is not a field this endpoint takes ({takes})")
+                for name in stray[:LISTED_VIOLATIONS]
+            ),
+            uncounted=len(stray) - min(len(stray), LISTED_VIOLATIONS),
+        )
 
     async def _governed(self, principal: Principal, return_id: str, verb: str) -> ReturnState:
         """The return, if the caller's tenant governs it and did not request it (segregation of duties)."""

@@ -15,21 +15,14 @@ import msgspec
 from gateway.auth import Principal
 from gateway.broker import BrokerPublisher
 from gateway.envelope import Envelope, TraceContext
-from gateway.errors import ContractViolation, DuplicateReturn, MalformedRequest, Violation
+from gateway.errors import ContractViolation, DuplicateReturn, Violation
 from gateway.intake.idempotency import Claim, IdempotencyStore, StoredResponse, fingerprint
+from gateway.intake.payloads import ContractChecks, decode_json
 from gateway.intake.ratelimit import Admission
 from gateway.records import INITIAL_STATUS, ReturnRecord, ReturnStore, render_receipt
 from gateway.registry import Contract
 
 RETURN_REQUEST = ("return-request", "v1")
-
-
-def decode_json(body: bytes) -> object:
-    """Parse a request body; a 400 that says where parsing failed."""
-    try:
-        return msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise MalformedRequest(f"the body is not valid JSON: {exc}") from exc
 
 
 def new_ids() -> tuple[str, str]:
@@ -59,6 +52,7 @@ class ReturnIntake:
         self._idempotency = idempotency
         self._returns = returns
         self._publisher = publisher
+        self._checks = ContractChecks()
 
     async def submit(
         self,
@@ -74,7 +68,7 @@ class ReturnIntake:
         ``admission``, when given, is counted against the partner's rate limit by the claim
         itself (one Redis round trip for both); a throttled request claims nothing.
         """
-        payload = self._valid(body)
+        payload = await self._valid(body)
         outcome = await self._idempotency.claim(
             partner=principal.partner,
             key=idempotency_key,
@@ -100,7 +94,7 @@ class ReturnIntake:
     async def rehearse(self, principal: Principal, body: bytes) -> None:
         """Check a request as :meth:`submit` would (contract, an ``external_id`` already held),
         claiming, publishing and recording nothing: the dry run of a test EDI interchange."""
-        payload = self._valid(body)
+        payload = await self._valid(body)
         external_id = str(payload["external_id"])
         holder = await self._idempotency.holder(principal.partner, external_id)
         if holder is not None:
@@ -109,17 +103,16 @@ class ReturnIntake:
                 extensions={"return_id": holder},
             )
 
-    def _valid(self, body: bytes) -> dict[str, object]:
-        """The request as a JSON object that meets the contract, else a 400 or 422."""
-        payload = decode_json(body)
-        violations = self._contract.violations(payload)
-        if violations:
-            raise ContractViolation(
-                f"{len(violations)} violation(s) of {self._contract.name} {self._contract.version}",
-                violations,
-            )
-        if not isinstance(payload, dict):  # only a contract whose root is not an object lets this by
-            raise ContractViolation("the body must be a JSON object", [Violation("", "expected an object")])
+    async def _valid(self, body: bytes) -> dict[str, object]:
+        """The request as a JSON object that meets the contract, else a 400 or 422; a large body
+        is decoded and checked in the lane of large bodies (:class:`ContractChecks`)."""
+        async with self._checks.admitted(len(body)):
+            payload = decode_json(body)
+            await self._checks.require(self._contract, payload, size=len(body))
+            if not isinstance(payload, dict):  # only a contract whose root is not an object lets this by
+                raise ContractViolation(
+                    "the body must be a JSON object", [Violation("", "expected an object")]
+                )
         return payload
 
     async def _publish(

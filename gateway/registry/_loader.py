@@ -16,6 +16,7 @@ from referencing.jsonschema import DRAFT202012
 
 from gateway.errors import ContractRegistryError
 from gateway.registry._contract import Contract, Example
+from gateway.registry._violations import ExplainingValidator
 
 SCHEMA_FILE = "schema.json"
 _FORMAT_CHECKER = FormatChecker()
@@ -124,7 +125,7 @@ def load_contracts(root: Path) -> tuple[Registry, dict[tuple[str, str], Contract
             name=name,
             version=version,
             schema=schema,
-            validator=Draft202012Validator(schema, registry=registry, format_checker=_FORMAT_CHECKER),
+            validator=ExplainingValidator(schema, registry=registry, format_checker=_FORMAT_CHECKER),
             fast_validator=_fast_validator(schema, fast_registry, path),
             deprecated_on=deprecated_on,
             sunset_on=sunset_on,

@@ -344,3 +344,29 @@ async def test_the_approvals_list_reads_the_shared_queue_page_by_page(
         await desk.lifecycle.reaches(return_id, "pending_approval")
     listed = [w["return_id"] for w in (await desk.get(desk.approver, "/v1/approvals")).json()["data"]]
     assert first in listed and second in listed and listed.index(first) < listed.index(second)
+
+
+async def test_json_nested_too_deep_is_a_400_on_approvals_and_holds(desk: Desk) -> None:
+    return_id = await desk.submit(price="9000.00")
+    await desk.lifecycle.reaches(return_id, "pending_approval")
+    person = {"Authorization": f"Bearer {desk.approver}", "Content-Type": "application/json"}
+    for action in ("approval", "hold", "release"):
+        for body in (b"[" * 1000, b'{"comment":' + b"[" * 100 + b"]" * 100 + b"}"):
+            response = await desk.client.post(
+                f"/v1/returns/{return_id}/{action}", content=body, headers=person
+            )
+            assert response.status_code == 400, (action, response.text)
+            assert response.json()["type"] == "urn:returns-gateway:problem:malformed-request"
+
+
+async def test_a_hold_with_a_thousand_stray_fields_lists_fifty_and_counts_them_all(desk: Desk) -> None:
+    return_id = await desk.submit()
+    await desk.lifecycle.reaches(return_id, "authorized")
+    body = {f"{n:04d}" + "x" * 1000: n for n in range(1000)}
+    refused = await _post(desk, desk.approver, f"/v1/returns/{return_id}/hold", body)
+    assert refused.status_code == 422, refused.text[:500]
+    assert len(refused.content) < 64 * 1024
+    problem = refused.json()
+    assert len(problem["errors"]) == 50
+    assert problem["total_violations"] == 1001 and problem["total_violations_exact"] is True  # and no reason
+    assert all(len(e["pointer"]) <= 81 for e in problem["errors"])
