@@ -33,6 +33,7 @@ from gateway.intake.batching import ScriptBatcher
 from gateway.intake.ratelimit import Admission
 from gateway.settings import Settings
 from gateway.storage import redis_errors
+from gateway.storage.keys import external_id_owner, idempotency_key
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -133,10 +134,9 @@ class IdempotencyStore:
         await self._scripts.aclose()
 
     def _keys(self, partner: str, key: str, external_id: str) -> tuple[str, str]:
-        digest = hashlib.sha256(key.encode()).hexdigest()
         return (
-            self._settings.key("idem", partner, digest),
-            self._settings.key("extid", partner, hashlib.sha256(external_id.encode()).hexdigest()),
+            idempotency_key(self._settings, partner, key),
+            external_id_owner(self._settings, partner, external_id),
         )
 
     async def claim(

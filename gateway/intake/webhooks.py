@@ -33,6 +33,7 @@ from gateway.runtime import build_connector, connector_class
 from gateway.sdk import Connector, Emitted, Inbound, TargetConfigError, WebhookRejected
 from gateway.settings import Settings
 from gateway.storage import redis_errors
+from gateway.storage.keys import webhook_event_claim
 
 _json = msgspec.json.Encoder()
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class WebhookIntake:
                 raise WebhookRefused(
                     f"{connector}: {event.message_type} names no return we hold ({return_id!r})"
                 )
-            claim = self._settings.key("webhook", connector, event.message_id)
+            claim = webhook_event_claim(self._settings, connector, event.message_id)
             with redis_errors():
                 first = await self._redis.set(claim, b"1", nx=True, ex=self._settings.idempotency_ttl_seconds)
             if not first:
