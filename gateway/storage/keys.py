@@ -2,8 +2,8 @@
 
 Each function names one kind of key and says what lives there and its Redis type. Every key
 starts with the deployment's namespace (:meth:`Settings.key <gateway.settings.Settings.key>`
-joins the parts with ``:``); the strings are what earlier versions wrote, so data already
-stored is found. Tests and benchmarks remove a throw-away namespace by :func:`namespace_pattern`.
+joins the parts with ``:``), so one namespace is cleared by :func:`namespace_pattern`. The
+strings are the ones the stores spelled before this module, so data already stored is found.
 
 Keys built elsewhere, left as they are:
 
