@@ -3,13 +3,26 @@
 Every error the gateway raises descends from :class:`GatewayError`::
 
     GatewayError
-    ├── ContractRegistryError          a contract folder is invalid; the gateway refuses to start
+    ├── ConfigurationError             a file or setting the gateway cannot work with: it refuses to start
+    │   ├── ContractRegistryError      a contract folder is invalid
+    │   ├── RoutingTableError          [routing] the routing table is missing, malformed or inconsistent
+    │   ├── MappingDefinitionError     [mapping] mapping files that cannot work, each problem as file:line
+    │   ├── PolicyError                [lifecycle] a policy file is missing, malformed or inconsistent
+    │   └── PartnerProfileError        [edi] edi-partners.yaml is missing, malformed, or binds a sender twice
+    ├── TargetConfigError              [sdk] a target's settings cannot be used (a credential not set)
     ├── DependencyUnavailable          retryable: a server we depend on did not answer
     │   ├── BrokerUnavailable          RabbitMQ down, refused, or did not confirm in time
     │   └── StoreUnavailable           Redis down or timed out
     ├── DeliveryFailed                 a connector could not apply a message to its target system
     │   ├── RetryableDeliveryFailure   timeout, connection error, 429, 5xx: retry with backoff
+    │   │   └── CircuitOpen            [runtime] the target's breaker is open: not called, not an attempt
     │   └── PermanentDeliveryFailure   4xx, contract or mapping error: dead-letter at once
+    │       └── MappingFailure         [mapping] a message its mapping cannot map: dead-lettered until fixed
+    ├── IllegalTransition              [lifecycle] a status move the model refuses: never applied
+    ├── _Parked                        [lifecycle] an event early for its return: parked (never escapes)
+    ├── WebhookRejected                [sdk] a webhook a connector refuses: answered 401, 404, 422 or 503
+    ├── UnknownSandbox                 [sandbox] no sandbox plays that profile (also a KeyError)
+    ├── ScaffoldError                  [cli] connector new: the name is unusable or its files exist
     └── ProblemError                   answered to the client as application/problem+json
         ├── MalformedRequest               400
         │   └── InterchangeUnusable        400  (EDI: no usable ISA, or a broken interchange envelope)
@@ -32,6 +45,10 @@ Every error the gateway raises descends from :class:`GatewayError`::
         ├── RateLimited                    429  (Retry-After)
         └── ServiceUnavailable             503  (Retry-After)
 
+A ``[package]`` mark names the ``gateway`` package that defines the class (this module is the
+bottom layer: it imports none of them); ``tests/test_errors.py`` holds the drawing to the code.
+The ``WebhookRejected`` status is the instance's, turned into a :class:`ProblemError` at the edge.
+
 Lower layers (redis, aio-pika) are translated into these at their boundary with
 ``raise ... from exc``; the HTTP edge renders only :class:`ProblemError`.
 """
@@ -48,7 +65,11 @@ class GatewayError(Exception):
     """Root of every error the gateway raises on purpose."""
 
 
-class ContractRegistryError(GatewayError):
+class ConfigurationError(GatewayError):
+    """A configuration file or setting the gateway cannot work with; it refuses to start."""
+
+
+class ContractRegistryError(ConfigurationError):
     """A contract could not be loaded, compiled or resolved."""
 
 

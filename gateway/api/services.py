@@ -26,6 +26,7 @@ from gateway.registry import ContractRegistry
 from gateway.routing import RoutingTable, declare_routing_topology
 from gateway.settings import Settings
 from gateway.storage import connect_redis
+from gateway.storage.keys import rate_limit_prefix
 
 
 @dataclass(kw_only=True)
@@ -114,7 +115,7 @@ class Services:
                 cache_seconds=settings.auth_cache_seconds,
                 default_rate_limit=settings.default_rate_limit,
             ),
-            rate_limiter=PartnerRateLimiter(redis, key_prefix=settings.key("ratelimit")),
+            rate_limiter=PartnerRateLimiter(redis, key_prefix=rate_limit_prefix(settings)),
             returns=returns,
             publisher=publisher,
             intake=intake,

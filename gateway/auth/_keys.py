@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from gateway.auth._scopes import Scope
 from gateway.settings import Settings
 from gateway.storage import redis_errors
+from gateway.storage.keys import api_key, api_key_index, partner_settings
 
 KEY_PREFIX = "rgw"
 PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -62,14 +63,14 @@ class KeyStore:
         self._settings = settings
 
     def _record_key(self, key_hash: str) -> str:
-        return self._settings.key("apikey", key_hash)
+        return api_key(self._settings, key_hash)
 
     @property
     def _index_key(self) -> str:
-        return self._settings.key("apikeys")
+        return api_key_index(self._settings)
 
     def _partner_key(self, partner: str) -> str:
-        return self._settings.key("partner", partner)
+        return partner_settings(self._settings, partner)
 
     async def create(
         self, partner: str, scopes: list[str], *, rate_limit: int | None = None, label: str = ""

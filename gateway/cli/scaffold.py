@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from gateway.errors import GatewayError
 from gateway.mapping import MappingCatalog
 from gateway.registry import ContractRegistry
 
@@ -25,7 +26,7 @@ ROLES = ("erp", "wms", "carrier", "crm")
 """The folders of ``connectors/``: which kind of system a profile talks to."""
 
 
-class ScaffoldError(Exception):
+class ScaffoldError(GatewayError):
     """The name is unusable or its files already exist."""
 
 

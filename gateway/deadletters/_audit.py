@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 from gateway.settings import Settings
 from gateway.storage import redis_errors
+from gateway.storage.keys import audit_log
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class AuditLog:
 
     def __init__(self, redis: aioredis.Redis, settings: Settings, *, max_entries: int = 100_000) -> None:
         self._redis = redis
-        self._key = settings.key("audit")
+        self._key = audit_log(settings)
         self._max_entries = max_entries
         """Approximate cap (XADD MAXLEN ~), so the stream cannot grow without bound."""
 

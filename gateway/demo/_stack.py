@@ -30,6 +30,7 @@ from gateway.runtime import ConnectorRuntime, build_connector, declare_topology
 from gateway.sandbox import Credentials, Sandbox, build_sandbox, free_port, running
 from gateway.settings import PROJECT_ROOT, Settings
 from gateway.storage import connect_redis
+from gateway.storage.keys import namespace_pattern
 from gateway.worker import connector_runtime
 
 #: Which sandbox profile plays each system, and the connector class that talks to it.
@@ -338,7 +339,7 @@ async def _drop_topology(settings: Settings, table: RoutingTable) -> None:
         await connection.close()
     redis = connect_redis(settings.redis_url)
     try:
-        keys = [key async for key in redis.scan_iter(match=f"{settings.namespace}:*", count=500)]
+        keys = [key async for key in redis.scan_iter(match=namespace_pattern(settings), count=500)]
         if keys:
             await redis.delete(*keys)
     finally:

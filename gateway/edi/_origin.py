@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from gateway.settings import Settings
 from gateway.storage import redis_errors
+from gateway.storage.keys import edi_origin
 
 
 class OriginLine(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,7 +51,7 @@ _decoder = msgspec.json.Decoder(EdiOrigin)
 
 
 def origin_key(settings: Settings, return_id: str) -> str:
-    return settings.key("edi", "origin", return_id)
+    return edi_origin(settings, return_id)
 
 
 async def record_origin(redis: aioredis.Redis, settings: Settings, return_id: str, origin: EdiOrigin) -> None:

@@ -14,10 +14,10 @@ from pathlib import Path
 import msgspec
 import yaml
 
-from gateway.errors import GatewayError
+from gateway.errors import ConfigurationError
 
 
-class PartnerProfileError(GatewayError):
+class PartnerProfileError(ConfigurationError):
     """``edi-partners.yaml`` is missing, malformed, or binds one sender id to two partners."""
 
 

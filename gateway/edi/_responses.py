@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from gateway.settings import Settings
 from gateway.storage import redis_errors
+from gateway.storage.keys import edi_response, edi_response_control, edi_responses
 
 _CONTROL_MODULUS = 1_000_000_000  # ISA13 has nine digits
 
@@ -36,10 +37,10 @@ class ResponseStore:
         self._settings = settings
 
     def _key(self, response_id: str) -> str:
-        return self._settings.key("edi", "response", response_id)
+        return edi_response(self._settings, response_id)
 
     def _of_return(self, return_id: str) -> str:
-        return self._settings.key("edi", "responses", return_id)
+        return edi_responses(self._settings, return_id)
 
     async def issue(
         self,
@@ -57,7 +58,7 @@ class ResponseStore:
             held = await self._redis.get(self._key(response_id))
             if held is not None:
                 return _decoder.decode(held)
-            control = int(await self._redis.incr(self._settings.key("edi", "control", "out", partner)))
+            control = int(await self._redis.incr(edi_response_control(self._settings, partner)))
             control = control % _CONTROL_MODULUS or 1
             now = dt.datetime.now(dt.UTC)
             response = EdiResponse(

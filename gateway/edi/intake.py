@@ -52,6 +52,7 @@ from gateway.errors import (
 from gateway.intake.returns import ReturnIntake
 from gateway.settings import Settings
 from gateway.storage import redis_errors
+from gateway.storage.keys import edi_ack_control, edi_interchange
 
 #: An interchange checked, either standard: same transactions, ``ack()`` answers a 997 or a CONTRL.
 AnyChecked = Checked | EdifactChecked
@@ -126,9 +127,7 @@ class EdiIntake:
         self._redis = redis
 
     def _key(self, partner: str, ident: str, standard: str = "x12") -> str:
-        if standard == "x12":
-            return self._settings.key("edi", "interchange", partner, ident)
-        return self._settings.key("edi", standard, "interchange", partner, ident)
+        return edi_interchange(self._settings, partner, ident, standard)
 
     def _partner(self, principal: Principal) -> Partner:
         partner = self._partners.get(principal.partner)
@@ -233,7 +232,7 @@ class EdiIntake:
     async def _control(self) -> int:
         """A fresh control number for an acknowledgment the gateway sends."""
         with redis_errors():
-            control = int(await self._redis.incr(self._settings.key("edi", "control"))) % _CONTROL_MODULUS
+            control = int(await self._redis.incr(edi_ack_control(self._settings))) % _CONTROL_MODULUS
         return control or 1
 
     async def ack(self, principal: Principal, ident: str, *, standard: str = "x12") -> InterchangeAck:

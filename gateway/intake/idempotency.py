@@ -33,6 +33,7 @@ from gateway.intake.batching import ScriptBatcher
 from gateway.intake.ratelimit import Admission
 from gateway.settings import Settings
 from gateway.storage import redis_errors
+from gateway.storage.keys import external_id_owner, idempotency_key
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -133,17 +134,16 @@ class IdempotencyStore:
         await self._scripts.aclose()
 
     def _keys(self, partner: str, key: str, external_id: str) -> tuple[str, str]:
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        return self._settings.key("idem", partner, digest), self._external_key(partner, external_id)
-
-    def _external_key(self, partner: str, external_id: str) -> str:
-        return self._settings.key("extid", partner, hashlib.sha256(external_id.encode()).hexdigest())
+        return (
+            idempotency_key(self._settings, partner, key),
+            external_id_owner(self._settings, partner, external_id),
+        )
 
     async def holder(self, partner: str, external_id: str) -> str | None:
         """The return id holding the partner's ``external_id`` (submitted, or being submitted), if
         any; a read that claims nothing."""
         with redis_errors():
-            owner = await self._redis.get(self._external_key(partner, external_id))
+            owner = await self._redis.get(external_id_owner(self._settings, partner, external_id))
         return None if owner is None else owner.decode()
 
     async def claim(

@@ -35,6 +35,7 @@ from gateway.lifecycle import WAITING, LifecycleStore, PolicyBook, ReturnState, 
 from gateway.records import ReturnStore
 from gateway.registry import ContractRegistry, Refusal, excerpt, to_pointer
 from gateway.settings import Settings
+from gateway.storage.keys import return_event
 
 _json = msgspec.json.Encoder()
 
@@ -136,7 +137,7 @@ class ReturnEvents:
             202, _json.encode(answer), {"Location": f"/v1/returns/{return_id}/timeline"}
         )
         await self._idempotency.complete(
-            outcome, response, resource=(self._settings.key("return-event", outcome.message_id), encoded)
+            outcome, response, resource=(return_event(self._settings, outcome.message_id), encoded)
         )
         return Accepted(response, replayed=False)
 

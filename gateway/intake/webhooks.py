@@ -35,6 +35,7 @@ from gateway.runtime import build_connector, connector_class
 from gateway.sdk import Connector, Emitted, Inbound, Receiver, TargetConfigError, WebhookRejected
 from gateway.settings import Settings
 from gateway.storage import redis_errors
+from gateway.storage.keys import webhook_event_claim
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class WebhookIntake:
                 raise WebhookRefused(
                     f"{connector}: {event.message_type} names no return we hold ({return_id!r})"
                 )
-            claim = self._settings.key("webhook", connector, event.message_id)
+            claim = webhook_event_claim(self._settings, connector, event.message_id)
             with redis_errors():
                 first = await self._redis.set(claim, b"1", nx=True, ex=self._settings.idempotency_ttl_seconds)
             if not first:

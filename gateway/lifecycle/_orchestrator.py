@@ -38,7 +38,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
+from gateway.errors import GatewayError, PermanentDeliveryFailure, RetryableDeliveryFailure
 from gateway.lifecycle._commands import credit_memo, inspection_task, supplier_claim
 from gateway.lifecycle._policy import PolicyBook
 from gateway.lifecycle._rules import Verdict, dispose, validate
@@ -59,7 +59,7 @@ _TRACKING_MILESTONES = {
 _delivery = msgspec.json.Decoder(Delivery)
 
 
-class _Parked(Exception):
+class _Parked(GatewayError):
     """The event came before the return was ready for it."""
 
     def __init__(self, waits_for: str) -> None:

@@ -46,12 +46,12 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from gateway.errors import GatewayError
+from gateway.errors import ConfigurationError
 
 _ID = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
 
-class PolicyError(GatewayError):
+class PolicyError(ConfigurationError):
     """A policy file is missing, malformed or inconsistent; the gateway refuses to start."""
 
 

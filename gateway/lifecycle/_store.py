@@ -22,11 +22,27 @@ from gateway.errors import RetryableDeliveryFailure
 from gateway.lifecycle._policy import Policy, PolicyBook
 from gateway.settings import Settings
 from gateway.storage import redis_errors
+from gateway.storage.keys import (
+    approvals_queue,
+    holds_queue,
+    inspections_queue,
+    lifecycle_applied,
+    lifecycle_outbox,
+    lifecycle_state,
+    lifecycle_timeline,
+    returned_quantities,
+)
 
 #: The queue of returns waiting for a person's decision.
 APPROVALS = ("approvals",)
 #: The queue of returns on hold, waiting for a person to release them.
 HOLDS = ("holds",)
+#: The Redis key of each kind of work queue (the first part of its name).
+_QUEUE_KEYS: dict[str, Callable[..., str]] = {
+    "approvals": approvals_queue,
+    "holds": holds_queue,
+    "inspections": inspections_queue,
+}
 _TRANSACTION_TRIES = 20
 _OUTBOX_SECONDS = 7 * 24 * 3600
 
@@ -132,20 +148,24 @@ class LifecycleStore:
 
     # -- keys ---------------------------------------------------------------------------
     def _state_key(self, return_id: str) -> str:
-        return self._settings.key("lifecycle", return_id)
+        return lifecycle_state(self._settings, return_id)
 
     def _timeline_key(self, return_id: str) -> str:
-        return self._settings.key("timeline", return_id)
+        return lifecycle_timeline(self._settings, return_id)
 
     def _applied_key(self, return_id: str) -> str:
-        return self._settings.key("lifecycle-applied", return_id)
+        return lifecycle_applied(self._settings, return_id)
 
     def _outbox_key(self, message_id: str) -> str:
-        return self._settings.key("lifecycle-outbox", message_id)
+        return lifecycle_outbox(self._settings, message_id)
 
     def returned_key(self, partner: str, basis: dict[str, str]) -> str:
         """Quantities per SKU this gateway authorized against one ERP document of a partner."""
-        return self._settings.key("returned", partner, basis["kind"], basis["number"])
+        return returned_quantities(self._settings, partner, basis["kind"], basis["number"])
+
+    def _queue_key(self, queue: tuple[str, ...]) -> str:
+        kind, *args = queue
+        return _QUEUE_KEYS[kind](self._settings, *args)
 
     # -- reading ------------------------------------------------------------------------
     async def get(self, return_id: str) -> ReturnState | None:
@@ -164,7 +184,7 @@ class LifecycleStore:
         """The returns in one work queue, lowest rank first, with their rank (a timestamp)."""
         with redis_errors():
             raw = await self._redis.zrange(
-                self._settings.key(*queue), offset, offset + limit - 1, withscores=True
+                self._queue_key(queue), offset, offset + limit - 1, withscores=True
             )
         return [(member.decode() if isinstance(member, bytes) else member, score) for member, score in raw]
 
@@ -213,9 +233,9 @@ class LifecycleStore:
                     pipe.rpush(self._timeline_key(change.state.return_id), _json.encode(entry))
                 for queue, rank in change.queues.items():
                     if rank is None:
-                        pipe.zrem(self._settings.key(*queue), change.state.return_id)
+                        pipe.zrem(self._queue_key(queue), change.state.return_id)
                     else:
-                        pipe.zadd(self._settings.key(*queue), {change.state.return_id: rank})
+                        pipe.zadd(self._queue_key(queue), {change.state.return_id: rank})
                 if change.returned and change.state.basis is not None:
                     key = self.returned_key(change.state.partner, change.state.basis)
                     for sku, quantity in change.returned.items():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gateway.errors import GatewayError, PermanentDeliveryFailure
+from gateway.errors import ConfigurationError, PermanentDeliveryFailure
 
 
-class MappingDefinitionError(GatewayError):
+class MappingDefinitionError(ConfigurationError):
     """Mapping files that cannot work; each problem is ``file:line: what``. Refuses start-up."""
 
     def __init__(self, problems: Sequence[str]) -> None:

@@ -20,6 +20,7 @@ from redis.exceptions import WatchError
 from gateway.errors import InvalidWebhookEndpoint
 from gateway.settings import Settings
 from gateway.storage import redis_errors
+from gateway.storage.keys import webhook_endpoints
 
 ENDPOINT_PREFIX = "we_"
 SECRET_PREFIX = "whsec_"
@@ -99,7 +100,7 @@ class EndpointRegistry:
         self._settings = settings
 
     def _key(self, partner: str) -> str:
-        return self._settings.key("webhook-endpoints", partner)
+        return webhook_endpoints(self._settings, partner)
 
     async def create(self, partner: str, url: str) -> WebhookEndpoint:
         """Register ``url`` for ``partner`` with a fresh secret."""

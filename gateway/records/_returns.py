@@ -12,6 +12,7 @@ from gateway.auth import Principal
 from gateway.errors import NotFound
 from gateway.settings import Settings
 from gateway.storage import redis_errors
+from gateway.storage.keys import return_record
 
 INITIAL_STATUS = "requested"
 _MAX_ID_LENGTH = 64
@@ -93,7 +94,7 @@ class ReturnStore:
         self._decoder = msgspec.json.Decoder(ReturnRecord)
 
     def _key(self, return_id: str) -> str:
-        return self._settings.key("return", return_id)
+        return return_record(self._settings, return_id)
 
     def entry(self, record: ReturnRecord) -> tuple[str, bytes]:
         """The Redis key and value that store ``record``."""

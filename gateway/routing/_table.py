@@ -31,7 +31,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from gateway.errors import GatewayError
+from gateway.errors import ConfigurationError
 
 #: Payload fields a route may test; the publisher copies them into message headers.
 CONDITION_FIELDS = ("partner", "channel", "reason_code")
@@ -43,7 +43,7 @@ Name = Annotated[str, msgspec.Meta(pattern=_NAME)]
 Delay = Annotated[int, msgspec.Meta(ge=100, le=86_400_000)]
 
 
-class RoutingTableError(GatewayError):
+class RoutingTableError(ConfigurationError):
     """The routing table is missing, malformed or inconsistent."""
 
 

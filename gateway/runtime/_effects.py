@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 
 from gateway.settings import Settings
 from gateway.storage import redis_errors
+from gateway.storage.keys import effect
 
 _DONE = b"done"
 _RELEASE = """
@@ -41,7 +42,7 @@ class EffectLedger:
         self._token = f"pending:{secrets.token_hex(8)}".encode()
 
     def _key(self, connector: str, message_id: str) -> str:
-        return self._settings.key("effect", connector, message_id)
+        return effect(self._settings, connector, message_id)
 
     async def begin(self, connector: str, message_id: str) -> Claim:
         """Take the lease if the message is neither done nor held."""

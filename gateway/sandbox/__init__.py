@@ -16,7 +16,13 @@ from gateway.sandbox._kit import (
     running,
     server_for,
 )
-from gateway.sandbox._registry import ENTRY_POINT_GROUP, build_sandbox, load_sandbox, sandbox_profiles
+from gateway.sandbox._registry import (
+    ENTRY_POINT_GROUP,
+    UnknownSandbox,
+    build_sandbox,
+    load_sandbox,
+    sandbox_profiles,
+)
 
 __all__ = [
     "CONTROL_PREFIX",
@@ -26,6 +32,7 @@ __all__ = [
     "Sandbox",
     "SandboxState",
     "Seen",
+    "UnknownSandbox",
     "build_sandbox",
     "free_port",
     "load_sandbox",

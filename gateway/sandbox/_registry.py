@@ -10,9 +10,17 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 
+from gateway.errors import GatewayError
 from gateway.sandbox._kit import Credentials, Sandbox
 
 ENTRY_POINT_GROUP = "returns_gateway.sandboxes"
+
+
+class UnknownSandbox(GatewayError, KeyError):
+    """No sandbox plays this profile: not registered, not importable, or not a :class:`Sandbox`.
+
+    Also a :class:`KeyError`, which the lookup raised before: read the message from ``args[0]``
+    (``str()`` quotes it, as for any KeyError)."""
 
 
 def sandbox_profiles() -> dict[str, str]:
@@ -27,13 +35,13 @@ def load_sandbox(profile: str) -> type[Sandbox]:
     module_name, colon, class_name = target.partition(":")
     if not colon:
         known = ", ".join(sorted(registered)) or "none"
-        raise KeyError(f"no sandbox for {profile!r} (registered: {known}; or name one as module:Class)")
+        raise UnknownSandbox(f"no sandbox for {profile!r} (registered: {known}; or name one as module:Class)")
     try:
         found = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
-        raise KeyError(f"cannot import sandbox {target}: {exc}") from exc
+        raise UnknownSandbox(f"cannot import sandbox {target}: {exc}") from exc
     if not (isinstance(found, type) and issubclass(found, Sandbox)):
-        raise KeyError(f"{target} is not a Sandbox subclass")
+        raise UnknownSandbox(f"{target} is not a Sandbox subclass")
     return found
 
 

@@ -40,7 +40,7 @@ import httpx
 import msgspec
 
 from gateway.envelope import Envelope, trace_context
-from gateway.errors import PermanentDeliveryFailure
+from gateway.errors import GatewayError, PermanentDeliveryFailure
 from gateway.mapping import MappingCatalog
 from gateway.sdk._http import TargetError, plain_error
 from gateway.sdk._target import Target
@@ -111,7 +111,7 @@ class Inbound(msgspec.Struct, frozen=True):
     body: bytes
 
 
-class WebhookRejected(Exception):
+class WebhookRejected(GatewayError):
     """A webhook we refuse: bad signature (401), unreadable or unmappable body (422)."""
 
     def __init__(self, status: int, detail: str) -> None:
