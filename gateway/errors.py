@@ -4,6 +4,7 @@ Every error the gateway raises descends from :class:`GatewayError`::
 
     GatewayError
     ├── ContractRegistryError          a contract folder is invalid; the gateway refuses to start
+    ├── SecretsKeyError                RGW_SECRETS_KEY unset, malformed, or without a stored secret's key
     ├── DependencyUnavailable          retryable: a server we depend on did not answer
     │   ├── BrokerUnavailable          RabbitMQ down, refused, or did not confirm in time
     │   └── StoreUnavailable           Redis down or timed out
@@ -49,6 +50,11 @@ class GatewayError(Exception):
 
 class ContractRegistryError(GatewayError):
     """A contract could not be loaded, compiled or resolved."""
+
+
+class SecretsKeyError(GatewayError):
+    """``RGW_SECRETS_KEY`` is unset or malformed, or none of its keys opens a stored secret:
+    partners' webhook secrets can be neither kept nor used until an operator fixes it."""
 
 
 class DependencyUnavailable(GatewayError):

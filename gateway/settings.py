@@ -85,6 +85,20 @@ class Settings:
     """``RGW_WEBHOOK_ALLOW_HTTP``: let partners register ``http://`` webhook endpoints, not only
     ``https://`` (for tests and the demo on loopback; leave it off in production)."""
 
+    secrets_key: str = field(default="", repr=False)
+    """``RGW_SECRETS_KEY``: Fernet key(s) that encrypt partners' webhook signing secrets in Redis
+    (``python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"``).
+    Comma-separated, newest first: the first encrypts, all decrypt. Rotation: prepend a new key
+    everywhere, run ``returns-gateway webhooks reencrypt``, then remove the old key. Unset, the
+    webhook-endpoint API answers 503 and the partner-webhooks connector refuses to start."""
+
+    webhook_allowed_hosts: str = ""
+    """``RGW_WEBHOOK_ALLOWED_HOSTS``: exceptions to the outbound URL policy of partners' webhooks
+    (public addresses only: no loopback, private, link-local, CGNAT... see
+    ``gateway.partners._url_policy``), comma-separated: host names, trusted with whatever they
+    resolve to, and CIDRs (``10.20.0.0/16``, ``127.0.0.1``), whose addresses are allowed. For a
+    deployment that must reach an internal receiver, and for tests on loopback; empty by default."""
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``RGW_*`` variables; explicit ``overrides`` win."""

@@ -21,6 +21,7 @@ from gateway.intake.returns import RETURN_REQUEST, ReturnIntake
 from gateway.intake.webhooks import WebhookIntake
 from gateway.lifecycle import LifecycleStore, PolicyBook
 from gateway.mapping import MappingCatalog
+from gateway.partners.endpoints import EndpointRegistry
 from gateway.records import ReturnStore
 from gateway.registry import ContractRegistry
 from gateway.routing import RoutingTable, declare_routing_topology
@@ -47,6 +48,8 @@ class Services:
     lifecycle: LifecycleStore
     """Where each return stands, its timeline and the approvals queue (written by the orchestrator)."""
     events: ReturnEvents
+    webhook_endpoints: EndpointRegistry
+    """Partners' webhook endpoints, with the outbound URL policy and the secrets' keys."""
     edi: EdiIntake | None = None
     """X12 intake; present when the mappings loaded include ``mappings/edi``."""
 
@@ -130,5 +133,6 @@ class Services:
             ),
             deadletters=deadletters,
             webhooks=webhooks,
+            webhook_endpoints=EndpointRegistry(redis, settings),
             edi=edi,
         )

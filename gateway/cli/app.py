@@ -31,6 +31,8 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(edi_app, name="edi")
 connector_app = typer.Typer(help="Run connectors (one process per connector).", no_args_is_help=True)
 app.add_typer(connector_app, name="connector")
+webhooks_app = typer.Typer(help="Partners' webhook endpoints.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
 
 T = TypeVar("T")
 err = Console(stderr=True)
@@ -117,6 +119,28 @@ def connector_new(
         f"    target: {{base_url: ..., auth: {{type: basic, username_env: ..., password_env: ...}}}}\n"
         f"try its sandbox: returns-gateway sandbox run connectors.{role}.{name}_sandbox:{cls}Sandbox"
     )
+
+
+@webhooks_app.command("reencrypt")
+def webhooks_reencrypt() -> None:
+    """Encrypt every endpoint's signing secret again with the first key of RGW_SECRETS_KEY: the
+    step of a key rotation between adding the new key (in front) and removing the old one."""
+    from gateway.partners.endpoints import EndpointRegistry
+
+    async def run() -> int:
+        settings = Settings.from_env()
+        redis = connect_redis(settings.redis_url)
+        try:
+            return await EndpointRegistry(redis, settings).reencrypt()
+        finally:
+            await redis.aclose()
+
+    try:
+        count = asyncio.run(run())
+    except GatewayError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+    typer.echo(f"re-encrypted {count} webhook secret(s)")
 
 
 def _with_keys(action: Callable[[KeyStore], Awaitable[T]]) -> T:
