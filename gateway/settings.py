@@ -71,9 +71,10 @@ class Settings:
     default_rate_limit: int = 100
     """``RGW_DEFAULT_RATE_LIMIT``: requests per second for a partner without a limit of its own."""
 
-    auth_cache_seconds: float = 5.0
+    auth_cache_seconds: float = 0.5
     """``RGW_AUTH_CACHE_SECONDS``: how long a verified API key is trusted without asking Redis again;
-    also the longest a revoked key keeps working on a running gateway."""
+    also the longest a revoked key keeps working on a running gateway. At most 0.5 (a larger value
+    is cut to it, with a warning), so a revocation takes effect within a second on every replica."""
 
     publish_timeout_seconds: float = 5.0
     """``RGW_PUBLISH_TIMEOUT_SECONDS``: how long to wait for the broker's confirm before answering 503."""

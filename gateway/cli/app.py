@@ -198,7 +198,7 @@ def keys_list() -> None:
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id shown by 'keys list'.")]) -> None:
-    """Revoke a key; running gateways stop accepting it within RGW_AUTH_CACHE_SECONDS."""
+    """Revoke a key; every running gateway stops accepting it within a second."""
     record = _with_keys(lambda ks: ks.revoke(key_id))
     if record is None:
         err.print(f"[red]error:[/red] no key {key_id}")
