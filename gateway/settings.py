@@ -71,6 +71,12 @@ class Settings:
     default_rate_limit: int = 100
     """``RGW_DEFAULT_RATE_LIMIT``: requests per second for a partner without a limit of its own."""
 
+    webhook_rate_limit: int = 100
+    """``RGW_WEBHOOK_RATE_LIMIT``: requests per second that one client address may send to one
+    connector's ``/v1/webhooks/{connector}`` (unauthenticated, so limited per source); over it,
+    429 with ``Retry-After``. Behind a proxy, let uvicorn take the client address from
+    ``X-Forwarded-For`` (its ``FORWARDED_ALLOW_IPS``), or every client counts as the proxy."""
+
     auth_cache_seconds: float = 0.5
     """``RGW_AUTH_CACHE_SECONDS``: how long a verified API key is trusted without asking Redis again;
     also the longest a revoked key keeps working on a running gateway. At most 0.5 (a larger value

@@ -48,6 +48,8 @@ class Services:
     lifecycle: LifecycleStore
     """Where each return stands, its timeline and the approvals queue (written by the orchestrator)."""
     events: ReturnEvents
+    webhook_rate_limiter: PartnerRateLimiter
+    """Per client address and connector on the unauthenticated ``/v1/webhooks/{connector}``."""
     webhook_endpoints: EndpointRegistry
     """Partners' webhook endpoints, with the outbound URL policy and the secrets' keys."""
     edi: EdiIntake | None = None
@@ -133,6 +135,9 @@ class Services:
             ),
             deadletters=deadletters,
             webhooks=webhooks,
+            webhook_rate_limiter=PartnerRateLimiter(
+                redis, key_prefix=settings.key("ratelimit", "webhooks"), subject="webhook source"
+            ),
             webhook_endpoints=EndpointRegistry(redis, settings),
             edi=edi,
         )
