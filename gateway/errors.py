@@ -237,7 +237,8 @@ class WebhookRefused(ProblemError):
 
 class InvalidWebhookEndpoint(ProblemError):
     """A webhook endpoint a partner may not register: not https (unless allowed), no host,
-    credentials in the URL, or one endpoint too many (422)."""
+    credentials in the URL, a host or address the outbound URL policy refuses (loopback,
+    private, metadata...), or one endpoint too many (422)."""
 
     status_code = 422
     slug = "invalid-webhook-endpoint"

@@ -21,7 +21,14 @@ from redis.exceptions import WatchError
 
 from gateway.errors import InvalidWebhookEndpoint
 from gateway.partners._secrets import SecretBox, generate_key
-from gateway.partners._url_policy import MAX_URL_LENGTH, IPAddress, Resolver, UrlPolicy, address_refusal
+from gateway.partners._url_policy import (
+    MAX_URL_LENGTH,
+    IPAddress,
+    Resolver,
+    UrlPolicy,
+    address_refusal,
+    policy_transport,
+)
 from gateway.settings import Settings
 from gateway.storage import redis_errors
 
@@ -39,6 +46,7 @@ __all__ = [
     "check_url",
     "generate_key",
     "new_secret",
+    "policy_transport",
 ]
 
 ENDPOINT_PREFIX = "we_"

@@ -7,10 +7,14 @@ the receiver are real."""
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from ipaddress import ip_address
+from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 import redis.asyncio as aioredis
@@ -20,7 +24,13 @@ from litestar.params import FromPath
 
 from gateway.broker.headers import DEAD_REASON
 from gateway.errors import InvalidWebhookEndpoint
-from gateway.partners.endpoints import EndpointRegistry, IPAddress, UrlPolicy, address_refusal
+from gateway.partners.endpoints import (
+    EndpointRegistry,
+    IPAddress,
+    UrlPolicy,
+    address_refusal,
+    policy_transport,
+)
 from gateway.partners.webhooks import PartnerWebhookConnector, partner_client, partner_options
 from gateway.runtime import Outcome
 from gateway.sandbox import running
@@ -284,3 +294,75 @@ async def test_a_redirect_is_the_answer_not_followed(
     why: dict[str, Any] = msgspec.json.decode((dead.headers or {})[DEAD_REASON])
     assert why["status_code"] == 307
     assert sandbox.received("/acme/elsewhere") == [] and sandbox.calls("/acme/elsewhere") == []
+
+
+def _certificate(name: str, folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` and its key, as PEM files."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / f"{name}.pem", folder / f"{name}.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_tls_is_verified_against_the_name_while_connecting_to_the_checked_address(
+    tmp_path: Path,
+) -> None:
+    served_as, other = _certificate(NAME, tmp_path), _certificate("other.example", tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(*served_as)
+    names: list[str | None] = []
+    server_tls.sni_callback = lambda _socket, name, _context: names.append(name)  # type: ignore[func-returns-value]
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_tls)
+    port = server.sockets[0].getsockname()[1]
+    resolver = dns()
+    resolver.point(NAME, "127.0.0.1")
+    policy = UrlPolicy(allowed_hosts="127.0.0.1", resolver=resolver)
+    limits = httpx.Limits(max_connections=1)
+    try:
+        for trusted, works in [(served_as, True), (other, False)]:
+            verify = ssl.create_default_context(cafile=str(trusted[0]))
+            async with httpx.AsyncClient(
+                transport=policy_transport(policy, limits=limits, verify=verify)
+            ) as client:
+                if works:
+                    assert (await client.post(f"https://{NAME}:{port}/hook")).status_code == 204
+                else:  # a certificate for another name than the URL's: refused, address or not
+                    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                        await client.post(f"https://{NAME}:{port}/hook")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert names and set(names) == {NAME}  # SNI is the name, though the connection went to 127.0.0.1
