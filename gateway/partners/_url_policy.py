@@ -230,18 +230,20 @@ class UrlPolicy:
         if reason is not None:
             raise _refused(f"{shown} is {reason}")
 
-    async def addresses(self, host: str, port: int) -> list[IPAddress]:
+    async def addresses(self, host: str, port: int, *, within: float | None = None) -> list[IPAddress]:
         """Where to connect for ``host``: every address it resolves to, each one checked
-        (:class:`InvalidWebhookEndpoint` if any is refused); ``OSError`` if it does not resolve."""
+        (:class:`InvalidWebhookEndpoint` if any is refused); ``OSError`` if it does not resolve
+        (within ``within`` seconds, or the policy's own resolve timeout, whichever is shorter)."""
         self.check_host(host)
         literal = _ip_literal(host)
         if literal is not None:
             return [literal]
+        limit = self._resolve_timeout if within is None else min(within, self._resolve_timeout)
         try:
-            async with asyncio.timeout(self._resolve_timeout):
+            async with asyncio.timeout(limit):
                 resolved = await self._resolve(host, port)
         except TimeoutError as exc:
-            raise OSError(f"resolving {host} took longer than {self._resolve_timeout} s") from exc
+            raise OSError(f"resolving {host} took longer than {limit} s") from exc
         if not resolved:
             raise OSError(f"{host} resolves to no address")
         if host.lower().rstrip(".") not in self._allowed_names:
@@ -286,7 +288,7 @@ class _CheckedBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         try:
-            addresses = await self._policy.addresses(host, port)
+            addresses = await self._policy.addresses(host, port, within=timeout)  # the connect timeout
         except OSError as exc:  # not refused, just not found (now): a connection failure
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
         failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None

@@ -116,7 +116,8 @@ class PartnerWebhookConnector(Connector):
     _taken: EffectLedger | None = None
     _client: httpx.AsyncClient | None = None
     resolver: Resolver | None = None
-    """How endpoints' host names are resolved; ``None``: ``getaddrinfo``, as in production."""
+    """How endpoints' host names are resolved; ``None``: ``getaddrinfo``, as in production. Set
+    on the instance, or on the class as a callable object (a function there would be bound)."""
 
     def attach(self, context: RuntimeContext) -> None:
         config = partner_options(self)

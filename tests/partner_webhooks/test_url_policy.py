@@ -366,3 +366,14 @@ async def test_tls_is_verified_against_the_name_while_connecting_to_the_checked_
         server.close()
         await server.wait_closed()
     assert names and set(names) == {NAME}  # SNI is the name, though the connection went to 127.0.0.1
+
+
+async def test_a_name_that_does_not_resolve_in_time_is_not_found_not_refused() -> None:
+    async def slow(host: str, port: int) -> list[IPAddress]:
+        await asyncio.sleep(10)
+        return [ip_address(PUBLIC)]
+
+    policy = UrlPolicy(resolver=slow, resolve_timeout=5)
+    with pytest.raises(OSError, match=r"longer than 0\.05 s"):
+        await policy.addresses(NAME, 443, within=0.05)  # a delivery's connect timeout: retried later
+    await UrlPolicy(resolver=slow, resolve_timeout=0.05).check(f"https://{NAME}/")  # checked at delivery
