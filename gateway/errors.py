@@ -8,7 +8,8 @@ Every error the gateway raises descends from :class:`GatewayError`::
     │   ├── RoutingTableError          [routing] the routing table is missing, malformed or inconsistent
     │   ├── MappingDefinitionError     [mapping] mapping files that cannot work, each problem as file:line
     │   ├── PolicyError                [lifecycle] a policy file is missing, malformed or inconsistent
-    │   └── PartnerProfileError        [edi] edi-partners.yaml is missing, malformed, or binds a sender twice
+    │   ├── PartnerProfileError        [edi] edi-partners.yaml is missing, malformed, or binds a sender twice
+    │   └── SecretsKeyError            RGW_SECRETS_KEY unset, malformed, or without a stored secret's key
     ├── TargetConfigError              [sdk] a target's settings cannot be used (a credential not set)
     ├── DependencyUnavailable          retryable: a server we depend on did not answer
     │   ├── BrokerUnavailable          RabbitMQ down, refused, or did not confirm in time
@@ -71,6 +72,11 @@ class ConfigurationError(GatewayError):
 
 class ContractRegistryError(ConfigurationError):
     """A contract could not be loaded, compiled or resolved."""
+
+
+class SecretsKeyError(ConfigurationError):
+    """``RGW_SECRETS_KEY`` is unset or malformed, or none of its keys opens a stored secret:
+    partners' webhook secrets can be neither kept nor used until an operator fixes it."""
 
 
 class DependencyUnavailable(GatewayError):
@@ -289,7 +295,8 @@ class WebhookRefused(ProblemError):
 
 class InvalidWebhookEndpoint(ProblemError):
     """A webhook endpoint a partner may not register: not https (unless allowed), no host,
-    credentials in the URL, or one endpoint too many (422)."""
+    credentials in the URL, a host or address the outbound URL policy refuses (loopback,
+    private, metadata...), or one endpoint too many (422)."""
 
     status_code = 422
     slug = "invalid-webhook-endpoint"

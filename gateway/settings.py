@@ -71,9 +71,16 @@ class Settings:
     default_rate_limit: int = 100
     """``RGW_DEFAULT_RATE_LIMIT``: requests per second for a partner without a limit of its own."""
 
-    auth_cache_seconds: float = 5.0
+    webhook_rate_limit: int = 100
+    """``RGW_WEBHOOK_RATE_LIMIT``: requests per second that one client address may send to one
+    connector's ``/v1/webhooks/{connector}`` (unauthenticated, so limited per source); over it,
+    429 with ``Retry-After``. Behind a proxy, let uvicorn take the client address from
+    ``X-Forwarded-For`` (its ``FORWARDED_ALLOW_IPS``), or every client counts as the proxy."""
+
+    auth_cache_seconds: float = 0.5
     """``RGW_AUTH_CACHE_SECONDS``: how long a verified API key is trusted without asking Redis again;
-    also the longest a revoked key keeps working on a running gateway."""
+    also the longest a revoked key keeps working on a running gateway. At most 0.5 (a larger value
+    is cut to it, with a warning), so a revocation takes effect within a second on every replica."""
 
     publish_timeout_seconds: float = 5.0
     """``RGW_PUBLISH_TIMEOUT_SECONDS``: how long to wait for the broker's confirm before answering 503."""
@@ -84,6 +91,20 @@ class Settings:
     webhook_allow_http: bool = False
     """``RGW_WEBHOOK_ALLOW_HTTP``: let partners register ``http://`` webhook endpoints, not only
     ``https://`` (for tests and the demo on loopback; leave it off in production)."""
+
+    secrets_key: str = field(default="", repr=False)
+    """``RGW_SECRETS_KEY``: Fernet key(s) that encrypt partners' webhook signing secrets in Redis
+    (``python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"``).
+    Comma-separated, newest first: the first encrypts, all decrypt. Rotation: prepend a new key
+    everywhere, run ``returns-gateway webhooks reencrypt``, then remove the old key. Unset, the
+    webhook-endpoint API answers 503 and the partner-webhooks connector refuses to start."""
+
+    webhook_allowed_hosts: str = ""
+    """``RGW_WEBHOOK_ALLOWED_HOSTS``: exceptions to the outbound URL policy of partners' webhooks
+    (public addresses only: no loopback, private, link-local, CGNAT... see
+    ``gateway.partners._url_policy``), comma-separated: host names, trusted with whatever they
+    resolve to, and CIDRs (``10.20.0.0/16``, ``127.0.0.1``), whose addresses are allowed. For a
+    deployment that must reach an internal receiver, and for tests on loopback; empty by default."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

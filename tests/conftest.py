@@ -21,6 +21,8 @@ from gateway.registry import ContractRegistry
 from gateway.settings import PROJECT_ROOT, Settings
 from tests.support.waiting import wait_until
 
+#: Encrypts partners' webhook secrets in tests (RGW_SECRETS_KEY); made for the tests, used nowhere else.
+SECRETS_KEY = "c2VjcmV0cy1rZXktZm9yLXRoZS10ZXN0cy1vbmx5LTA="
 AMQP_URL = os.environ.get("RGW_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("RGW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -44,6 +46,7 @@ def settings(namespace: str) -> Settings:
         publish_timeout_seconds=2.0,
         auth_cache_seconds=0.0,
         retry_after_seconds=1,
+        secrets_key=SECRETS_KEY,
     )
 
 

@@ -21,6 +21,7 @@ from gateway.intake.returns import RETURN_REQUEST, ReturnIntake
 from gateway.intake.webhooks import WebhookIntake
 from gateway.lifecycle import LifecycleStore, PolicyBook
 from gateway.mapping import MappingCatalog
+from gateway.partners.endpoints import EndpointRegistry
 from gateway.records import ReturnStore
 from gateway.registry import ContractRegistry
 from gateway.routing import RoutingTable, declare_routing_topology
@@ -48,6 +49,10 @@ class Services:
     lifecycle: LifecycleStore
     """Where each return stands, its timeline and the approvals queue (written by the orchestrator)."""
     events: ReturnEvents
+    webhook_rate_limiter: PartnerRateLimiter
+    """Per client address and connector on the unauthenticated ``/v1/webhooks/{connector}``."""
+    webhook_endpoints: EndpointRegistry
+    """Partners' webhook endpoints, with the outbound URL policy and the secrets' keys."""
     edi: EdiIntake | None = None
     """X12 intake; present when the mappings loaded include ``mappings/edi``."""
 
@@ -131,5 +136,9 @@ class Services:
             ),
             deadletters=deadletters,
             webhooks=webhooks,
+            webhook_rate_limiter=PartnerRateLimiter(
+                redis, key_prefix=settings.key("ratelimit", "webhooks"), subject="webhook source"
+            ),
+            webhook_endpoints=EndpointRegistry(redis, settings),
             edi=edi,
         )

@@ -2,7 +2,8 @@
 
 Every call needs the ``webhooks:manage`` scope and acts on the caller's own partner only: an
 endpoint of another partner answers 404, like one that does not exist. The signing secret is
-in the answer to a creation or a rotation, and nowhere else.
+in the answer to a creation or a rotation, and nowhere else. Without ``RGW_SECRETS_KEY`` the
+gateway cannot keep secrets, and every call answers 503.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from litestar.params import PathParameter
 
 from gateway.api._bodies import answer, decode_body, json_body, require_json
 from gateway.api._openapi import problem_responses
-from gateway.api._problems import extra_headers
+from gateway.api._problems import extra_headers, handle_problem
 from gateway.api._security import SECURITY, authorize
 from gateway.api.services import Services
 from gateway.auth import Principal, Scope
-from gateway.errors import NotFound
+from gateway.errors import NotFound, SecretsKeyError, ServiceUnavailable
 from gateway.partners.endpoints import MAX_URL_LENGTH, EndpointRegistry, EndpointResource, WebhookEndpoint
 
 EndpointId = Annotated[str, PathParameter(description="The endpoint's id (`we_…`).")]
@@ -40,7 +41,7 @@ class EndpointList(msgspec.Struct, kw_only=True):
 async def _caller(request: Request[Any, Any, Any]) -> tuple[Principal, EndpointRegistry]:
     principal = await authorize(request, Scope.WEBHOOKS_MANAGE)
     services: Services = request.app.state.services
-    return principal, EndpointRegistry(services.redis, services.settings)
+    return principal, services.webhook_endpoints
 
 
 def _not_found(endpoint_id: str) -> NotFound:
@@ -125,8 +126,15 @@ async def rotate_secret(request: Request[Any, Any, Any], endpoint_id: EndpointId
     return _with_secret(request, rotated, 200)
 
 
+def _secrets_unavailable(request: Request[Any, Any, Any], exc: SecretsKeyError) -> Response[bytes]:
+    """No usable ``RGW_SECRETS_KEY``: an operator's to fix, so no Retry-After."""
+    problem = ServiceUnavailable(f"partner webhooks are unavailable on this gateway: {exc}")
+    return handle_problem(request, problem)
+
+
 webhook_endpoints_router = Router(
     "/v1/webhook-endpoints",
     route_handlers=[create_endpoint, list_endpoints, delete_endpoint, rotate_secret],
     tags=["webhook endpoints"],
+    exception_handlers={SecretsKeyError: _secrets_unavailable},
 )

@@ -31,6 +31,8 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(edi_app, name="edi")
 connector_app = typer.Typer(help="Run connectors (one process per connector).", no_args_is_help=True)
 app.add_typer(connector_app, name="connector")
+webhooks_app = typer.Typer(help="Partners' webhook endpoints.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
 
 T = TypeVar("T")
 err = Console(stderr=True)
@@ -119,6 +121,28 @@ def connector_new(
     )
 
 
+@webhooks_app.command("reencrypt")
+def webhooks_reencrypt() -> None:
+    """Encrypt every endpoint's signing secret again with the first key of RGW_SECRETS_KEY: the
+    step of a key rotation between adding the new key (in front) and removing the old one."""
+    from gateway.partners.endpoints import EndpointRegistry
+
+    async def run() -> int:
+        settings = Settings.from_env()
+        redis = connect_redis(settings.redis_url)
+        try:
+            return await EndpointRegistry(redis, settings).reencrypt()
+        finally:
+            await redis.aclose()
+
+    try:
+        count = asyncio.run(run())
+    except GatewayError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+    typer.echo(f"re-encrypted {count} webhook secret(s)")
+
+
 def _with_keys(action: Callable[[KeyStore], Awaitable[T]]) -> T:
     async def run() -> T:
         settings = Settings.from_env()
@@ -174,7 +198,7 @@ def keys_list() -> None:
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id shown by 'keys list'.")]) -> None:
-    """Revoke a key; running gateways stop accepting it within RGW_AUTH_CACHE_SECONDS."""
+    """Revoke a key; every running gateway stops accepting it within a second."""
     record = _with_keys(lambda ks: ks.revoke(key_id))
     if record is None:
         err.print(f"[red]error:[/red] no key {key_id}")

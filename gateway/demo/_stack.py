@@ -25,6 +25,7 @@ from gateway.api import create_app
 from gateway.auth import KeyStore
 from gateway.broker import events_exchange_name, unrouted_name
 from gateway.mapping import MappingCatalog
+from gateway.partners.endpoints import generate_key as generate_secrets_key
 from gateway.routing import RoutingTable, delete_routing_topology, parse_routing_table
 from gateway.runtime import ConnectorRuntime, build_connector, declare_topology
 from gateway.sandbox import Credentials, Sandbox, build_sandbox, free_port, running
@@ -253,7 +254,10 @@ async def running_stack(
         text = routing_table(urls, by_profile, erp)
         routes = Path(folder) / "routes.yaml"
         routes.write_text(text)
-        settings = dataclasses.replace(settings, routes_file=routes)
+        # The demo's webhook secrets live as long as it does: a key of its own unless one is set.
+        settings = dataclasses.replace(
+            settings, routes_file=routes, secrets_key=settings.secrets_key or generate_secrets_key()
+        )
         table = parse_routing_table(text)
         async with AsyncExitStack() as stack:
             await declare_topology(settings, table)

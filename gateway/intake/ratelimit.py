@@ -27,6 +27,7 @@ from limits.errors import StorageError
 from gateway.errors import RateLimited, StoreUnavailable
 
 WINDOW_SECONDS = 1
+_THROTTLED_LIMIT = 10_000
 
 
 class RateLimitState(msgspec.Struct, frozen=True):
@@ -57,7 +58,7 @@ class RateLimitCounter(msgspec.Struct, frozen=True):
 class PartnerRateLimiter:
     """Admits a request if its partner is under its requests-per-second limit."""
 
-    def __init__(self, redis: aioredis.Redis, *, key_prefix: str) -> None:
+    def __init__(self, redis: aioredis.Redis, *, key_prefix: str, subject: str = "partner") -> None:
         # On the gateway's own pool: its timeouts bound a stalled Redis, and closing the
         # gateway's client closes every connection the limiter used (the URI only names the
         # scheme; the pool decides where to connect).
@@ -69,6 +70,8 @@ class PartnerRateLimiter:
             connection_pool=redis.connection_pool,
         )
         self._key_prefix = key_prefix
+        self._subject = subject
+        """What is counted, for the 429's detail: a partner, or a webhook source."""
         self._items: dict[int, RateLimitItemPerSecond] = {}
         self._throttled_until: dict[str, float] = {}
 
@@ -92,9 +95,11 @@ class PartnerRateLimiter:
         # The window is one second long and began at or before now, so it ends within a second.
         state = RateLimitState(limit=limit, remaining=max(0, limit - count), reset_seconds=WINDOW_SECONDS)
         if count > limit:
+            if len(self._throttled_until) >= _THROTTLED_LIMIT:  # many sources: forget, never grow
+                self._throttled_until.clear()
             self._throttled_until[partner] = time.monotonic() + WINDOW_SECONDS
             raise RateLimited(
-                f"partner '{partner}' is limited to {limit} requests per second",
+                f"{self._subject} '{partner}' is limited to {limit} requests per second",
                 headers={**state.headers(), "Retry-After": str(WINDOW_SECONDS)},
             )
         return state

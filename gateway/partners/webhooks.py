@@ -8,6 +8,11 @@ The request is ``POST <url>`` with the event (the envelope's payload) as its JSO
 ``RGW-Event-Id``
     the message id: the same on every retry, so the partner can ignore a repeat.
 
+Only to URLs the outbound policy allows (:mod:`~gateway.partners._url_policy`): each new
+connection resolves the endpoint's host, checks every address and connects to a checked one;
+a refused endpoint is a permanent failure, dead-lettered with the reason, never called.
+Redirects are not followed.
+
 A 2xx answer is delivered. 408, 425, 429, any 5xx, timeouts and connection failures are
 retried through the runtime's retry tiers (never sooner than ``Retry-After``); any other
 answer is permanent and the message is dead-lettered with the endpoint's reply. With several
@@ -35,10 +40,13 @@ import msgspec
 
 from gateway.errors import (
     DeliveryFailed,
+    InvalidWebhookEndpoint,
     PermanentDeliveryFailure,
     RetryableDeliveryFailure,
+    SecretsKeyError,
     StoreUnavailable,
 )
+from gateway.partners._url_policy import Resolver, UrlPolicy, policy_transport
 from gateway.partners.endpoints import EndpointRegistry, WebhookEndpoint
 from gateway.runtime import EffectLedger
 from gateway.sdk import (
@@ -85,8 +93,9 @@ def partner_options(connector: Connector) -> PartnerWebhookOptions:
         raise TargetConfigError(f"connector {connector.name}: options: {exc}") from exc
 
 
-def partner_client(config: PartnerWebhookOptions) -> httpx.AsyncClient:
-    """One client for the URLs partners gave us (each partner its own host, so no base URL)."""
+def partner_client(config: PartnerWebhookOptions, policy: UrlPolicy | None = None) -> httpx.AsyncClient:
+    """One client for the URLs partners gave us (each partner its own host, so no base URL);
+    with a ``policy``, it connects only to addresses the policy checked."""
     limits = httpx.Limits(
         max_connections=config.max_connections, max_keepalive_connections=config.max_connections
     )
@@ -94,6 +103,7 @@ def partner_client(config: PartnerWebhookOptions) -> httpx.AsyncClient:
         headers={"User-Agent": "returns-gateway"},
         timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
         limits=limits,
+        transport=None if policy is None else policy_transport(policy, limits=limits),
         follow_redirects=False,  # a partner's redirect is its answer, not somewhere else to post
     )
 
@@ -104,14 +114,22 @@ class PartnerWebhookConnector(Connector):
     _endpoints: EndpointRegistry | None = None
     _taken: EffectLedger | None = None
     _client: httpx.AsyncClient | None = None
+    resolver: Resolver | None = None
+    """How endpoints' host names are resolved; ``None``: ``getaddrinfo``, as in production. Set
+    on the instance, or on the class as a callable object (a function there would be bound)."""
 
     def attach(self, context: RuntimeContext) -> None:
         config = partner_options(self)
-        self._endpoints = EndpointRegistry(context.redis, context.settings)
+        policy = UrlPolicy.from_settings(context.settings, resolver=self.resolver)
+        self._endpoints = EndpointRegistry(context.redis, context.settings, policy=policy)
+        try:
+            self._endpoints.box  # noqa: B018 -- without RGW_SECRETS_KEY, refuse to start
+        except SecretsKeyError as exc:
+            raise TargetConfigError(f"connector {self.name}: {exc}") from exc
         self._taken = EffectLedger(
             context.redis, context.settings, lease_seconds=context.settings.effect_lease_seconds
         )
-        self._client = partner_client(config)
+        self._client = partner_client(config, policy)
 
     @handler("return-status-changed.v1")
     async def _notify(self, delivery: Delivery) -> None:
@@ -126,6 +144,8 @@ class PartnerWebhookConnector(Connector):
             endpoints = [e for e in await self._endpoints.list(delivery.partner) if e.enabled]
         except StoreUnavailable as exc:
             raise RetryableDeliveryFailure(f"cannot read the partner's endpoints: {exc}") from exc
+        except SecretsKeyError as exc:
+            raise PermanentDeliveryFailure(f"cannot sign: {exc}") from exc
         if not endpoints:
             log.debug("%s: partner %s has no endpoint, nothing to send", self.name, delivery.partner)
             return
@@ -159,14 +179,18 @@ class PartnerWebhookConnector(Connector):
         await self._taken.finish(ledger, delivery.message_id)
 
     async def _post(self, endpoint: WebhookEndpoint, delivery: Delivery, body: bytes) -> None:
-        assert self._client is not None
+        assert self._client is not None and self._endpoints is not None
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: timestamped_signature(endpoint.secret, body, int(time.time())),
             EVENT_ID_HEADER: delivery.message_id,
         }
-        with target_errors():
-            response = await self._client.post(endpoint.url, content=body, headers=headers)
+        try:  # the policy may have changed since registration; the transport checks each address
+            self._endpoints.policy.check_url(endpoint.url)
+            with target_errors():
+                response = await self._client.post(endpoint.url, content=body, headers=headers)
+        except InvalidWebhookEndpoint as exc:
+            raise PermanentDeliveryFailure(f"not posted: {exc.detail}") from exc
         raise_for_target(response, partner_error)
 
     async def aclose(self) -> None:

@@ -148,8 +148,11 @@ async def test_http_needs_the_setting(
 
 
 def test_check_url() -> None:
-    assert check_url("http://127.0.0.1:8000/hook", allow_http=True) == "http://127.0.0.1:8000/hook"
+    loopback = "http://127.0.0.1:8000/hook"
+    assert check_url(loopback, allow_http=True, allowed_hosts="127.0.0.1") == loopback
     with pytest.raises(InvalidWebhookEndpoint):
-        check_url("http://127.0.0.1:8000/hook", allow_http=False)
+        check_url(loopback, allow_http=True)  # loopback, unless the allow-list names it
+    with pytest.raises(InvalidWebhookEndpoint):
+        check_url(loopback, allow_http=False, allowed_hosts="127.0.0.1")
     with pytest.raises(InvalidWebhookEndpoint):
         check_url(URL + "#part", allow_http=False)

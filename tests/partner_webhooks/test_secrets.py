@@ -1,0 +1,154 @@
+"""Endpoints' signing secrets are encrypted at rest with RGW_SECRETS_KEY: what Redis holds is not
+the secret, events still verify at the partner, and a key rotation keeps old secrets readable."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import msgspec
+import pytest
+import redis.asyncio as aioredis
+from litestar.testing import AsyncTestClient
+
+from gateway.api import create_app
+from gateway.errors import SecretsKeyError
+from gateway.partners.endpoints import EndpointRegistry, SecretBox, generate_key
+from gateway.registry import ContractRegistry
+from gateway.routing import parse_routing_table
+from gateway.runtime import ConnectorRuntime, Outcome, build_connector
+from gateway.sdk import TargetConfigError
+from gateway.settings import Settings
+from tests.conftest import KeyFactory
+from tests.partner_webhooks.conftest import (
+    CONNECTOR,
+    TABLE,
+    WEBHOOK_SCOPES,
+    Harness,
+    PartnerReceiver,
+    auth,
+    verify,
+)
+from tests.support.server import cli
+from tests.support.waiting import wait_until
+
+URL = "https://hooks.acme.example/returns"
+
+
+async def _stored(redis: aioredis.Redis, settings: Settings, partner: str, endpoint_id: str) -> str:
+    raw = await redis.hget(settings.key("webhook-endpoints", partner), endpoint_id)
+    assert raw is not None
+    return str(msgspec.json.decode(raw)["secret"])
+
+
+async def test_redis_holds_the_secret_encrypted_and_events_still_verify(
+    harness: Harness, receiver: tuple[PartnerReceiver, str], redis: aioredis.Redis
+) -> None:
+    sandbox, base_url = receiver
+    key = await harness.make_key("acme", scopes=WEBHOOK_SCOPES)
+    endpoint = await harness.register(key, f"{base_url}/acme/1")
+    secret = endpoint["secret"]
+    async for redis_key in redis.scan_iter(match=f"{harness.settings.namespace}:*"):
+        if await redis.type(redis_key) == b"hash":
+            assert all(secret.encode() not in v for v in (await redis.hgetall(redis_key)).values())
+    stored = await _stored(redis, harness.settings, "acme", endpoint["id"])
+    assert stored != secret and not stored.startswith("whsec_")
+    assert SecretBox(harness.settings.secrets_key).open(stored) == secret
+
+    await harness.publish("acme")
+    await wait_until(lambda: harness.runtime.outcomes[Outcome.ACK] == 1, what="the delivery")
+    [received] = sandbox.received("/acme/1")
+    assert isinstance(received["body"], bytes) and isinstance(received["headers"], dict)
+    assert verify(secret, received["body"], received["headers"]["rgw-signature"])
+
+
+async def test_rotating_the_key_keeps_old_secrets_readable(redis: aioredis.Redis, settings: Settings) -> None:
+    old, new = generate_key(), generate_key()
+    before = EndpointRegistry(redis, dataclasses.replace(settings, secrets_key=old))
+    endpoint = await before.create("acme", URL)
+    sealed_with_old = await _stored(redis, settings, "acme", endpoint.id)
+
+    both = EndpointRegistry(redis, dataclasses.replace(settings, secrets_key=f"{new},{old}"))
+    assert (await both.get("acme", endpoint.id)) == endpoint  # the old key still opens it
+    added = await both.create("acme", URL + "/2")  # sealed with the new key
+    with pytest.raises(SecretsKeyError):
+        await before.get("acme", added.id)
+
+    assert await both.reencrypt() == 2
+    assert await _stored(redis, settings, "acme", endpoint.id) != sealed_with_old
+    after = EndpointRegistry(redis, dataclasses.replace(settings, secrets_key=new))  # old key removed
+    assert [e.secret for e in await after.list("acme")] == [endpoint.secret, added.secret]
+
+
+async def test_secrets_stored_in_clear_are_read_then_encrypted(
+    redis: aioredis.Redis, settings: Settings
+) -> None:
+    registry = EndpointRegistry(redis, settings)
+    endpoint = await registry.create("acme", URL)
+    clear = msgspec.json.encode(endpoint)  # as the gateway stored it before encryption
+    await redis.hset(settings.key("webhook-endpoints", "acme"), endpoint.id, clear)
+    assert (await registry.get("acme", endpoint.id)) == endpoint
+    assert await registry.reencrypt() == 1
+    assert await _stored(redis, settings, "acme", endpoint.id) != endpoint.secret
+    assert (await registry.get("acme", endpoint.id)) == endpoint
+
+
+def test_keys_are_checked_and_never_echoed() -> None:
+    with pytest.raises(SecretsKeyError, match="not set"):
+        SecretBox("")
+    with pytest.raises(SecretsKeyError, match="key 2 is not a Fernet key") as refused:
+        SecretBox(f"{generate_key()},not-a-key-at-all")
+    assert "not-a-key-at-all" not in str(refused.value)
+    assert "secrets_key" not in repr(Settings(secrets_key=generate_key()))
+
+
+async def test_without_a_key_the_api_answers_503_and_the_connector_does_not_start(
+    settings: Settings, registry: ContractRegistry, redis: aioredis.Redis, make_key: KeyFactory
+) -> None:
+    key = await make_key("acme", scopes=WEBHOOK_SCOPES)
+    keyless = dataclasses.replace(settings, secrets_key="")
+    async with AsyncTestClient(create_app(keyless, registry)) as client:
+        refused = await client.post("/v1/webhook-endpoints", json={"url": URL}, headers=auth(key))
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert "RGW_SECRETS_KEY" in refused.json()["detail"]
+
+    spec = parse_routing_table(TABLE.format()).connectors[CONNECTOR]
+    connector = build_connector(CONNECTOR, spec)
+    with pytest.raises(TargetConfigError, match="RGW_SECRETS_KEY"):
+        ConnectorRuntime(connector, settings=keyless, spec=spec, redis=redis)  # attaches the connector
+    await connector.aclose()
+
+
+def test_the_cli_reencrypts(settings: Settings) -> None:
+    old, new = generate_key(), generate_key()
+    env = {"RGW_NAMESPACE": settings.namespace, "RGW_REDIS_URL": settings.redis_url}
+
+    async def create() -> str:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            with_old = dataclasses.replace(settings, secrets_key=old)
+            return (await EndpointRegistry(client, with_old).create("acme", URL)).secret
+        finally:
+            await client.aclose()
+
+    secret = asyncio.run(create())
+    done = cli({**env, "RGW_SECRETS_KEY": f"{new},{old}"}, "webhooks", "reencrypt")
+    assert done.returncode == 0, done.stderr
+    assert "re-encrypted 1" in done.stdout
+
+    async def read() -> str:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            endpoints = await EndpointRegistry(client, dataclasses.replace(settings, secrets_key=new)).list(
+                "acme"
+            )
+            keys = [k async for k in client.scan_iter(match=f"{settings.namespace}:*")]
+            if keys:
+                await client.delete(*keys)
+            return endpoints[0].secret
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(read()) == secret
+    assert cli({**env, "RGW_SECRETS_KEY": ""}, "webhooks", "reencrypt").returncode == 1
