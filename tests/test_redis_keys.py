@@ -27,6 +27,7 @@ def _sha256(value: str) -> str:
         (keys.return_event(SETTINGS, "msg_1"), "rgwtest:return-event:msg_1"),
         (keys.webhook_event_claim(SETTINGS, "extensiv", "evt_1"), "rgwtest:webhook:extensiv:evt_1"),
         (keys.rate_limit_prefix(SETTINGS), "rgwtest:ratelimit"),
+        (keys.webhook_rate_limit_prefix(SETTINGS), "rgwtest:ratelimit:webhooks"),
         (keys.api_key(SETTINGS, "abc"), "rgwtest:apikey:abc"),
         (keys.api_key_index(SETTINGS), "rgwtest:apikeys"),
         (keys.partner_settings(SETTINGS, "acme"), "rgwtest:partner:acme"),

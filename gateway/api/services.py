@@ -27,7 +27,7 @@ from gateway.registry import ContractRegistry
 from gateway.routing import RoutingTable, declare_routing_topology
 from gateway.settings import Settings
 from gateway.storage import connect_redis
-from gateway.storage.keys import rate_limit_prefix
+from gateway.storage.keys import rate_limit_prefix, webhook_rate_limit_prefix
 
 
 @dataclass(kw_only=True)
@@ -137,7 +137,7 @@ class Services:
             deadletters=deadletters,
             webhooks=webhooks,
             webhook_rate_limiter=PartnerRateLimiter(
-                redis, key_prefix=settings.key("ratelimit", "webhooks"), subject="webhook source"
+                redis, key_prefix=webhook_rate_limit_prefix(settings), subject="webhook source"
             ),
             webhook_endpoints=EndpointRegistry(redis, settings),
             edi=edi,

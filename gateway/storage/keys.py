@@ -68,6 +68,12 @@ def api_key(settings: Settings, key_hash: str) -> str:
     return settings.key("apikey", key_hash)
 
 
+def webhook_rate_limit_prefix(settings: Settings) -> str:
+    """Where ``limits`` keeps the counters of unauthenticated webhook calls, per source address
+    and connector (strings, one per window)."""
+    return settings.key("ratelimit", "webhooks")
+
+
 def api_key_index(settings: Settings) -> str:
     """Every API key (hash: key id → hash of its secret)."""
     return settings.key("apikeys")
