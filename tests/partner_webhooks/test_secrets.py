@@ -111,7 +111,9 @@ async def test_without_a_key_the_api_answers_503_and_the_connector_does_not_star
         refused = await client.post("/v1/webhook-endpoints", json={"url": URL}, headers=auth(key))
         assert refused.status_code == 503, refused.text
         assert refused.headers["content-type"] == "application/problem+json"
-        assert "RGW_SECRETS_KEY" in refused.json()["detail"]
+        problem = refused.json()
+        assert "RGW_SECRETS_KEY" not in problem["detail"]  # the partner is told to retry, the log says why
+        assert problem["trace_id"]
 
     spec = parse_routing_table(TABLE.format()).connectors[CONNECTOR]
     connector = build_connector(CONNECTOR, spec)
