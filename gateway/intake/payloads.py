@@ -69,7 +69,8 @@ def nesting_depth(body: bytes) -> int:
     return peeled + max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
 
 
-def _too_deep(body: bytes) -> bool:
+def too_deep(body: bytes) -> bool:
+    """Whether ``body`` nests deeper than :data:`MAX_DEPTH` (cheap for every normal body)."""
     if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:  # every normal body: no scan at all
         return False
     return nesting_depth(body) > MAX_DEPTH
@@ -77,7 +78,7 @@ def _too_deep(body: bytes) -> bool:
 
 def decode_json(body: bytes, type: Any = Any) -> Any:
     """Parse a request body (as ``type`` when given); a 400 that says what is wrong with it."""
-    if _too_deep(body):
+    if too_deep(body):
         raise MalformedRequest(f"the body is not acceptable JSON: it nests deeper than {MAX_DEPTH} levels")
     try:
         return msgspec.json.decode(body, type=type)

@@ -23,11 +23,14 @@ import redis.asyncio as aioredis
 from gateway.broker import BrokerPublisher
 from gateway.errors import (
     AuthenticationRequired,
-    BrokerUnavailable,
+    GatewayError,
+    MalformedRequest,
     ServiceUnavailable,
+    StoreUnavailable,
     UnknownConnector,
     WebhookRefused,
 )
+from gateway.intake.payloads import MAX_DEPTH, too_deep
 from gateway.mapping import MappingCatalog
 from gateway.records import ReturnStore
 from gateway.routing import RoutingTable
@@ -86,6 +89,10 @@ class WebhookIntake:
         receiver = self._receivers.get(connector)
         if not isinstance(receiver, Receiver):
             raise UnknownConnector(f"no connector {connector!r} takes webhooks here")
+        if too_deep(body):  # before any receiver's parser recurses into it
+            raise MalformedRequest(
+                f"the body is not acceptable JSON: it nests deeper than {MAX_DEPTH} levels"
+            )
         try:
             events = await receiver.receive(Inbound(headers=headers, body=body))
         except WebhookRejected as exc:
@@ -96,6 +103,13 @@ class WebhookIntake:
             if exc.status >= 500:  # the system should send it again later
                 raise ServiceUnavailable(f"{connector}: {exc.detail}", headers={"Retry-After": "30"}) from exc
             raise WebhookRefused(f"{connector}: {exc.detail}") from exc
+        except GatewayError:
+            raise
+        except (LookupError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+            # A signed body of the wrong shape that the receiver did not refuse itself: the
+            # system's request is at fault, not the gateway (the detail stays in the log).
+            log.warning("%s: webhook body unreadable by its receiver: %r", connector, exc)
+            raise WebhookRefused(f"{connector}: the body is not an event this connector can read") from exc
         return await self._publish(connector, events)
 
     async def _publish(self, connector: str, events: Sequence[Emitted]) -> WebhookResult:
@@ -108,18 +122,26 @@ class WebhookIntake:
                 raise WebhookRefused(
                     f"{connector}: {event.message_type} names no return we hold ({return_id!r})"
                 )
-            claim = webhook_event_claim(self._settings, connector, event.message_id)
+            envelope = event.envelope(partner=record.partner, correlation_id=record.id)
+            claim = webhook_event_claim(self._settings, connector, envelope.message_id)
             with redis_errors():
                 first = await self._redis.set(claim, b"1", nx=True, ex=self._settings.idempotency_ttl_seconds)
             if not first:
-                duplicates.append(event.message_id)
+                duplicates.append(envelope.message_id)
                 continue
-            envelope = event.envelope(partner=record.partner, correlation_id=record.id)
             try:
                 await self._publisher.publish(envelope, event.payload)
-            except BrokerUnavailable:
-                with redis_errors():
-                    await self._redis.delete(claim)  # not published: the system's retry must get through
+            except BaseException:
+                await self._release(claim)  # not confirmed: the system's retry must get through
                 raise
-            accepted.append(event.message_id)
+            accepted.append(envelope.message_id)
         return WebhookResult(accepted, duplicates)
+
+    async def _release(self, claim: str) -> None:
+        """Give up an event id whose publish failed, whatever the failure; if Redis fails too,
+        the claim lapses with its TTL (logged: that event waits for it)."""
+        try:
+            with redis_errors():
+                await self._redis.delete(claim)
+        except StoreUnavailable:
+            log.error("could not release webhook event claim %s; it lapses with its TTL", claim)

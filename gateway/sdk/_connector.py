@@ -31,6 +31,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import datetime as dt
+import hashlib
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -74,6 +75,21 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
         return self.message_id
 
 
+MAX_MESSAGE_ID_BYTES = 200
+"""Longest message id an event keeps as it is; AMQP holds at most 255 bytes in a message id."""
+
+
+def bounded_message_id(message_id: str) -> str:
+    """``message_id`` itself when short enough, else its first bytes and its SHA-256: ids derived
+    from a system's own ids can be any length, and the broker refuses a message id over 255
+    bytes. The same long id always gives the same bounded one, so a repeat is still a repeat."""
+    raw = message_id.encode()
+    if len(raw) <= MAX_MESSAGE_ID_BYTES:
+        return message_id
+    head = raw[:100].decode(errors="ignore")
+    return f"{head}.sha256-{hashlib.sha256(raw).hexdigest()}"
+
+
 class Emitted(msgspec.Struct, frozen=True, kw_only=True):
     """A canonical message a connector hands back to the pipeline."""
 
@@ -92,7 +108,7 @@ class Emitted(msgspec.Struct, frozen=True, kw_only=True):
     def envelope(self, *, partner: str, correlation_id: str, causation_id: str | None = None) -> Envelope:
         """The envelope it travels in, for the return it belongs to; a new trace is started."""
         return Envelope(
-            message_id=self.message_id,
+            message_id=bounded_message_id(self.message_id),
             correlation_id=correlation_id,
             contract=self.contract,
             version=self.version,
