@@ -178,7 +178,10 @@ class EasyPostConnector(Connector, Receiver):
         if not isinstance(tracker, dict) or tracker.get("object") != "Tracker":
             return []  # another kind of event (batch, refund, invoice): nothing to track here
         shipment = await self._tracked_shipment(tracker)
-        details = [d for d in tracker.get("tracking_details") or () if isinstance(d, dict)]
+        listed = tracker.get("tracking_details") or []
+        if not isinstance(listed, list):
+            raise WebhookRejected(422, "the Tracker's tracking_details is not a list")
+        details = [d for d in listed if isinstance(d, dict)]
         try:
             payload = self.map(
                 "tracker.inbound",

@@ -163,6 +163,8 @@ class ExtensivConnector(Connector, Receiver):
         if not isinstance(event, dict):
             raise WebhookRejected(422, "the body is not a JSON object (an Extensiv event)")
         event_type = event.get("eventType")
+        if not isinstance(event_type, str):
+            raise WebhookRejected(422, "the event has no eventType (a string)")
         try:
             if event_type == RECEIPT_CONFIRMED:
                 return [self._receipt(event)]
@@ -216,11 +218,11 @@ def _integer(event: Mapping[str, Any], field: str) -> int:
 def _numbered(position: int, item: dict[str, Any]) -> dict[str, Any]:
     """A receive item with its place on the receiver and the RMA line it was expected for."""
     line: dict[str, Any] = {"lineNumber": position, "item": item}
-    for element in item.get("savedElements") or ():
-        if (
-            isinstance(element, dict)
-            and element.get("name") == RMA_LINE
-            and str(element.get("value")).isdigit()
-        ):
-            line["rmaLineNumber"] = int(element["value"])
+    elements = item.get("savedElements") or []
+    if not isinstance(elements, list):
+        raise WebhookRejected(422, "a receive item's savedElements is not a list")
+    for element in elements:
+        value = str(element.get("value")) if isinstance(element, dict) else ""
+        if value.isascii() and value.isdigit() and element.get("name") == RMA_LINE:  # not "¹"
+            line["rmaLineNumber"] = int(value)
     return line

@@ -277,8 +277,12 @@ def _signed(sandbox: EasyPostSandbox, body: bytes) -> Inbound:
         b' "shipment_id": "shp_1", "reference": "ret_0b5e7c1d2a3f4e5d6c7b8a9f0e1d2c3b"}}',
         b'{"object": "Event", "id": "evt_2", "description": "tracker.updated", "created_at": "x",'
         b' "result": {"object": "Tracker", "tracking_code": "EZ1", "status": "delivered", "carrier": "UPS"}}',
+        b'{"object": "Event", "id": "evt_3", "description": "tracker.updated", "created_at": "x",'
+        b' "result": {"object": "Tracker", "tracking_code": "EZ1", "status": "delivered", "carrier": "UPS",'
+        b' "shipment_id": "shp_1", "reference": "ret_0b5e7c1d2a3f4e5d6c7b8a9f0e1d2c3b",'
+        b' "tracking_details": 1}}',
     ],
-    ids=["not-json", "not-an-event", "unknown-status", "no-shipment"],
+    ids=["not-json", "not-an-event", "unknown-status", "no-shipment", "tracking-details-number"],
 )
 async def test_a_signed_but_unreadable_or_unmappable_webhook_is_refused_with_422(
     easypost: Connector, sandbox: EasyPostSandbox, body: bytes

@@ -272,8 +272,14 @@ async def test_a_body_signed_with_another_secret_is_refused(
         (b"[1, 2]", "not a JSON object"),
         (b'{"eventType": "OrderShip", "eventId": "1"}', "eventType 'OrderShip'"),
         (b'{"eventType": "ReceiptConfirm", "eventId": "1", "resource": {}}', "no receiver with receiveItems"),
+        (b'{"eventType": {}}', "no eventType"),
+        (
+            b'{"eventType": "ReceiptConfirm", "customerId": 1, "transactionId": 2,'
+            b' "resource": {"receiveItems": [{"savedElements": 1}]}}',
+            "savedElements is not a list",
+        ),
     ],
-    ids=["garbage", "array", "unknown-event", "no-resource"],
+    ids=["garbage", "array", "unknown-event", "no-resource", "event-type-object", "saved-elements-number"],
 )
 async def test_an_unreadable_webhook_body_is_refused_with_422(
     extensiv: Connector, sandbox: ExtensivSandbox, body: bytes, reason: str
