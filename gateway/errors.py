@@ -9,8 +9,8 @@ Every error the gateway raises descends from :class:`GatewayError`::
     │   ├── MappingDefinitionError     [mapping] mapping files that cannot work, each problem as file:line
     │   ├── PolicyError                [lifecycle] a policy file is missing, malformed or inconsistent
     │   ├── PartnerProfileError        [edi] edi-partners.yaml is missing, malformed, or binds a sender twice
-    │   └── SecretsKeyError            RGW_SECRETS_KEY unset, malformed, or without a stored secret's key
-    ├── TargetConfigError              [sdk] a target's settings cannot be used (a credential not set)
+    │   ├── SecretsKeyError            RGW_SECRETS_KEY unset, malformed, or without a stored secret's key
+    │   └── TargetConfigError          [sdk] a target's settings cannot be used (a credential not set)
     ├── DependencyUnavailable          retryable: a server we depend on did not answer
     │   ├── BrokerUnavailable          RabbitMQ down, refused, or did not confirm in time
     │   └── StoreUnavailable           Redis down or timed out

@@ -15,12 +15,12 @@ from collections.abc import Mapping
 
 import httpx
 
-from gateway.errors import GatewayError
+from gateway.errors import ConfigurationError
 from gateway.routing import BasicAuth, OAuth2ClientCredentials, TargetSpec
 from gateway.sdk._http import raise_for_target, reply_json, target_errors
 
 
-class TargetConfigError(GatewayError):
+class TargetConfigError(ConfigurationError):
     """A target's settings cannot be used (a missing credential, say)."""
 
 
