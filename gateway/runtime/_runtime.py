@@ -134,6 +134,8 @@ class ConnectorRuntime:
         self._consumer_tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self.outcomes: collections.Counter[Outcome] = collections.Counter()
+        self.returned = 0
+        """How many messages went back to their queue undecided (see :meth:`_give_back`)."""
         """How many messages ended each way since start (for health, metrics and tests)."""
 
     @property
@@ -195,9 +197,23 @@ class ConnectorRuntime:
             self._in_flight.add(task)
         try:
             await self._settle(message, await self.decide(message))
+        except Exception:  # no decision covers it (a bug, a dependency failing mid-settle)
+            log.exception("%s: could not settle %s, returning it to its queue", self.name, message.message_id)
+            await self._give_back(message)
         finally:
             if task is not None:
                 self._in_flight.discard(task)
+
+    async def _give_back(self, message: AbstractIncomingMessage) -> None:
+        """Return ``message`` to its queue so it is delivered again, never left holding a
+        prefetch slot; if the channel is gone, the broker requeues it when the channel closes."""
+        self.returned += 1
+        try:
+            await message.nack(requeue=True)
+        except Exception as exc:  # the channel is closed: the broker has the message back already
+            log.warning(
+                "%s: could not return %s (%s); the broker requeues it", self.name, message.message_id, exc
+            )
 
     async def decide(self, message: AbstractIncomingMessage) -> Decision:
         """Apply the message at most once and name what should happen to it."""
@@ -237,9 +253,17 @@ class ConnectorRuntime:
             if emitted:
                 await self._emit(delivery, emitted)
         except Exception as exc:
-            await self._ledger.abandon(self.name, delivery.message_id)
+            try:
+                await self._ledger.abandon(self.name, delivery.message_id)
+            except StoreUnavailable as lost:  # the lease then lapses by itself; the failure still counts
+                log.warning("%s: lease on %s not given back: %s", self.name, delivery.message_id, lost)
             return self._after_failure(delivery, exc)
-        await self._ledger.finish(self.name, delivery.message_id)
+        try:
+            await self._ledger.finish(self.name, delivery.message_id)
+        except StoreUnavailable as lost:
+            # Applied, and its events published: acknowledge. A redelivery would find no done
+            # record, but the target gets the message id as its idempotency key and says so.
+            log.warning("%s: %s applied but not recorded as done: %s", self.name, delivery.message_id, lost)
         return Decision(Outcome.ACK)
 
     async def _emit(self, delivery: Delivery, emitted: Sequence[Emitted]) -> None:

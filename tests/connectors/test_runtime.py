@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import msgspec
@@ -17,6 +19,7 @@ from litestar.testing import AsyncTestClient
 
 from gateway.broker import events_exchange_name
 from gateway.broker.headers import DEAD_REASON
+from gateway.errors import StoreUnavailable
 from gateway.registry import ContractRegistry
 from gateway.routing import retry_queue
 from gateway.runtime import ConnectorRuntime, Outcome
@@ -282,3 +285,66 @@ async def test_a_retry_the_broker_will_not_take_returns_the_original_instead_of_
     assert [m.message_id for m in dead] == [_only_key(harness.sandbox)]
     assert (dead[0].headers or {})["x-death"]
     assert harness.runtime.outcomes[Outcome.RETRY] == 0 and harness.runtime.outcomes[Outcome.ACK] == 0
+
+
+class FlakyLedger:
+    """The runtime's real effect ledger, with Redis failing at the calls named (once each)."""
+
+    def __init__(self, ledger: Any, failing: dict[str, Exception]) -> None:
+        self._ledger = ledger
+        self.failing = dict(failing)
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self._ledger, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            failure = self.failing.pop(name, None)
+            if failure is not None:
+                raise failure
+            return await real(*args, **kwargs)
+
+        return call
+
+
+@pytest.mark.parametrize(
+    "failing",
+    [
+        {"finish": StoreUnavailable("Redis timed out")},  # applied, not recorded as done
+        {"begin": RuntimeError("a bug before any decision")},  # no decision at all
+    ],
+    ids=["finish", "begin-bug"],
+)
+async def test_a_failure_outside_any_decision_never_strands_the_message(
+    harness: Harness, failing: dict[str, Exception]
+) -> None:
+    harness.runtime._ledger = FlakyLedger(harness.runtime._ledger, failing)  # type: ignore[assignment]
+    for _ in range(3):
+        await harness.submit()
+    await wait_until(lambda: harness.runtime.outcomes[Outcome.ACK] == 3, within=15, what="all three settled")
+    assert sorted(harness.sandbox.effects.values()) == [1, 1, 1]  # each applied once
+    assert harness.runtime.returned == (1 if "begin" in failing else 0)
+    for _ in range(9):  # more than the prefetch of 8: no slot was lost on the way
+        await harness.submit()
+    await wait_until(lambda: harness.runtime.outcomes[Outcome.ACK] == 12, within=20, what="twelve settled")
+    assert len(harness.sandbox.effects) == 12
+
+
+async def test_a_lease_not_given_back_still_retries_the_failure(
+    tmp_path: Path,
+    settings: Settings,
+    registry: ContractRegistry,
+    redis: aioredis.Redis,
+    amqp: AbstractRobustConnection,
+    make_key: KeyFactory,
+) -> None:
+    short_lease = dataclasses.replace(settings, effect_lease_seconds=1.0)
+    async with running_harness(tmp_path, short_lease, registry, redis, amqp, make_key) as harness:
+        harness.runtime._ledger = FlakyLedger(  # type: ignore[assignment]
+            harness.runtime._ledger, {"abandon": StoreUnavailable("Redis timed out")}
+        )
+        harness.sandbox.faults.append(Fault(503))
+        await harness.submit()
+        await wait_until(lambda: harness.runtime.outcomes[Outcome.ACK] == 1, within=20, what="the retry")
+        assert list(harness.sandbox.effects.values()) == [1]
+        assert harness.runtime.outcomes[Outcome.RETRY] >= 1
+        assert harness.runtime.returned == 0
