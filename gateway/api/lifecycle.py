@@ -32,6 +32,7 @@ from gateway.lifecycle import (
     authorized_credit,
     inspections_of,
 )
+from gateway.records import ReturnRecord
 from gateway.registry import ContractRegistry
 
 #: Most returns one queue listing answers (oldest first).
@@ -48,6 +49,22 @@ class TimelineDocument(msgspec.Struct, kw_only=True):
     status: str
     policy: dict[str, str]
     data: list[TimelineEntry]
+
+
+def _first_line_of(record: ReturnRecord) -> TimelineDocument:
+    """The timeline of a return the gateway accepted but the lifecycle has not opened yet: the
+    request, as accepted (the lifecycle writes the same line, and the policy, when it opens it)."""
+    requested = TimelineEntry(
+        at=record.accepted_at,
+        action="status_changed",
+        actor={"type": "partner", "id": record.partner},
+        message_id=record.message_id,
+        to_status=record.status,
+        detail="accepted by the gateway; the lifecycle has not taken it up yet",
+    )
+    return TimelineDocument(
+        object="timeline", return_id=record.id, status=record.status, policy={}, data=[requested]
+    )
 
 
 class ReturnEventDocument(msgspec.Struct, kw_only=True):
@@ -238,10 +255,10 @@ def return_events_router(registry: ContractRegistry) -> Router:
         principal = await authorize(request, Scope.RETURNS_READ)
         services: Services = request.app.state.services
         state = await services.lifecycle.get(return_id) if len(return_id) <= 64 else None
-        visible = state is not None and (
-            state.partner == principal.partner or services.events.may_decide(principal, state)
-        )
-        if state is None or not visible:
+        if state is None:  # accepted, not opened by the lifecycle yet: its first line already holds
+            record = await services.returns.visible_to(principal, return_id)
+            return answer(request, _first_line_of(record))
+        if not (state.partner == principal.partner or services.events.may_decide(principal, state)):
             raise NotFound(f"no return '{return_id}' for this partner")
         document = TimelineDocument(
             object="timeline",
