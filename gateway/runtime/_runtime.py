@@ -249,7 +249,10 @@ class ConnectorRuntime:
 
     async def _apply(self, delivery: Delivery) -> Decision:
         try:
-            emitted = await self.circuit.call(lambda: self.connector.handle(delivery))
+            if self.connector.has_target:
+                emitted = await self.circuit.call(lambda: self.connector.handle(delivery))
+            else:  # its failures are its own domain's (a return not opened yet), not a system down
+                emitted = await self.connector.handle(delivery)
             if emitted:
                 await self._emit(delivery, emitted)
         except Exception as exc:

@@ -251,6 +251,12 @@ class Connector:
             target.read_error = self.read_error
 
     @property
+    def has_target(self) -> bool:
+        """Whether it calls a system of its own through the routing table's target (the runtime
+        breaks the circuit to that system; a connector without one has no circuit to open)."""
+        return self._target is not None
+
+    @property
     def target(self) -> Target:
         if self._target is None:
             raise TypeError(f"connector {self.name} has no target in the routing table")

@@ -23,7 +23,7 @@ from gateway.errors import StoreUnavailable
 from gateway.registry import ContractRegistry
 from gateway.routing import retry_queue
 from gateway.runtime import ConnectorRuntime, Outcome
-from gateway.sdk import Connector, Delivery
+from gateway.sdk import Connector, Delivery, RetryableDeliveryFailure, handler
 from gateway.settings import Settings
 from tests.conftest import KeyFactory
 from tests.connectors.conftest import routed_gateway, running_connector
@@ -348,3 +348,45 @@ async def test_a_lease_not_given_back_still_retries_the_failure(
         assert list(harness.sandbox.effects.values()) == [1]
         assert harness.runtime.outcomes[Outcome.RETRY] >= 1
         assert harness.runtime.returned == 0
+
+
+NO_TARGET_TABLE = """
+connectors:
+  ordering:
+    use: tests.connectors.test_runtime:NotYetConnector
+    circuit: {{failure_threshold: 1, open_seconds: 30}}
+    max_attempts: 3
+    retry_delays_ms: [100, 200]
+routes:
+  - {{id: requests, message: return-request.v1, to: [ordering]}}
+"""
+
+
+class NotYetConnector(Connector):
+    """A connector with no system of its own whose messages fail (a return not opened yet)."""
+
+    @handler("return-request.v1")
+    async def refuse(self, delivery: Delivery) -> None:
+        raise RetryableDeliveryFailure(f"return {delivery.correlation_id} is not opened yet")
+
+
+async def test_a_connector_without_a_target_never_opens_a_circuit(
+    tmp_path: Path,
+    settings: Settings,
+    registry: ContractRegistry,
+    redis: aioredis.Redis,
+    amqp: AbstractRobustConnection,
+    make_key: KeyFactory,
+) -> None:
+    async with (
+        routed_gateway(tmp_path, settings, registry, amqp, NO_TARGET_TABLE) as routed,
+        running_connector(routed, "ordering", redis) as runtime,
+    ):
+        key = await make_key()
+        for _ in range(2):
+            response = await routed.client.post("/v1/returns", json=return_request(), headers=headers(key))
+            assert response.status_code == 202
+        # threshold 1: with a circuit, the first failure would pause the queue for 30 s
+        await wait_until(lambda: runtime.outcomes[Outcome.DEAD] == 2, within=15, what="both dead-lettered")
+        assert runtime.circuit.state == "closed"
+        assert runtime.outcomes[Outcome.RETRY] == 4
