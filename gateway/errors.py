@@ -16,7 +16,8 @@ Every error the gateway raises descends from :class:`GatewayError`::
     │   └── StoreUnavailable           Redis down or timed out
     ├── DeliveryFailed                 a connector could not apply a message to its target system
     │   ├── RetryableDeliveryFailure   timeout, connection error, 429, 5xx: retry with backoff
-    │   │   └── CircuitOpen            [runtime] the target's breaker is open: not called, not an attempt
+    │   │   ├── CircuitOpen            [runtime] the target's breaker is open: not called, not an attempt
+    │   │   └── NotReadyYet            early for what it depends on (a return not opened): waits, no attempt
     │   └── PermanentDeliveryFailure   4xx, contract or mapping error: dead-letter at once
     │       └── MappingFailure         [mapping] a message its mapping cannot map: dead-lettered until fixed
     ├── IllegalTransition              [lifecycle] a status move the model refuses: never applied
@@ -117,6 +118,11 @@ class RetryableDeliveryFailure(DeliveryFailed):
         super().__init__(detail, status_code=status_code, code=code)
         self.retry_after = retry_after
         """Seconds the target asked us to wait (``Retry-After``), honoured as a lower bound."""
+
+
+class NotReadyYet(RetryableDeliveryFailure):
+    """The message came before what it depends on (an event for a return not opened yet): it
+    waits in the retry tiers without spending an attempt, up to the runtime's deferral limit."""
 
 
 class PermanentDeliveryFailure(DeliveryFailed):

@@ -120,7 +120,7 @@ def test_the_drawing_gives_each_problem_its_status(modules: list[ModuleType]) ->
 
 def test_the_drawing_parser_catches_a_misplaced_class(monkeypatch: pytest.MonkeyPatch) -> None:
     doc = errors.__doc__ or ""
-    misplaced = doc.replace("│   │   └── CircuitOpen   ", "│   └── CircuitOpen       ", 1)
+    misplaced = doc.replace("│   │   ├── CircuitOpen   ", "│   ├── CircuitOpen       ", 1)
     assert misplaced != doc
     monkeypatch.setattr(errors, "__doc__", misplaced)
     assert ("CircuitOpen", "DeliveryFailed") in _drawn_pairs()

@@ -60,6 +60,7 @@ EXPECTED = {
     "webhook_secret",
     "MappingCatalog",
     "MappingFailure",
+    "NotReadyYet",
 }
 PROFILES = {
     "connectors.erp.netsuite:NetSuiteConnector": False,

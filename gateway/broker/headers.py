@@ -10,6 +10,8 @@ import msgspec
 
 ATTEMPT = "x-rgw-attempt"
 """1 on the first try; the runtime raises it when it schedules a retry."""
+DEFERRALS = "x-rgw-deferrals"
+"""How often the message waited for what it depends on (:class:`~gateway.errors.NotReadyYet`)."""
 FIRST_FAILURE = "x-rgw-first-failure-at"
 LAST_ERROR = "x-rgw-last-error"
 DEAD_REASON = "x-rgw-dead-reason"
@@ -18,7 +20,7 @@ REPLAYED_AT = "x-rgw-replayed-at"
 REPLAY_OF = "x-rgw-replay-of"
 
 #: What a retry or dead letter accumulates; a replay starts over without them.
-FAILURE_HEADERS = (ATTEMPT, FIRST_FAILURE, LAST_ERROR, DEAD_REASON, "x-death", "x-delivery-count")
+FAILURE_HEADERS = (ATTEMPT, DEFERRALS, FIRST_FAILURE, LAST_ERROR, DEAD_REASON, "x-death", "x-delivery-count")
 
 
 class DeadReason(msgspec.Struct, frozen=True, kw_only=True):

@@ -38,7 +38,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.errors import GatewayError, PermanentDeliveryFailure, RetryableDeliveryFailure
+from gateway.errors import GatewayError, NotReadyYet, PermanentDeliveryFailure
 from gateway.lifecycle._commands import credit_memo, inspection_task, supplier_claim
 from gateway.lifecycle._policy import PolicyBook
 from gateway.lifecycle._rules import Verdict, dispose, validate
@@ -108,7 +108,7 @@ class Orchestrator(Connector):
         if delivery.contract == "return-request":
             return self._open(delivery, state, now)
         if state is None:  # it overtook the request it belongs to: try again shortly
-            raise RetryableDeliveryFailure(f"return {delivery.correlation_id} is not opened yet")
+            raise NotReadyYet(f"return {delivery.correlation_id} is not opened yet")
         step = Step(state, delivery, now)
         self._apply(step, returned)
         self._release_parked(step, returned)

@@ -38,10 +38,11 @@ from aio_pika.abc import (
 )
 
 from gateway.broker import EventPublisher, broker_errors
-from gateway.broker.headers import ATTEMPT, DEAD_REASON, FIRST_FAILURE, LAST_ERROR, DeadReason
+from gateway.broker.headers import ATTEMPT, DEAD_REASON, DEFERRALS, FIRST_FAILURE, LAST_ERROR, DeadReason
 from gateway.errors import (
     BrokerUnavailable,
     DeliveryFailed,
+    NotReadyYet,
     PermanentDeliveryFailure,
     RetryableDeliveryFailure,
     StoreUnavailable,
@@ -54,6 +55,11 @@ from gateway.sdk import Connector, Delivery, Emitted, RuntimeContext
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+MAX_DEFERRALS = 30
+"""Waits an early message gets, backing off to the longest retry tier (10 minutes by default:
+hours in all) before it is dead-lettered as never ready."""
 
 
 class Outcome(enum.Enum):
@@ -92,6 +98,14 @@ DeadLetterNotice = Callable[[DeadLettered], Emitted | None]
 _delivery_decoder = msgspec.json.Decoder(Delivery)
 
 
+def _deferrals(message: AbstractIncomingMessage) -> int:
+    """How often the message already waited for what it depends on."""
+    try:
+        return int((message.headers or {}).get(DEFERRALS, 0))  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 0
+
+
 def _decode(message: AbstractIncomingMessage) -> Delivery:
     try:
         delivery = _delivery_decoder.decode(message.body)
@@ -114,6 +128,7 @@ class ConnectorRuntime:
         prefetch: int | None = None,
         graceful_timeout: float = 30.0,
         dead_letter_notice: DeadLetterNotice | None = None,
+        max_deferrals: int = MAX_DEFERRALS,
     ) -> None:
         self.connector = connector
         connector.attach(RuntimeContext(settings=settings, redis=redis))
@@ -134,6 +149,8 @@ class ConnectorRuntime:
         self._consumer_tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self.outcomes: collections.Counter[Outcome] = collections.Counter()
+        self.max_deferrals = max_deferrals
+        """How often an early message (:class:`NotReadyYet`) may wait before it is dead-lettered."""
         self.returned = 0
         """How many messages went back to their queue undecided (see :meth:`_give_back`)."""
         """How many messages ended each way since start (for health, metrics and tests)."""
@@ -245,7 +262,19 @@ class ConnectorRuntime:
                 self._plan.tiers_ms[0],
                 counts_as_attempt=False,
             )
-        return await self._apply(delivery)
+        decision = await self._apply(delivery)
+        if isinstance(decision.failure, NotReadyYet):
+            return self._deferral(message, decision.failure)
+        return decision
+
+    def _deferral(self, message: AbstractIncomingMessage, early: NotReadyYet) -> Decision:
+        """An early message waits, backing off through the retry tiers without spending an
+        attempt; one that is still early after ``max_deferrals`` waits is dead-lettered."""
+        deferrals = _deferrals(message)
+        if deferrals >= self.max_deferrals:
+            return Decision(Outcome.DEAD, early)
+        delay = self._plan.tier_for(deferrals + 1, early.retry_after)
+        return Decision(Outcome.RETRY, early, delay, counts_as_attempt=False)
 
     async def _apply(self, delivery: Delivery) -> Decision:
         try:
@@ -291,6 +320,8 @@ class ConnectorRuntime:
             ) from exc
 
     def _after_failure(self, delivery: Delivery, exc: Exception) -> Decision:
+        if isinstance(exc, NotReadyYet):  # how long it waits is decided with its deferrals
+            return Decision(Outcome.RETRY, exc, counts_as_attempt=False)
         if isinstance(exc, CircuitOpen):  # the target was not called: not an attempt
             return Decision(
                 Outcome.RETRY, exc, self._plan.tier_for(1, exc.retry_after), counts_as_attempt=False
@@ -331,6 +362,8 @@ class ConnectorRuntime:
             exchange_name, routing_key = retry_exchange(self._settings), f"{self.name}.{decision.delay_ms}"
             if decision.counts_as_attempt:
                 headers[ATTEMPT] = attempt + 1
+            elif isinstance(decision.failure, NotReadyYet):
+                headers[DEFERRALS] = _deferrals(message) + 1
         else:
             exchange_name, routing_key = dead_exchange(self._settings), self.name
             headers[DEAD_REASON] = msgspec.json.encode(

@@ -12,7 +12,7 @@ once.
 Everything here is public and kept stable; the modules behind it are not.
 """
 
-from gateway.errors import DeliveryFailed, PermanentDeliveryFailure, RetryableDeliveryFailure
+from gateway.errors import DeliveryFailed, NotReadyYet, PermanentDeliveryFailure, RetryableDeliveryFailure
 from gateway.mapping import MappingCatalog, MappingFailure
 from gateway.sdk._connector import (
     Connector,
@@ -47,6 +47,7 @@ __all__ = [
     "Inbound",
     "MappingCatalog",
     "MappingFailure",
+    "NotReadyYet",
     "PermanentDeliveryFailure",
     "Receiver",
     "RetryableDeliveryFailure",

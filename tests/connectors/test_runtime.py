@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aio_pika
 import msgspec
@@ -21,9 +22,9 @@ from gateway.broker import events_exchange_name
 from gateway.broker.headers import DEAD_REASON
 from gateway.errors import StoreUnavailable
 from gateway.registry import ContractRegistry
-from gateway.routing import retry_queue
-from gateway.runtime import ConnectorRuntime, Outcome
-from gateway.sdk import Connector, Delivery, RetryableDeliveryFailure, handler
+from gateway.routing import parse_routing_table, retry_queue
+from gateway.runtime import ConnectorRuntime, Outcome, build_connector
+from gateway.sdk import Connector, Delivery, NotReadyYet, RetryableDeliveryFailure, handler
 from gateway.settings import Settings
 from tests.conftest import KeyFactory
 from tests.connectors.conftest import routed_gateway, running_connector
@@ -390,3 +391,69 @@ async def test_a_connector_without_a_target_never_opens_a_circuit(
         await wait_until(lambda: runtime.outcomes[Outcome.DEAD] == 2, within=15, what="both dead-lettered")
         assert runtime.circuit.state == "closed"
         assert runtime.outcomes[Outcome.RETRY] == 4
+
+
+EARLY_TABLE = """
+connectors:
+  early:
+    use: tests.connectors.test_runtime:EarlyConnector
+    max_attempts: 2
+    retry_delays_ms: [100, 200]
+routes:
+  - {{id: requests, message: return-request.v1, to: [early]}}
+"""
+
+
+class EarlyConnector(Connector):
+    """Every message is early (what it depends on has not arrived) its first four times."""
+
+    calls: ClassVar[collections.Counter[str]] = collections.Counter()
+
+    @handler("return-request.v1")
+    async def wait_then_apply(self, delivery: Delivery) -> None:
+        EarlyConnector.calls[delivery.message_id] += 1
+        if EarlyConnector.calls[delivery.message_id] <= 4:
+            raise NotReadyYet(f"return {delivery.correlation_id} is not opened yet")
+
+
+@pytest.mark.parametrize(("max_deferrals", "outcome"), [(30, Outcome.ACK), (2, Outcome.DEAD)])
+async def test_an_early_message_waits_without_spending_its_attempts(
+    tmp_path: Path,
+    settings: Settings,
+    registry: ContractRegistry,
+    redis: aioredis.Redis,
+    amqp: AbstractRobustConnection,
+    make_key: KeyFactory,
+    max_deferrals: int,
+    outcome: Outcome,
+) -> None:
+    async with routed_gateway(tmp_path, settings, registry, amqp, EARLY_TABLE) as routed:
+        spec = parse_routing_table(routed.table).connectors["early"]
+        runtime = ConnectorRuntime(
+            build_connector("early", spec),
+            settings=routed.settings,
+            spec=spec,
+            redis=redis,
+            max_deferrals=max_deferrals,
+        )
+        await runtime.start()
+        try:
+            response = await routed.client.post(
+                "/v1/returns", json=return_request(), headers=headers(await make_key())
+            )
+            assert response.status_code == 202
+            await wait_until(
+                lambda: runtime.outcomes[outcome] == 1, within=15, what=f"the message's {outcome}"
+            )
+        finally:
+            await runtime.stop()
+        [calls] = EarlyConnector.calls.values()
+        EarlyConnector.calls.clear()
+        if outcome is Outcome.ACK:  # four waits and the fifth call applies it: max_attempts 2 never hit
+            assert calls == 5 and runtime.outcomes[Outcome.RETRY] == 4 and runtime.outcomes[Outcome.DEAD] == 0
+        else:  # still early after its two waits: dead, with the reason
+            assert calls == 3
+            reason = msgspec.json.decode(
+                ((await take_dead_letters(amqp, routed.settings, "early"))[0].headers or {})[DEAD_REASON]
+            )
+            assert reason["error"] == "NotReadyYet"
