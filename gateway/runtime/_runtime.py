@@ -262,21 +262,9 @@ class ConnectorRuntime:
                 self._plan.tiers_ms[0],
                 counts_as_attempt=False,
             )
-        decision = await self._apply(delivery)
-        if isinstance(decision.failure, NotReadyYet):
-            return self._deferral(message, decision.failure)
-        return decision
+        return await self._apply(delivery, deferrals=_deferrals(message))
 
-    def _deferral(self, message: AbstractIncomingMessage, early: NotReadyYet) -> Decision:
-        """An early message waits, backing off through the retry tiers without spending an
-        attempt; one that is still early after ``max_deferrals`` waits is dead-lettered."""
-        deferrals = _deferrals(message)
-        if deferrals >= self.max_deferrals:
-            return Decision(Outcome.DEAD, early)
-        delay = self._plan.tier_for(deferrals + 1, early.retry_after)
-        return Decision(Outcome.RETRY, early, delay, counts_as_attempt=False)
-
-    async def _apply(self, delivery: Delivery) -> Decision:
+    async def _apply(self, delivery: Delivery, *, deferrals: int) -> Decision:
         try:
             if self.connector.has_target:
                 emitted = await self.circuit.call(lambda: self.connector.handle(delivery))
@@ -289,7 +277,7 @@ class ConnectorRuntime:
                 await self._ledger.abandon(self.name, delivery.message_id)
             except StoreUnavailable as lost:  # the lease then lapses by itself; the failure still counts
                 log.warning("%s: lease on %s not given back: %s", self.name, delivery.message_id, lost)
-            return self._after_failure(delivery, exc)
+            return self._after_failure(delivery, exc, deferrals)
         try:
             await self._ledger.finish(self.name, delivery.message_id)
         except StoreUnavailable as lost:
@@ -319,9 +307,14 @@ class ConnectorRuntime:
                 f"applied, but could not publish the system's answer: {exc}"
             ) from exc
 
-    def _after_failure(self, delivery: Delivery, exc: Exception) -> Decision:
-        if isinstance(exc, NotReadyYet):  # how long it waits is decided with its deferrals
-            return Decision(Outcome.RETRY, exc, counts_as_attempt=False)
+    def _after_failure(self, delivery: Delivery, exc: Exception, deferrals: int) -> Decision:
+        if isinstance(exc, NotReadyYet):
+            # Early: it waits, backing off through the tiers without spending an attempt; still
+            # early after max_deferrals waits, it is dead-lettered.
+            if deferrals >= self.max_deferrals:
+                return Decision(Outcome.DEAD, exc)
+            delay = self._plan.tier_for(deferrals + 1, exc.retry_after)
+            return Decision(Outcome.RETRY, exc, delay, counts_as_attempt=False)
         if isinstance(exc, CircuitOpen):  # the target was not called: not an attempt
             return Decision(
                 Outcome.RETRY, exc, self._plan.tier_for(1, exc.retry_after), counts_as_attempt=False
