@@ -49,9 +49,10 @@ class Settings:
     """``RGW_EFFECT_RETENTION_SECONDS``: how long a connector remembers a message it applied
     (longer than any redelivery or replay of it is expected to take)."""
 
-    effect_lease_seconds: float = 60.0
-    """``RGW_EFFECT_LEASE_SECONDS``: how long a worker may hold a message before another may
-    apply it (covers a worker killed mid-call); keep it above a target call's timeout."""
+    effect_lease_seconds: float = 15.0
+    """``RGW_EFFECT_LEASE_SECONDS``: a worker's lease on a message it is applying, renewed every
+    third of it while the worker lives: a worker killed mid-call holds the message back this
+    long at most before another may apply it."""
 
     max_body_bytes: int = 1_048_576
     """``RGW_MAX_BODY_BYTES``: largest request body accepted; larger answers 413."""

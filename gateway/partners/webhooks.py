@@ -72,7 +72,7 @@ class PartnerWebhookOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     """The connector's ``options`` in the routing table."""
 
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 10.0
-    """Longest wait for a partner's endpoint; keep it below ``RGW_EFFECT_LEASE_SECONDS``."""
+    """Longest wait for a partner's endpoint."""
     connect_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=30)] = 3.0
     max_connections: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 32
 
@@ -172,7 +172,8 @@ class PartnerWebhookConnector(Connector):
         if claim == "busy":
             raise RetryableDeliveryFailure("another worker is posting it")
         try:
-            await self._post(endpoint, delivery, body)
+            async with self._taken.holding(ledger, delivery.message_id):
+                await self._post(endpoint, delivery, body)
         except BaseException:
             await self._taken.abandon(ledger, delivery.message_id)
             raise

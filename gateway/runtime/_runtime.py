@@ -266,12 +266,13 @@ class ConnectorRuntime:
 
     async def _apply(self, delivery: Delivery, *, deferrals: int) -> Decision:
         try:
-            if self.connector.has_target:
-                emitted = await self.circuit.call(lambda: self.connector.handle(delivery))
-            else:  # its failures are its own domain's (a return not opened yet), not a system down
-                emitted = await self.connector.handle(delivery)
-            if emitted:
-                await self._emit(delivery, emitted)
+            async with self._ledger.holding(self.name, delivery.message_id):
+                if self.connector.has_target:
+                    emitted = await self.circuit.call(lambda: self.connector.handle(delivery))
+                else:  # its failures are its own domain's (a return not opened yet), not a system down
+                    emitted = await self.connector.handle(delivery)
+                if emitted:
+                    await self._emit(delivery, emitted)
         except Exception as exc:
             try:
                 await self._ledger.abandon(self.name, delivery.message_id)
