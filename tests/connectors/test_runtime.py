@@ -26,11 +26,13 @@ from gateway.routing import parse_routing_table, retry_queue
 from gateway.runtime import ConnectorRuntime, Outcome, build_connector
 from gateway.sdk import Connector, Delivery, NotReadyYet, RetryableDeliveryFailure, handler
 from gateway.settings import Settings
+from gateway.storage import connect_redis
 from tests.conftest import KeyFactory
 from tests.connectors.conftest import routed_gateway, running_connector
 from tests.support.broker import take_dead_letters
 from tests.support.payloads import headers, return_request
 from tests.support.sandbox import Fault, SandboxState
+from tests.support.tcp_proxy import proxy_to
 from tests.support.waiting import wait_until
 
 TABLE = """
@@ -459,3 +461,51 @@ async def test_an_early_message_waits_without_spending_its_attempts(
                 ((await take_dead_letters(amqp, routed.settings, "early"))[0].headers or {})[DEAD_REASON]
             )
             assert reason["error"] == "NotReadyYet"
+
+
+@pytest.mark.parametrize("fault", ["stall", "cut"])
+async def test_redis_stalling_or_vanishing_mid_run_strands_no_message(
+    fault: str,
+    tmp_path: Path,
+    settings: Settings,
+    registry: ContractRegistry,
+    redis: aioredis.Redis,
+    amqp: AbstractRobustConnection,
+    make_key: KeyFactory,
+) -> None:
+    """The runtime's Redis (its effect ledger) hangs or goes away while messages are in flight
+    and arriving: each is settled (retried or given back), none holds its prefetch slot, and
+    once Redis is back every message is applied exactly once."""
+    async with proxy_to(settings.redis_url, default_port=6379) as proxy:
+        through = connect_redis(proxy.through(settings.redis_url))
+        async with (
+            routed_gateway(tmp_path, settings, registry, amqp, TABLE, threshold=1000) as routed,
+            running_connector(routed, "records", through) as runtime,
+        ):
+            harness = Harness(routed.client, runtime, routed.sandbox, await make_key(), routed.settings, amqp)
+            for _ in range(4):
+                routed.sandbox.faults.append(
+                    Fault(201, delay=1.0, apply_first=True)
+                )  # in flight as Redis goes
+            for _ in range(4):
+                await harness.submit()
+            await wait_until(lambda: len(routed.sandbox.requests) >= 4, within=10, what="calls in flight")
+            await (proxy.stall() if fault == "stall" else proxy.cut())
+            for _ in range(12):  # more than the prefetch of 8 arrive while Redis is away
+                await harness.submit()
+            await wait_until(
+                lambda: runtime.outcomes[Outcome.RETRY] + runtime.returned >= 8,
+                within=20,
+                what="messages settled while Redis is away",
+            )
+            await (proxy.resume() if fault == "stall" else proxy.restore())
+            await wait_until(
+                lambda: len(routed.sandbox.effects) == 16, within=40, what="every message applied"
+            )
+            assert sorted(set(routed.sandbox.effects.values())) == [1]
+            for _ in range(9):  # no prefetch slot was lost: more than the prefetch still flows
+                await harness.submit()
+            await wait_until(lambda: len(routed.sandbox.effects) == 25, within=20, what="nine more")
+            assert routed.sandbox.repeats <= 4  # only the calls whose done-record Redis lost
+            assert runtime.outcomes[Outcome.DEAD] == 0
+        await through.aclose()
