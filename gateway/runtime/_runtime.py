@@ -163,7 +163,9 @@ class ConnectorRuntime:
         """Connect (aio-pika's robust connection restores the consumer after a broker restart)."""
         connection = await aio_pika.connect_robust(
             self._settings.amqp_url,
-            client_properties={"connection_name": f"returns-gateway-connector:{self.name}"},
+            client_properties={
+                "connection_name": f"returns-gateway:{self._settings.namespace}:connector:{self.name}"
+            },
         )
         try:
             self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)

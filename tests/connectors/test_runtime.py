@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
+import shutil
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -509,3 +512,47 @@ async def test_redis_stalling_or_vanishing_mid_run_strands_no_message(
             assert routed.sandbox.repeats <= 4  # only the calls whose done-record Redis lost
             assert runtime.outcomes[Outcome.DEAD] == 0
         await through.aclose()
+
+
+def _close_connection_named(name: str) -> int:
+    """Have the broker close every connection with this client-provided name (as a network
+    failure or an operator would); how many it closed."""
+    listed = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    named = f'{{"connection_name","{name}"}}'
+    pids = [line.split("\t")[0] for line in listed.splitlines() if named in line]
+    for pid in pids:
+        subprocess.run(
+            ["rabbitmqctl", "close_connection", pid, "closed by the test"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+    return len(pids)
+
+
+@pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl")
+async def test_a_channel_closed_under_messages_in_flight_applies_each_once(harness: Harness) -> None:
+    """The broker drops the connector's connection while calls are in flight: their acks have
+    nowhere to go, the broker requeues them, and the redeliveries find them done."""
+    for _ in range(3):
+        harness.sandbox.faults.append(Fault(201, delay=1.5, apply_first=True))
+    for _ in range(3):
+        await harness.submit()
+    await wait_until(lambda: len(harness.sandbox.requests) == 3, within=10, what="three calls in flight")
+    closed = await asyncio.to_thread(
+        _close_connection_named,
+        f"returns-gateway:{harness.settings.namespace}:connector:{harness.runtime.name}",
+    )
+    assert closed == 1
+    await wait_until(lambda: harness.runtime.outcomes[Outcome.ACK] >= 3, within=30, what="the redeliveries")
+    assert sorted(harness.sandbox.effects.values()) == [1, 1, 1]
+    for _ in range(9):  # the consumer is back, with its whole prefetch
+        await harness.submit()
+    await wait_until(lambda: len(harness.sandbox.effects) == 12, within=30, what="nine more")
+    assert harness.runtime.outcomes[Outcome.DEAD] == 0
