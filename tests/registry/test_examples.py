@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from jsonschema import FormatChecker
 
 from gateway.registry import Contract, ContractRegistry
 from gateway.settings import PROJECT_ROOT
@@ -73,3 +74,20 @@ def test_fast_and_explaining_validators_agree(contract: Contract) -> None:
     assert len(candidates) > 50
     for payload in candidates:
         assert contract.fast_validator.is_valid(payload) == contract.validator.is_valid(payload), payload
+
+
+def _formats(schema: object) -> set[str]:
+    if isinstance(schema, dict):
+        found = {schema["format"]} if isinstance(schema.get("format"), str) else set()
+        return found.union(*(_formats(v) for v in schema.values()))
+    if isinstance(schema, list):
+        return set().union(*(_formats(v) for v in schema))
+    return set()
+
+
+def test_every_format_a_contract_names_is_checked() -> None:
+    """A format without its checker library installed passes anything: each one our contracts
+    use must have a checker (the dependencies name them one by one)."""
+    used = set().union(*(_formats(c.schema) for c in _REGISTRY))
+    assert used, "the contracts name no format at all"
+    assert used <= set(FormatChecker().checkers), used - set(FormatChecker().checkers)
