@@ -57,7 +57,8 @@ Lower layers (redis, aio-pika) are translated into these at their boundary with
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import msgspec
@@ -69,6 +70,25 @@ class GatewayError(Exception):
 
 class ConfigurationError(GatewayError):
     """A configuration file or setting the gateway cannot work with; it refuses to start."""
+
+    setting: str | None = None
+    """The ``RGW_*`` setting that points at what is wrong, when one does (see :func:`from_setting`)."""
+
+    def one_line(self) -> str:
+        """What is wrong, where, and which setting to look at, on one line (a start-up refusal)."""
+        what = " ".join(str(self).split())
+        return f"{what} (setting {self.setting})" if self.setting else what
+
+
+@contextmanager
+def from_setting(name: str) -> Iterator[None]:
+    """Name the setting behind a :class:`ConfigurationError` raised in the block."""
+    try:
+        yield
+    except ConfigurationError as exc:
+        if exc.setting is None:
+            exc.setting = name
+        raise
 
 
 class ContractRegistryError(ConfigurationError):

@@ -8,11 +8,24 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "RGW_"
+
+
+def shipped(name: str) -> Path:
+    """A folder or file the project ships (``contracts``, ``mappings``, ``routes.yaml``...).
+
+    An installed wheel carries them as package data under ``gateway/_shipped``; a source
+    checkout (or an editable install of one) has them at the project's root.
+    """
+    packaged = resources.files("gateway").joinpath("_shipped", name)
+    if isinstance(packaged, Path) and packaged.exists():
+        return packaged
+    return PROJECT_ROOT / name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,20 +41,20 @@ class Settings:
     namespace: str = "rgw"
     """``RGW_NAMESPACE``: prefix of every exchange, queue and Redis key, so deployments can share servers."""
 
-    contracts_dir: Path = field(default=PROJECT_ROOT / "contracts")
+    contracts_dir: Path = field(default_factory=lambda: shipped("contracts"))
     """``RGW_CONTRACTS_DIR``: folder holding ``<name>/<version>/schema.json`` contracts."""
 
-    mappings_dir: Path = field(default=PROJECT_ROOT / "mappings")
+    mappings_dir: Path = field(default_factory=lambda: shipped("mappings"))
     """``RGW_MAPPINGS_DIR``: folder of mapping files, ``<profile>/<contract>.<version>.<direction>.yaml``."""
 
-    policies_dir: Path = field(default=PROJECT_ROOT / "policies")
+    policies_dir: Path = field(default_factory=lambda: shipped("policies"))
     """``RGW_POLICIES_DIR``: folder of lifecycle policy files (``*.yaml``: return windows, approvals,
     evidence, dispositions), checked at start-up."""
 
     routes_file: Path | None = None
     """``RGW_ROUTES_FILE``: the routing table (YAML); unset, every message waits in ``<ns>.unrouted``."""
 
-    edi_partners_file: Path | None = field(default=PROJECT_ROOT / "edi-partners.yaml")
+    edi_partners_file: Path | None = field(default_factory=lambda: shipped("edi-partners.yaml"))
     """``RGW_EDI_PARTNERS_FILE``: EDI trading-partner profiles (sender ids, code tables), checked at
     start-up."""
 

@@ -22,6 +22,7 @@ from gateway.api.services import Services
 from gateway.api.webhook_endpoints import webhook_endpoints_router
 from gateway.api.webhooks import webhooks_router
 from gateway.edi import PartnerDirectory
+from gateway.errors import from_setting
 from gateway.lifecycle import PolicyBook
 from gateway.mapping import MappingCatalog
 from gateway.registry import ContractRegistry
@@ -40,11 +41,16 @@ def create_app(
     """Build the gateway; contracts, mappings and the routing table load now (unless given), so a
     defect stops start-up here."""
     settings = settings or Settings.from_env()
-    registry = registry or ContractRegistry.from_folder(settings.contracts_dir)
-    routing = load_routing_table(settings.routes_file) if settings.routes_file else None
-    mappings = mappings or MappingCatalog.load(settings.mappings_dir, settings.contracts_dir)
-    policies = PolicyBook.load(settings.policies_dir, settings.contracts_dir)
-    partners = PartnerDirectory.load(settings.edi_partners_file)
+    with from_setting("RGW_CONTRACTS_DIR"):
+        registry = registry or ContractRegistry.from_folder(settings.contracts_dir)
+    with from_setting("RGW_ROUTES_FILE"):
+        routing = load_routing_table(settings.routes_file) if settings.routes_file else None
+    with from_setting("RGW_MAPPINGS_DIR"):
+        mappings = mappings or MappingCatalog.load(settings.mappings_dir, settings.contracts_dir)
+    with from_setting("RGW_POLICIES_DIR"):
+        policies = PolicyBook.load(settings.policies_dir, settings.contracts_dir)
+    with from_setting("RGW_EDI_PARTNERS_FILE"):
+        partners = PartnerDirectory.load(settings.edi_partners_file)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -18,8 +18,8 @@ from gateway.cli.dlq import dlq_app
 from gateway.cli.edi import edi_app
 from gateway.cli.mappings import mappings_app
 from gateway.cli.sandbox import sandbox_app
-from gateway.errors import GatewayError
-from gateway.settings import PROJECT_ROOT, Settings
+from gateway.errors import ConfigurationError, GatewayError
+from gateway.settings import Settings
 from gateway.storage import connect_redis
 
 app = typer.Typer(help="Governed integration gateway for returns and credits.", no_args_is_help=True)
@@ -36,6 +36,8 @@ app.add_typer(webhooks_app, name="webhooks")
 
 T = TypeVar("T")
 err = Console(stderr=True)
+#: A start-up refusal prints as one line whatever the terminal's width, paths uncoloured.
+ONE_LINE: dict[str, bool] = {"highlight": False, "soft_wrap": True}
 
 
 @app.command()
@@ -48,9 +50,16 @@ def serve(
     """Run the HTTP gateway (settings come from RGW_* environment variables)."""
     import uvicorn
 
+    from gateway.api import create_app
+
+    try:  # built here first, so a configuration defect is one line, not a worker's traceback
+        built = create_app(Settings.from_env())
+    except ConfigurationError as exc:
+        err.print(f"[red]error:[/red] cannot start the gateway: {exc.one_line()}", **ONE_LINE)
+        raise typer.Exit(code=2) from None
     uvicorn.run(
-        "gateway.api.app:create_app",
-        factory=True,
+        built if workers == 1 else "gateway.api.app:create_app",
+        factory=workers > 1,
         host=host,
         port=port,
         workers=workers,
@@ -91,6 +100,9 @@ def connector_run(
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise at this rate
     try:
         uvloop.run(run_connector(name, Settings.from_env()))
+    except ConfigurationError as exc:
+        err.print(f"[red]error:[/red] cannot start connector {name}: {exc.one_line()}", **ONE_LINE)
+        raise typer.Exit(code=2) from None
     except GatewayError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=1) from exc
@@ -100,11 +112,12 @@ def connector_run(
 def connector_new(
     name: Annotated[str, typer.Argument(help="Connector and profile name (lower_case).")],
     role: Annotated[str, typer.Option(help="Kind of system: erp, wms, carrier or crm.")],
-    root: Annotated[Path, typer.Option(help="Project folder to write into.")] = PROJECT_ROOT,
+    root: Annotated[Path, typer.Option(help="Project folder to write into.")] = Path("."),
 ) -> None:
     """Write a working connector skeleton: connector, sandbox, mapping with a fixture, and a test."""
     from gateway.cli.scaffold import ScaffoldError, scaffold
 
+    root = root.resolve()
     try:
         written = scaffold(name, root, role=role)
     except ScaffoldError as exc:

@@ -26,6 +26,9 @@ def _catalog() -> MappingCatalog:
 def check() -> None:
     """Load and compile every mapping; print each problem as file:line and fail if any."""
     catalog = _catalog()
+    if not len(catalog):
+        typer.echo(f"no mappings in {Settings.from_env().mappings_dir}: nothing was checked", err=True)
+        raise typer.Exit(code=1)
     typer.echo(f"{len(catalog)} mappings compiled, no problems")
 
 

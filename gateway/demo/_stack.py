@@ -29,7 +29,7 @@ from gateway.partners.endpoints import generate_key as generate_secrets_key
 from gateway.routing import RoutingTable, delete_routing_topology, parse_routing_table
 from gateway.runtime import ConnectorRuntime, build_connector, declare_topology
 from gateway.sandbox import Credentials, Sandbox, build_sandbox, free_port, running
-from gateway.settings import PROJECT_ROOT, Settings
+from gateway.settings import Settings, shipped
 from gateway.storage import connect_redis
 from gateway.storage.keys import namespace_pattern
 from gateway.worker import connector_runtime
@@ -82,7 +82,7 @@ def _routes_of(text: str) -> list[tuple[str, str, list[str]]]:
 
 
 #: The routes of the shipped ``routes.yaml``: the demo wires the systems the way production does.
-ROUTES = _routes_of((PROJECT_ROOT / "routes.yaml").read_text())
+ROUTES = _routes_of(shipped("routes.yaml").read_text())
 #: Connectors that call no system of their own (no sandbox, no target).
 INTERNAL_CONNECTORS = {
     "lifecycle": "gateway.lifecycle:Orchestrator",

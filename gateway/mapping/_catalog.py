@@ -97,6 +97,8 @@ class MappingCatalog:
         cls, mappings_dir: Path, contracts_dir: Path, *, profiles: Collection[str] | None = None
     ) -> MappingCatalog:
         """Compile every mapping (or only those of ``profiles``); raise listing every problem."""
+        if not mappings_dir.is_dir():
+            raise MappingDefinitionError([f"mappings folder {mappings_dir} does not exist"])
         index = SchemaIndex(contracts_dir)
         registry = jsonschema_rs.Registry([(uri, doc) for uri, doc in index.documents().items()])
         problems: list[str] = []

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from tenacity import RetryError
 
 from gateway.broker import until_connected
+from gateway.errors import from_setting
 from gateway.lifecycle import delivery_failed_notice
 from gateway.mapping import MappingCatalog
 from gateway.routing import ConnectorSpec, RoutingTable, RoutingTableError, load_routing_table
@@ -56,13 +57,14 @@ def connector_runtime(
 
 async def run_connector(name: str, settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run connector ``name`` until ``stop`` is set (or a termination signal arrives)."""
-    table = _table(settings)
-    spec = table.connectors.get(name)
-    if spec is None:
-        raise RoutingTableError(f"connector '{name}' is not in {settings.routes_file}")
-    connector = build_connector(
-        name, spec, MappingCatalog.load(settings.mappings_dir, settings.contracts_dir)
-    )
+    with from_setting("RGW_ROUTES_FILE"):
+        table = _table(settings)
+        spec = table.connectors.get(name)
+        if spec is None:
+            raise RoutingTableError(f"connector '{name}' is not in {settings.routes_file}")
+    with from_setting("RGW_MAPPINGS_DIR"):
+        mappings = MappingCatalog.load(settings.mappings_dir, settings.contracts_dir)
+    connector = build_connector(name, spec, mappings)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

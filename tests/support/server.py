@@ -6,36 +6,48 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
 from gateway.sandbox import free_port  # re-exported for the tests that import it from here
 from gateway.settings import PROJECT_ROOT
 
+#: How the tests run ``returns-gateway``: this interpreter, from the source checkout.
+SOURCE_CLI = (sys.executable, "-m", "gateway.cli")
 
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+
+def cli(
+    env: dict[str, str], *args: str, program: Sequence[str] = SOURCE_CLI, cwd: Path = PROJECT_ROOT
+) -> subprocess.CompletedProcess[str]:
     """Run ``returns-gateway`` with ``env`` and capture what it prints."""
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args],
+        [*program, *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
-        cwd=PROJECT_ROOT,
+        cwd=cwd,
     )
 
 
 @contextmanager
-def running_gateway(env: dict[str, str], *, within: float = 30.0) -> Iterator[str]:
+def running_gateway(
+    env: dict[str, str],
+    *,
+    within: float = 30.0,
+    program: Sequence[str] = SOURCE_CLI,
+    cwd: Path = PROJECT_ROOT,
+) -> Iterator[str]:
     """Start ``returns-gateway serve`` and yield its base URL once it reports ready."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--log-level", "warning"],
+        [*program, "serve", "--port", str(port), "--log-level", "warning"],
         env={**os.environ, **env},
-        cwd=PROJECT_ROOT,
+        cwd=cwd,
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -61,16 +73,20 @@ def running_gateway(env: dict[str, str], *, within: float = 30.0) -> Iterator[st
 class ConnectorProcess:
     """``returns-gateway connector run NAME`` as a real process the test can kill and restart."""
 
-    def __init__(self, env: dict[str, str], name: str) -> None:
+    def __init__(
+        self, env: dict[str, str], name: str, *, program: Sequence[str] = SOURCE_CLI, cwd: Path = PROJECT_ROOT
+    ) -> None:
         self._env = {**os.environ, **env}
         self._name = name
+        self._program = program
+        self._cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "connector", "run", self._name, "--log-level", "warning"],
+            [*self._program, "connector", "run", self._name, "--log-level", "warning"],
             env=self._env,
-            cwd=PROJECT_ROOT,
+            cwd=self._cwd,
         )
 
     def kill(self) -> None:
