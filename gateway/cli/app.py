@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.auth import KeyStore, Scope
+from gateway.cli.db import db_app
 from gateway.cli.dlq import dlq_app
 from gateway.cli.edi import edi_app
 from gateway.cli.mappings import mappings_app
@@ -29,6 +30,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(mappings_app, name="mappings")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(edi_app, name="edi")
+app.add_typer(db_app, name="db")
 connector_app = typer.Typer(help="Run connectors (one process per connector).", no_args_is_help=True)
 app.add_typer(connector_app, name="connector")
 webhooks_app = typer.Typer(help="Partners' webhook endpoints.", no_args_is_help=True)
