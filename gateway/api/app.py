@@ -21,6 +21,7 @@ from gateway.api.returns import returns_router
 from gateway.api.services import Services
 from gateway.api.webhook_endpoints import webhook_endpoints_router
 from gateway.api.webhooks import webhooks_router
+from gateway.database import ensure_schema_if_in_use
 from gateway.edi import PartnerDirectory
 from gateway.lifecycle import PolicyBook
 from gateway.mapping import MappingCatalog
@@ -37,9 +38,10 @@ def create_app(
     registry: ContractRegistry | None = None,
     mappings: MappingCatalog | None = None,
 ) -> Litestar:
-    """Build the gateway; contracts, mappings and the routing table load now (unless given), so a
-    defect stops start-up here."""
+    """Build the gateway; contracts, mappings and the routing table load now (unless given), and
+    the database's schema is checked (with ``RGW_DATABASE_URL`` set), so a defect stops start-up here."""
     settings = settings or Settings.from_env()
+    ensure_schema_if_in_use(settings)
     registry = registry or ContractRegistry.from_folder(settings.contracts_dir)
     routing = load_routing_table(settings.routes_file) if settings.routes_file else None
     mappings = mappings or MappingCatalog.load(settings.mappings_dir, settings.contracts_dir)

@@ -50,6 +50,13 @@ def serve(
     """Run the HTTP gateway (settings come from RGW_* environment variables)."""
     import uvicorn
 
+    from gateway.database import ensure_schema_if_in_use
+
+    try:  # each worker checks again in create_app; this says it once, without a traceback
+        ensure_schema_if_in_use(Settings.from_env())
+    except GatewayError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
     uvicorn.run(
         "gateway.api.app:create_app",
         factory=True,

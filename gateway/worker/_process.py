@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from tenacity import RetryError
 
 from gateway.broker import until_connected
+from gateway.database import ensure_schema_if_in_use
 from gateway.lifecycle import delivery_failed_notice
 from gateway.mapping import MappingCatalog
 from gateway.routing import ConnectorSpec, RoutingTable, RoutingTableError, load_routing_table
@@ -55,7 +56,9 @@ def connector_runtime(
 
 
 async def run_connector(name: str, settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """Run connector ``name`` until ``stop`` is set (or a termination signal arrives)."""
+    """Run connector ``name`` until ``stop`` is set (or a termination signal arrives); with
+    ``RGW_DATABASE_URL`` set, not against a database whose schema is not this code's."""
+    await asyncio.to_thread(ensure_schema_if_in_use, settings)
     table = _table(settings)
     spec = table.connectors.get(name)
     if spec is None:
