@@ -10,10 +10,13 @@ Every error the gateway raises descends from :class:`GatewayError`::
     │   ├── PolicyError                [lifecycle] a policy file is missing, malformed or inconsistent
     │   ├── PartnerProfileError        [edi] edi-partners.yaml is missing, malformed, or binds a sender twice
     │   ├── SecretsKeyError            RGW_SECRETS_KEY unset, malformed, or without a stored secret's key
+    │   ├── DatabaseMissing            RGW_DATABASE_URL names a database the server does not have
+    │   ├── SchemaOutOfDate            the database's schema is not the code's: `returns-gateway db upgrade`
     │   └── TargetConfigError          [sdk] a target's settings cannot be used (a credential not set)
     ├── DependencyUnavailable          retryable: a server we depend on did not answer
     │   ├── BrokerUnavailable          RabbitMQ down, refused, or did not confirm in time
-    │   └── StoreUnavailable           Redis down or timed out
+    │   ├── StoreUnavailable           Redis down or timed out
+    │   └── DatabaseUnavailable        PostgreSQL down, refusing us, or timed out
     ├── DeliveryFailed                 a connector could not apply a message to its target system
     │   ├── RetryableDeliveryFailure   timeout, connection error, 429, 5xx: retry with backoff
     │   │   ├── CircuitOpen            [runtime] the target's breaker is open: not called, not an attempt
@@ -51,7 +54,7 @@ A ``[package]`` mark names the ``gateway`` package that defines the class (this 
 bottom layer: it imports none of them); ``tests/test_errors.py`` holds the drawing to the code.
 The ``WebhookRejected`` status is the instance's, turned into a :class:`ProblemError` at the edge.
 
-Lower layers (redis, aio-pika) are translated into these at their boundary with
+Lower layers (redis, aio-pika, psycopg) are translated into these at their boundary with
 ``raise ... from exc``; the HTTP edge renders only :class:`ProblemError`.
 """
 
@@ -100,6 +103,23 @@ class SecretsKeyError(ConfigurationError):
     partners' webhook secrets can be neither kept nor used until an operator fixes it."""
 
 
+class DatabaseMissing(ConfigurationError):
+    """The database ``RGW_DATABASE_URL`` names does not exist on its server: create it, then
+    ``returns-gateway db upgrade``."""
+
+
+class SchemaOutOfDate(ConfigurationError):
+    """The database's schema is not the revision this code was written for: older (or empty),
+    and ``returns-gateway db upgrade`` fixes it; or newer, migrated by a later release."""
+
+    def __init__(self, detail: str, *, current: str | None, head: str) -> None:
+        super().__init__(detail)
+        self.current = current
+        """The database's revision (``None``: no schema at all)."""
+        self.head = head
+        """The revision this code needs."""
+
+
 class DependencyUnavailable(GatewayError):
     """A server the gateway depends on is unavailable; the same request may succeed later."""
 
@@ -110,6 +130,10 @@ class BrokerUnavailable(DependencyUnavailable):
 
 class StoreUnavailable(DependencyUnavailable):
     """Redis is unreachable or timed out."""
+
+
+class DatabaseUnavailable(DependencyUnavailable):
+    """PostgreSQL is unreachable, refused the connection, or timed out."""
 
 
 class DeliveryFailed(GatewayError):

@@ -14,6 +14,8 @@ from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "RGW_"
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/returns_gateway"
+"""The PostgreSQL database the ``returns-gateway db`` commands use when ``RGW_DATABASE_URL`` is unset."""
 
 
 def shipped(name: str) -> Path:
@@ -37,6 +39,17 @@ class Settings:
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     """``RGW_REDIS_URL``: Redis for API keys, idempotency records, rate limits and return state."""
+
+    database_url: str | None = field(default=None, repr=False)
+    """``RGW_DATABASE_URL``: the PostgreSQL database that is to hold the record (libpq URL or
+    ``key=value`` string), migrated by ``returns-gateway db upgrade``. Set, the gateway and every
+    ``connector run`` refuse to start unless its schema is the one their code was written for;
+    unset, they do not touch PostgreSQL (the record is still in Redis, ``docs/data.md``) and the
+    ``db`` commands use :data:`DEFAULT_DATABASE_URL`. Mandatory once the record moves there.
+    Kept out of ``repr``: it may hold a password."""
+
+    database_pool_size: int = 10
+    """``RGW_DATABASE_POOL_SIZE``: most connections one process holds open to PostgreSQL."""
 
     namespace: str = "rgw"
     """``RGW_NAMESPACE``: prefix of every exchange, queue and Redis key, so deployments can share servers."""
@@ -142,6 +155,16 @@ class Settings:
                 values[spec.name] = raw
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def database_in_use(self) -> bool:
+        """Whether ``RGW_DATABASE_URL`` is set: the schema is checked at start-up only then."""
+        return bool(self.database_url)
+
+    @property
+    def database(self) -> str:
+        """The database to migrate and connect to: ``RGW_DATABASE_URL``, else the local default."""
+        return self.database_url or DEFAULT_DATABASE_URL
 
     def key(self, *parts: str) -> str:
         """A Redis key inside this deployment's namespace."""

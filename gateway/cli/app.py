@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.auth import KeyStore, Scope
+from gateway.cli.db import db_app
 from gateway.cli.dlq import dlq_app
 from gateway.cli.edi import edi_app
 from gateway.cli.mappings import mappings_app
@@ -29,6 +30,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(mappings_app, name="mappings")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(edi_app, name="edi")
+app.add_typer(db_app, name="db")
 connector_app = typer.Typer(help="Run connectors (one process per connector).", no_args_is_help=True)
 app.add_typer(connector_app, name="connector")
 webhooks_app = typer.Typer(help="Partners' webhook endpoints.", no_args_is_help=True)
@@ -54,9 +56,10 @@ def serve(
 
     try:  # built here first, so a configuration defect is one line, not a worker's traceback
         built = create_app(Settings.from_env())
-    except ConfigurationError as exc:
-        err.print(f"[red]error:[/red] cannot start the gateway: {exc.one_line()}", **ONE_LINE)
-        raise typer.Exit(code=2) from None
+    except GatewayError as exc:  # a setting (exit 2), or a server it needs at start-up (exit 1)
+        said = exc.one_line() if isinstance(exc, ConfigurationError) else " ".join(str(exc).split())
+        err.print(f"[red]error:[/red] cannot start the gateway: {said}", **ONE_LINE)
+        raise typer.Exit(code=2 if isinstance(exc, ConfigurationError) else 1) from None
     uvicorn.run(
         built if workers == 1 else "gateway.api.app:create_app",
         factory=workers > 1,

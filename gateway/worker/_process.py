@@ -16,6 +16,7 @@ from tenacity import RetryError
 
 from gateway.broker import until_connected
 from gateway.errors import from_setting
+from gateway.database import ensure_schema_if_in_use
 from gateway.lifecycle import delivery_failed_notice
 from gateway.mapping import MappingCatalog
 from gateway.routing import ConnectorSpec, RoutingTable, RoutingTableError, load_routing_table
@@ -56,7 +57,10 @@ def connector_runtime(
 
 
 async def run_connector(name: str, settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """Run connector ``name`` until ``stop`` is set (or a termination signal arrives)."""
+    """Run connector ``name`` until ``stop`` is set (or a termination signal arrives); with
+    ``RGW_DATABASE_URL`` set, not against a database whose schema is not this code's."""
+    with from_setting("RGW_DATABASE_URL"):
+        await asyncio.to_thread(ensure_schema_if_in_use, settings)
     with from_setting("RGW_ROUTES_FILE"):
         table = _table(settings)
         spec = table.connectors.get(name)
