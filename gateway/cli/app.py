@@ -1,19 +1,22 @@
-"""``returns-gateway``: run the gateway and administer it."""
+"""``returns-gateway``: run the gateway and administer it.
+
+Whatever needs Redis, RabbitMQ, the web stack or the contracts is imported inside the command
+that uses it: ``--help`` and the commands that need none of them start without loading them
+(tests/test_cli_startup.py). Option types stay cheap (typer reads them to build every command).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from gateway.auth import KeyStore, Scope
+from gateway.auth import Scope
 from gateway.cli.db import db_app
 from gateway.cli.dlq import dlq_app
 from gateway.cli.edi import edi_app
@@ -21,7 +24,9 @@ from gateway.cli.mappings import mappings_app
 from gateway.cli.sandbox import sandbox_app
 from gateway.errors import ConfigurationError, GatewayError
 from gateway.settings import Settings
-from gateway.storage import connect_redis
+
+if TYPE_CHECKING:
+    from gateway.auth import KeyStore
 
 app = typer.Typer(help="Governed integration gateway for returns and credits.", no_args_is_help=True)
 keys_app = typer.Typer(help="Issue, list and revoke partner API keys.", no_args_is_help=True)
@@ -78,6 +83,8 @@ def demo(
 ) -> None:
     """Run the gateway, a connector per system and their sandboxes, submit a few returns,
     play the warehouse and the carrier, and print each return's path as it happens."""
+    import asyncio
+
     from gateway.demo import run_demo
 
     logging.basicConfig(
@@ -141,7 +148,10 @@ def connector_new(
 def webhooks_reencrypt() -> None:
     """Encrypt every endpoint's signing secret again with the first key of RGW_SECRETS_KEY: the
     step of a key rotation between adding the new key (in front) and removing the old one."""
+    import asyncio
+
     from gateway.partners.endpoints import EndpointRegistry
+    from gateway.storage import connect_redis
 
     async def run() -> int:
         settings = Settings.from_env()
@@ -160,6 +170,11 @@ def webhooks_reencrypt() -> None:
 
 
 def _with_keys(action: Callable[[KeyStore], Awaitable[T]]) -> T:
+    import asyncio
+
+    from gateway.auth import KeyStore
+    from gateway.storage import connect_redis
+
     async def run() -> T:
         settings = Settings.from_env()
         redis = connect_redis(settings.redis_url)
@@ -198,6 +213,8 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List every key (never the secret), revoked ones marked."""
+    from rich.table import Table
+
     records = _with_keys(lambda ks: ks.list())
     table = Table("key id", "partner", "scopes", "created", "revoked", "label")
     for r in records:

@@ -6,25 +6,22 @@ connectors). Actions are audited as ``cli:<OS user>``.
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import msgspec
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gateway.deadletters import DeadLetter, DeadLetterDesk, QueueListing
 from gateway.errors import ContractViolation, DependencyUnavailable, GatewayError
-from gateway.registry import ContractRegistry
-from gateway.routing import load_routing_table
 from gateway.settings import Settings
-from gateway.storage import connect_redis
+
+if TYPE_CHECKING:
+    from gateway.deadletters import DeadLetter, DeadLetterDesk, QueueListing
 
 dlq_app = typer.Typer(
     help="Browse, replay and discard connectors' dead letters (every action is audited).",
@@ -55,6 +52,13 @@ def _report(exc: BaseException) -> None:
 
 
 def _with_desk(action: Callable[[DeadLetterDesk], Awaitable[T]]) -> T:
+    import asyncio
+
+    from gateway.deadletters import DeadLetterDesk
+    from gateway.registry import ContractRegistry
+    from gateway.routing import load_routing_table
+    from gateway.storage import connect_redis
+
     async def run() -> T:
         settings = Settings.from_env()
         routing = load_routing_table(settings.routes_file) if settings.routes_file else None
@@ -201,6 +205,8 @@ def dlq_replay(
 
 
 def _replay_everything(connector: str, who: str, note: str) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn("replaying {task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=err) as bar:
         task = bar.add_task(connector, total=None)

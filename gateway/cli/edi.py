@@ -6,29 +6,20 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import unquote
 
-import httpx
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from gateway.edi import (
-    Checked,
-    Partner,
-    PartnerDirectory,
-    PartnerProfileError,
-    ReturnNoticeMapper,
-    check_interchange,
-)
-from gateway.edi.edifact_contrl import MESSAGE_CODES, SHARED_STEP_TAGS
-from gateway.edi.edifact_retann import EdifactChecked, check_edifact
 from gateway.errors import InterchangeUnusable
-from gateway.mapping import MappingCatalog
-from gateway.registry import ContractRegistry
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
+
+    from gateway.edi import Checked, Partner, PartnerDirectory, ReturnNoticeMapper
+    from gateway.edi.edifact_retann import EdifactChecked
 
 edi_app = typer.Typer(
     help="EDI: check X12 and EDIFACT interchanges offline, send X12 ones to a gateway.", no_args_is_help=True
@@ -99,6 +90,10 @@ def is_edifact(data: bytes) -> bool:
 
 
 def _mapper(settings: Settings) -> ReturnNoticeMapper:
+    from gateway.edi import ReturnNoticeMapper
+    from gateway.mapping import MappingCatalog
+    from gateway.registry import ContractRegistry
+
     catalog = MappingCatalog.load(settings.mappings_dir, settings.contracts_dir, profiles=["edi"])
     contract = ContractRegistry.from_folder(settings.contracts_dir).require("return-request", "v1")
     return ReturnNoticeMapper.from_catalog(catalog, contract)
@@ -120,6 +115,8 @@ def _profile(
 
 @contextmanager
 def _exit_2_when_unusable() -> Iterator[None]:
+    from gateway.edi import PartnerProfileError
+
     try:
         yield
     except InterchangeUnusable as exc:
@@ -131,6 +128,9 @@ def _exit_2_when_unusable() -> Iterator[None]:
 
 
 def _check_edifact(data: bytes, partner_name: str | None) -> tuple[EdifactChecked, str | None]:
+    from gateway.edi import PartnerDirectory
+    from gateway.edi.edifact_retann import check_edifact
+
     settings = Settings.from_env()
     partners = PartnerDirectory.load(settings.edi_partners_file)
     checked = check_edifact(data)
@@ -154,6 +154,10 @@ def _check_edifact(data: bytes, partner_name: str | None) -> tuple[EdifactChecke
 
 def _report_edifact(checked: EdifactChecked, name: str | None) -> bool:
     """Print the report and the CONTRL; whether anything was rejected."""
+    from rich.table import Table
+
+    from gateway.edi.edifact_contrl import MESSAGE_CODES, SHARED_STEP_TAGS
+
     ic = checked.interchange
     out.print(
         f"EDIFACT interchange {ic.control} from {ic.sender}:{ic.sender_qualifier} "
@@ -196,6 +200,8 @@ def _report_edifact(checked: EdifactChecked, name: str | None) -> bool:
 
 
 def _check(data: bytes, partner_name: str | None) -> tuple[Checked, str | None]:
+    from gateway.edi import PartnerDirectory, check_interchange
+
     settings = Settings.from_env()
     partners = PartnerDirectory.load(settings.edi_partners_file)
     checked = check_interchange(data)
@@ -224,6 +230,8 @@ def validate(
     """Check FILE as the gateway would (envelope, structure, partner codes, mapping, contract), print
     a report and the 997, or the CONTRL for EDIFACT (told apart by the first segment: UNA or UNB);
     exit 1 if any set or message is rejected, 2 if there is nothing to acknowledge."""
+    from rich.table import Table
+
     data = file.read_bytes()
     if is_edifact(data):
         with _exit_2_when_unusable():
@@ -298,6 +306,10 @@ def submit(
     print what its 997 (or CONTRL) says, or why it was refused (a control number already used for
     another interchange...); exit 1 unless all were accepted. A test interchange is checked and
     acknowledged without creating returns: its row names those it would have created."""
+    import httpx
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
     if not key:
         err.print("[red]an API key is required (--key or RGW_API_KEY)[/]")
         raise typer.Exit(code=2)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gateway.mapping import MappingCatalog, MappingDefinitionError, fixture_problems
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.mapping import MappingCatalog
 
 mappings_app = typer.Typer(help="Check mappings and run their fixtures.", no_args_is_help=True)
 
 
 def _catalog() -> MappingCatalog:
+    from gateway.mapping import MappingCatalog, MappingDefinitionError
+
     settings = Settings.from_env()
     try:
         return MappingCatalog.load(settings.mappings_dir, settings.contracts_dir)
@@ -37,6 +41,8 @@ def test(
     profile: Annotated[str | None, typer.Argument(help="Only this profile (folder under mappings/).")] = None,
 ) -> None:
     """Run every fixture (input → expected output) and report each difference."""
+    from gateway.mapping import fixture_problems
+
     failed = passed = 0
     for mapping in sorted(_catalog(), key=lambda m: (m.profile, m.name)):
         if profile is not None and mapping.profile != profile:

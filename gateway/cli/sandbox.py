@@ -6,14 +6,14 @@ from typing import Annotated
 
 import typer
 
-from gateway.sandbox import Credentials, build_sandbox, sandbox_profiles, server_for
-
 sandbox_app = typer.Typer(help="Serve sandboxes that speak each system's API.", no_args_is_help=True)
 
 
 @sandbox_app.command("list")
 def list_sandboxes() -> None:
     """The profiles that have a sandbox."""
+    from gateway.sandbox import sandbox_profiles
+
     for profile, path in sorted(sandbox_profiles().items()):
         typer.echo(f"{profile:20} {path}")
 
@@ -29,6 +29,8 @@ def run(
     ),
 ) -> None:
     """Serve one sandbox until interrupted. Faults: POST /_sandbox/faults; state: GET /_sandbox/records."""
+    from gateway.sandbox import Credentials, build_sandbox, server_for
+
     try:
         sandbox = build_sandbox(profile, Credentials(client_id, client_secret))
     except KeyError as exc:

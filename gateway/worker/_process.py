@@ -15,8 +15,8 @@ import redis.asyncio as aioredis
 from tenacity import RetryError
 
 from gateway.broker import until_connected
-from gateway.errors import from_setting
 from gateway.database import ensure_schema_if_in_use
+from gateway.errors import from_setting
 from gateway.lifecycle import delivery_failed_notice
 from gateway.mapping import MappingCatalog
 from gateway.routing import ConnectorSpec, RoutingTable, RoutingTableError, load_routing_table

@@ -71,7 +71,7 @@ def test_a_missing_database_is_an_error_message(missing_database_url: str, args:
 
 
 def test_the_installed_command_refuses_to_serve_an_old_schema(empty_database: str) -> None:
-    """A real process: a clear line on stderr and exit 1, no traceback, nothing listening."""
+    """A real process: one clear line on stderr and exit 2, no traceback, nothing listening."""
     result = cli({"RGW_DATABASE_URL": empty_database}, "serve", "--port", "1")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     said = " ".join(result.stderr.split())
