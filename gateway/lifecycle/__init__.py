@@ -1,5 +1,6 @@
 """Return lifecycle: the status model, policy rules, the orchestrator and the audit trail."""
 
+from gateway.lifecycle._dead_letters import DeadLetterRecord
 from gateway.lifecycle._notice import dead_letter_action, delivery_failed_notice, replay_delivered_notice
 from gateway.lifecycle._orchestrator import Orchestrator
 from gateway.lifecycle._policy import Policy, PolicyBook, PolicyError
@@ -28,6 +29,7 @@ __all__ = [
     "ROAD",
     "TRANSITIONS",
     "WAITING",
+    "DeadLetterRecord",
     "IllegalTransition",
     "LifecycleStore",
     "Orchestrator",
