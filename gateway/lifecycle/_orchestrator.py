@@ -98,7 +98,7 @@ class Orchestrator(Connector):
     )
     async def _advance_return(self, delivery: Delivery) -> Sequence[Emitted] | None:
         """Apply the event to the return's state (see :meth:`decide`) and answer what comes next."""
-        basis_of: Callable[[ReturnState], Any] = lambda state: state.basis  # noqa: E731
+        basis_of: Callable[[ReturnState], Any] = _basis_of_state
         if delivery.contract == "return-documents":
             basis = _basis_of_documents(delivery.payload)
             basis_of = lambda state: basis  # noqa: E731
@@ -776,6 +776,17 @@ def _system(delivery: Delivery, documents: Sequence[dict[str, str]] = ()) -> dic
 
 def _summary(verdict: Verdict) -> str:
     return "; ".join(f.detail for f in verdict.findings)[:500] or verdict.outcome
+
+
+def _basis_of_state(state: ReturnState) -> dict[str, str] | None:
+    """The document quantities are counted on: the return's, else that of ERP documents waiting
+    in it (a hold's release, or the opening of a held return, applies them in this event)."""
+    if state.basis is not None:
+        return state.basis
+    for parked in state.parked:
+        if parked.get("contract") == "return-documents":
+            return _basis_of_documents(parked["payload"])
+    return None
 
 
 def _basis_of_documents(payload: dict[str, Any]) -> dict[str, str] | None:

@@ -611,3 +611,18 @@ async def test_a_dead_letter_discarded_before_its_notice_arrived_opens_nothing(l
     await wait_until(lambda: _noted(lifecycle, return_id, "delivery_failed"), what="the late notice")
     state = await lifecycle.store.get(return_id)
     assert state is not None and state.open_dead_letters == [] and state.status == "requested"
+
+
+async def test_documents_that_waited_for_a_release_count_what_earlier_returns_took(
+    lifecycle: Lifecycle,
+) -> None:
+    await authorized(lifecycle)  # all three shipped units of the invoice, authorized
+    second = await opened(lifecycle)
+    await lifecycle.publish("return-hold.v1", hold(second, "hold"), second)
+    await lifecycle.reaches(second, "on_hold")
+    await lifecycle.publish("return-documents.v1", documents(second), second)  # the same invoice
+    await wait_until(lambda: _parked(lifecycle, second), within=10, what="the documents to wait")
+    await lifecycle.publish("return-hold.v1", hold(second, "release"), second)
+    await lifecycle.reaches(second, "rejected")  # nothing of the invoice is left to return
+    rejection = await lifecycle.one("return-authorization.v1", second)
+    assert rejection["rejection_reason"] == "exceeds_returnable_quantity"
