@@ -586,6 +586,9 @@ class Orchestrator(Connector):
         step.note("dead_letter_resolved", actor, detail=detail[:500], dead_letter=link)
         if closed:
             self._resume_posting(step, actor, detail, link)
+        if not state.opened and state.hold is not None and not state.open_dead_letters:
+            # Nothing left to replay: the hold says so, for the person who finds it in the queue.
+            state.hold = {**state.hold, "reason": f"{detail[:400]}; the return was never opened"}
 
     def _resume_posting(self, step: Step, actor: dict[str, str], detail: str, link: dict[str, str]) -> None:
         """Back where a return whose posting failed was, once no failed posting is open any more."""

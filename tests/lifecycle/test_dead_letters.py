@@ -316,3 +316,18 @@ async def test_a_request_dead_lettered_at_the_lifecycle_holds_the_return_until_i
     assert (opened_event["from_status"], opened_event["to_status"]) == ("on_hold", "requested")
     for event in (held_event, opened_event):
         assert _REGISTRY.require("return-status-changed", "v1").violations(event) == []
+
+
+async def test_a_held_return_whose_request_is_discarded_says_so_where_it_waits(watch: Watch) -> None:
+    return_id, _ = await _accepted_but_unworkable(watch)
+    await watch.reaches(return_id, "on_hold")
+    [exception] = await watch.exceptions(return_id)
+    discarded = await watch.post(f"{exception['href']}/discard", {"reason": "sent twice by the portal"})
+    assert discarded.status_code == 200, discarded.text
+    await watch.shows(return_id, 0)
+    [waiting] = [
+        h for h in (await watch.get("/v1/holds", watch.operator))["data"] if h["return_id"] == return_id
+    ]
+    assert "discarded" in waiting["reason"] and "sent twice by the portal" in waiting["reason"]
+    assert "replay" not in waiting["reason"]
+    assert await watch.status(return_id) == "on_hold"  # never opened: a person decides what follows
