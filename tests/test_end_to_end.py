@@ -175,22 +175,42 @@ async def test_a_refused_credit_posting_parks_the_return_until_its_dead_letter_i
         [parked] = [e for e in await timeline_of(stack, return_id) if e.get("to_status") == "posting_failed"]
         link = parked["dead_letter"]
         assert link["connector"] == "erp" and link["message_id"].endswith(".lifecycle.credit")
+        assert link["href"] == f"/v1/admin/dead-letters/erp/{link['message_id']}"
         [letter] = await stack.dead_letters("erp")
         assert letter["message_id"] == link["message_id"]
         assert mentioning(stack, "erp", return_id, "creditMemo") == []
+        [exception] = await exceptions_of(stack, return_id)  # the partner sees why, and where it waits
+        assert (exception["message_type"], exception["status_code"]) == ("credit-memo.v1", 400)
+        assert exception["href"] == link["href"] and exception["reason"]
 
         replayed = await stack.http.post(
-            f"{stack.gateway_url}/v1/admin/dead-letters/erp/{link['message_id']}/replay",
+            f"{stack.gateway_url}{link['href']}/replay",
             headers={"Authorization": f"Bearer {stack.admin_key}"},
         )
         assert replayed.status_code == 202, replayed.text
         await reaches(stack, return_id, "closed")
-        statuses = [
-            e["to_status"] for e in await timeline_of(stack, return_id) if e["action"] == "status_changed"
-        ]
-        assert statuses[-4:] == ["dispositioned", "posting_failed", "credited", "closed"]
+        await wait_until(lambda: _no_exception(stack, return_id), within=20, what="the exception to close")
+        timeline = await timeline_of(stack, return_id)
+        statuses = [e["to_status"] for e in timeline if e["action"] == "status_changed"]
+        assert statuses[-4:] in (  # the posted credit and the copy's delivery may come in either order
+            ["dispositioned", "posting_failed", "credited", "closed"],
+            ["posting_failed", "dispositioned", "credited", "closed"],
+        )
+        assert {"dead_letter_replayed", "dead_letter_resolved"} <= {e["action"] for e in timeline}
         assert len(mentioning(stack, "erp", return_id, "creditMemo")) == 1
         assert await stack.dead_letters("erp") == []
+
+
+async def exceptions_of(stack: Stack, return_id: str) -> list[dict[str, Any]]:
+    response = await stack.http.get(
+        f"{stack.gateway_url}/v1/returns/{return_id}", headers={"Authorization": f"Bearer {stack.api_key}"}
+    )
+    assert response.status_code == 200, response.text
+    return list(response.json()["exceptions"])
+
+
+async def _no_exception(stack: Stack, return_id: str) -> bool:
+    return await exceptions_of(stack, return_id) == []
 
 
 async def test_a_return_sent_by_x12_is_acknowledged_then_answered_with_a_180_once_authorized(

@@ -10,6 +10,7 @@ import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, Parameter, RequestBody, Schema
 
+from gateway.api._open_exceptions import ReturnException
 from gateway.api._problems import PROBLEM_JSON, Problem
 from gateway.registry import Contract, component_name
 
@@ -32,6 +33,8 @@ class ReturnDocument(ReturnReceiptDocument, kw_only=True):
     """A return as the API shows it (documentation twin of ``ReturnResource``)."""
 
     request: dict[str, Any]
+    exceptions: list[ReturnException]
+    """What keeps it from going on by itself: its open dead letters, each linked to the desk."""
 
 
 PROBLEM_STATUSES = {

@@ -16,6 +16,7 @@ from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Sche
 from litestar.params import FromPath, FromQuery
 
 from gateway.api._bodies import JSON, answer, require_json
+from gateway.api._open_exceptions import linked
 from gateway.api._openapi import contract_body, problem_responses
 from gateway.api._security import SECURITY, authorize
 from gateway.api.services import Services
@@ -242,7 +243,9 @@ def return_events_router(registry: ContractRegistry) -> Router:
         summary="A return's timeline",
         description=(
             "Every step, oldest first: who or which system, what, when, the rule id and version behind "
-            "each decision, the documents posted in each system and the message that carried it. "
+            "each decision, the documents posted in each system and the message that carried it; a "
+            "dead letter about the return (dead-lettered, replayed, delivered again, discarded) with "
+            "its `href` on the dead-letter desk. "
             "Append-only: nothing in it can be changed through any API."
         ),
         security=SECURITY,
@@ -265,7 +268,7 @@ def return_events_router(registry: ContractRegistry) -> Router:
             return_id=return_id,
             status=state.status,
             policy={"id": state.policy, "version": state.policy_version},
-            data=await services.lifecycle.timeline(return_id),
+            data=[linked(entry) for entry in await services.lifecycle.timeline(return_id)],
         )
         return answer(request, document)
 

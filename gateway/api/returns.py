@@ -11,6 +11,7 @@ from litestar.params import FromPath
 
 from gateway.api._bodies import JSON, require_json
 from gateway.api._deprecation import deprecation_headers
+from gateway.api._open_exceptions import ReturnException, open_exceptions
 from gateway.api._openapi import ReturnDocument, ReturnReceiptDocument, contract_body, problem_responses
 from gateway.api._problems import add_response_headers, extra_headers
 from gateway.api._security import SECURITY, authenticate, authorize, counted_once
@@ -19,8 +20,17 @@ from gateway.auth import Scope
 from gateway.envelope import trace_context
 from gateway.intake.idempotency import HEADER, REPLAYED_HEADER, parse_key
 from gateway.intake.returns import RETURN_REQUEST
-from gateway.records import render_return
+from gateway.records import ReturnResource
 from gateway.registry import ContractRegistry
+
+
+class ReturnView(ReturnResource, frozen=True, kw_only=True):
+    """``GET /v1/returns/{id}``: the return as accepted, where it stands, and what holds it up."""
+
+    exceptions: list[ReturnException]
+
+
+_encoder = msgspec.json.Encoder()
 
 
 def returns_router(registry: ContractRegistry) -> Router:
@@ -75,7 +85,12 @@ def returns_router(registry: ContractRegistry) -> Router:
     @get(
         "/{return_id:str}",
         summary="Get a return",
-        description="The return as accepted and where it stands. Another partner's return answers 404.",
+        description=(
+            "The return as accepted, where it stands, and its open `exceptions`: each message about it "
+            "that ended in a dead-letter queue and was neither delivered again nor discarded, with the "
+            "reason and a link to the dead letter on the desk (`admin` scope). Another partner's "
+            "return answers 404."
+        ),
         security=SECURITY,
         responses={
             200: ResponseSpec(data_container=ReturnDocument, description="The return"),
@@ -89,8 +104,9 @@ def returns_router(registry: ContractRegistry) -> Router:
         state = await services.lifecycle.get(return_id)
         if state is not None:  # the lifecycle's word on where it stands
             record = msgspec.structs.replace(record, status=state.status, updated_at=state.updated_at)
+        view = ReturnView.of(record, request=record.request, exceptions=open_exceptions(state))
         return Response(
-            render_return(record), status_code=200, media_type=JSON, headers=extra_headers(request)
+            _encoder.encode(view), status_code=200, media_type=JSON, headers=extra_headers(request)
         )
 
     return Router(

@@ -3,10 +3,11 @@
 Shared by the admin API and the ``returns-gateway dlq`` commands. Every action follows one
 order, so a failure at any step loses nothing: find the dead letter by browsing (held, not
 taken), check what is asked, publish the replay copy to ``<ns>.redeliver`` (which routes only
-to this connector's queue) and wait for the broker's confirm, then acknowledge the dead letter,
-then record the action in the audit log. A crash between the confirm and the acknowledgement
-leaves the dead letter in place next to its replayed copy: a duplicate with the same message
-id, which the runtime's effect ledger applies once.
+to this connector's queue) and wait for the broker's confirm, tell the lifecycle what was done
+to a dead letter about a return (``dead-letter-action``, confirmed too), then acknowledge the
+dead letter, then record the action in the audit log. A crash between the confirms and the
+acknowledgement leaves the dead letter in place next to its replayed copy: a duplicate with the
+same message id, which the runtime's effect ledger applies once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import collections
 import datetime as dt
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage
@@ -33,9 +34,10 @@ from gateway.deadletters._models import (
     QueueListing,
     ReplayResult,
 )
-from gateway.deadletters._reading import dead_letter_id, read_dead_letter
+from gateway.deadletters._reading import dead_letter_id, envelope_of, read_dead_letter
 from gateway.deadletters._replay import ReplayCopy, correct, replay_message
 from gateway.errors import DeadLetterNotFound, MalformedRequest, StoreUnavailable, UnknownConnector
+from gateway.lifecycle import dead_letter_action
 from gateway.registry import ContractRegistry
 from gateway.routing import (
     ConnectorSpec,
@@ -48,11 +50,19 @@ from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: What an operator did to a dead letter, as the lifecycle is told.
+Action = Literal["replayed", "discarded"]
+
 #: Called as ``progress(done, total)`` while a whole queue is replayed.
 Progress = Callable[[int, int], object]
 
 #: How far past the depth seen at its start a search goes (dead letters arriving meanwhile).
 _SEARCH_SLACK = 10_000
+
+
+def _person(actor: str) -> dict[str, str]:
+    """The operator as the contracts' ``Actor``: ``key:<key id>`` or ``cli:<OS user>``."""
+    return {"type": "user", "id": "_".join(actor.split())[:128] or "unknown"}
 
 
 def _replay_entry(
@@ -183,10 +193,21 @@ class DeadLetterDesk:
             )
             now = dt.datetime.now(dt.UTC)
             copy = replay_message(message, message_id=message_id, replayed_at=now, correction=correction)
+            replayed_as = correction.message_id if correction is not None else message_id
             async with self._broker.confirming() as publisher:
                 await self._send(publisher, connector, message, copy)
+                await self._tell(
+                    publisher,
+                    connector,
+                    message,
+                    "replayed",
+                    at=now,
+                    actor=actor,
+                    replayed_as=replayed_as,
+                    payload_corrected=correction is not None,
+                    note=note,
+                )
             await browse.remove(message)
-        replayed_as = correction.message_id if correction is not None else message_id
         await self._record(
             _replay_entry(now, actor, connector, message_id, replayed_as, correction is not None, note)
         )
@@ -225,6 +246,17 @@ class DeadLetterDesk:
                     message,
                     replay_message(message, message_id=message_id, replayed_at=now, correction=None),
                 )
+                await self._tell(
+                    publisher,
+                    connector,
+                    message,
+                    "replayed",
+                    at=now,
+                    actor=actor,
+                    replayed_as=message_id,
+                    payload_corrected=False,
+                    note=note,
+                )
                 await browse.remove(message)
                 replayed.append(message_id)
                 await self._record(_replay_entry(now, actor, connector, message_id, message_id, False, note))
@@ -250,16 +282,59 @@ class DeadLetterDesk:
             doing=f"replaying to {exchange} '{connector}'",
         )
 
+    async def _tell(
+        self,
+        publisher: EventPublisher,
+        connector: str,
+        dead: AbstractIncomingMessage,
+        action: Action,
+        *,
+        at: dt.datetime,
+        actor: str,
+        replayed_as: str | None = None,
+        payload_corrected: bool | None = None,
+        reason: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Tell the lifecycle what was done to a dead letter about a return (nothing otherwise)."""
+        return_id, partner, message_type = envelope_of(dead)
+        message_id = dead_letter_id(dead)
+        event = dead_letter_action(
+            return_id=return_id,
+            connector=connector,
+            message_id=message_id,
+            message_type=message_type,
+            action=action,
+            actor=_person(actor),
+            at=at,
+            replayed_as=replayed_as,
+            payload_corrected=payload_corrected,
+            reason=reason,
+            note=note,
+        )
+        if event is None or partner is None or event.return_id is None:
+            return
+        await publisher.publish(
+            event.envelope(partner=partner, correlation_id=event.return_id, causation_id=message_id),
+            event.payload,
+            doing=f"telling the lifecycle: {action} {message_id}",
+        )
+
     async def discard(self, connector: str, message_id: str, *, actor: str, reason: str) -> DiscardResult:
-        """Remove one dead letter for good; the reason is required and goes into the audit log."""
+        """Remove one dead letter for good; the reason is required and goes into the audit log
+        (and, for a dead letter about a return, onto the return's timeline)."""
         self._spec(connector)
         if not reason or not reason.strip():
             raise MalformedRequest("say why the dead letter is discarded: a non-empty reason is required")
         await self.audit.check()
         async with self._locks[connector], self._broker.browsing(self._queue(connector)) as browse:
             message, _ = await self._find(browse, connector, message_id)
+            now = dt.datetime.now(dt.UTC)
+            async with self._broker.confirming() as publisher:
+                await self._tell(
+                    publisher, connector, message, "discarded", at=now, actor=actor, reason=reason.strip()
+                )
             await browse.remove(message)
-        now = dt.datetime.now(dt.UTC)
         await self._record(
             AuditEntry(
                 at=now,

@@ -58,6 +58,13 @@ def dead_letter_id(message: AbstractMessage) -> str:
     )
 
 
+def envelope_of(message: AbstractMessage) -> tuple[str | None, str | None, str | None]:
+    """The return id (correlation id), partner and message type its envelope names, if any."""
+    head = _head(message.body)
+    message_type = f"{head.contract}.{head.version}" if head.contract and head.version else None
+    return head.correlation_id, head.partner, message_type
+
+
 def jsonable(value: Any) -> Any:
     """AMQP field values (bytes, datetimes, decimals, nested tables) as JSON values."""
     if isinstance(value, Mapping):

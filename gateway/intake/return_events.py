@@ -218,6 +218,11 @@ class ReturnEvents:
             raise StatusConflict(f"return {return_id} is {state.status}: it cannot be held")
         if action == "release" and state.status != "on_hold":
             raise StatusConflict(f"return {return_id} is {state.status}: nothing to release")
+        if action == "release" and not state.opened:
+            raise StatusConflict(
+                f"return {return_id} is held because a dead letter kept the lifecycle from opening it: "
+                "replay its request from the dead-letter desk"
+            )
         # The same person's retry of the same hold (or of its release) is the same event.
         number = state.holds + (1 if action == "hold" else 0)
         digest = hashlib.sha256(f"{principal.key_id}:{return_id}:{action}:{number}".encode()).hexdigest()[:32]

@@ -1,6 +1,7 @@
 """Return lifecycle: the status model, policy rules, the orchestrator and the audit trail."""
 
-from gateway.lifecycle._notice import delivery_failed_notice
+from gateway.lifecycle._dead_letters import DeadLetterRecord
+from gateway.lifecycle._notice import dead_letter_action, delivery_failed_notice, replay_delivered_notice
 from gateway.lifecycle._orchestrator import Orchestrator
 from gateway.lifecycle._policy import Policy, PolicyBook, PolicyError
 from gateway.lifecycle._rules import Verdict, authorized_credit
@@ -28,6 +29,7 @@ __all__ = [
     "ROAD",
     "TRANSITIONS",
     "WAITING",
+    "DeadLetterRecord",
     "IllegalTransition",
     "LifecycleStore",
     "Orchestrator",
@@ -40,7 +42,9 @@ __all__ = [
     "authorized_credit",
     "check_move",
     "contract_statuses",
+    "dead_letter_action",
     "delivery_failed_notice",
     "inspections_of",
     "may_hold",
+    "replay_delivered_notice",
 ]

@@ -20,8 +20,14 @@ each to the return's state in one Redis transaction, and publishes what comes ne
 * ``return-hold``           → a person holds the return where it stands (events that arrive meanwhile
                               wait), or releases it: back to where it was, the waiting events applied,
                               and a credit held for want of an invoice drafted with the one given;
-* ``delivery-failed``       → a posting was dead-lettered: posting failed, linked to the dead
-                              letter; replaying it resumes the return.
+* ``delivery-failed``       → a message about the return was dead-lettered: an open exception on
+                              the return, linked to the dead letter; a posting's parks the return
+                              (posting failed). One that died here before the return was opened
+                              (its request, or an event that waited for it in vain) holds a
+                              return of the gateway's record, until a replay of its request opens it;
+* ``dead-letter-action``    → a dead letter was replayed, delivered again or discarded: on the
+                              timeline; delivered or discarded closes its exception, and the last
+                              posting's takes a return whose posting failed back where it was.
 
 Every move is checked against the status model and published as ``return-status-changed``.
 An event that comes early (an inspection before the receipt) waits in the state and is applied
@@ -40,11 +46,13 @@ import msgspec
 
 from gateway.errors import GatewayError, NotReadyYet, PermanentDeliveryFailure
 from gateway.lifecycle._commands import credit_memo, inspection_task, supplier_claim
-from gateway.lifecycle._policy import PolicyBook
+from gateway.lifecycle._dead_letters import record_failure, record_replay, resolve
+from gateway.lifecycle._policy import PolicyBook, PolicyError
 from gateway.lifecycle._rules import Verdict, dispose, validate
 from gateway.lifecycle._status import PARKED, IllegalTransition, allowed_from, is_behind, may_hold, rank
 from gateway.lifecycle._step import LIFECYCLE, WAITING, Step, stamp
-from gateway.lifecycle._store import Change, LifecycleStore, ReturnState, inspections_of
+from gateway.lifecycle._store import Change, LifecycleStore, ReturnState, TimelineEntry, inspections_of
+from gateway.records import ReturnRecord, ReturnStore
 from gateway.sdk import Connector, Delivery, Emitted, RuntimeContext, handler
 
 #: Messages whose dead letter means a posting failed (the return cannot go on without it).
@@ -72,6 +80,7 @@ class Orchestrator(Connector):
 
     def attach(self, context: RuntimeContext) -> None:
         self._store = LifecycleStore(context.redis, context.settings)
+        self._records = ReturnStore(context.redis, context.settings)
         self.policies = PolicyBook.load(context.settings.policies_dir, context.settings.contracts_dir)
 
     @handler(
@@ -84,39 +93,58 @@ class Orchestrator(Connector):
         "inspection-result.v1",
         "credit-memo.v1",
         "delivery-failed.v1",
+        "dead-letter-action.v1",
         "return-hold.v1",
     )
     async def _advance_return(self, delivery: Delivery) -> Sequence[Emitted] | None:
         """Apply the event to the return's state (see :meth:`decide`) and answer what comes next."""
-        basis_of: Callable[[ReturnState], Any] = lambda state: state.basis  # noqa: E731
+        basis_of: Callable[[ReturnState], Any] = _basis_of_state
         if delivery.contract == "return-documents":
             basis = _basis_of_documents(delivery.payload)
             basis_of = lambda state: basis  # noqa: E731
+        record = None
+        if delivery.contract == "delivery-failed" and delivery.payload.get("connector") == self.name:
+            record = await self._records.get(delivery.correlation_id)  # if it was never opened
         emitted = await self._store.apply(
             delivery.correlation_id,
             delivery.message_id,
-            lambda state, returned: self.decide(delivery, state, returned, dt.datetime.now(dt.UTC)),
+            lambda state, returned: self.decide(
+                delivery, state, returned, dt.datetime.now(dt.UTC), record=record
+            ),
             basis_of=basis_of,
         )
         return [Emitted(**e) for e in emitted]
 
     # -- deciding -----------------------------------------------------------------------
     def decide(
-        self, delivery: Delivery, state: ReturnState | None, returned: dict[str, float], now: dt.datetime
+        self,
+        delivery: Delivery,
+        state: ReturnState | None,
+        returned: dict[str, float],
+        now: dt.datetime,
+        *,
+        record: ReturnRecord | None = None,
     ) -> Change:
-        """The change ``delivery`` makes to ``state`` (pure: the store writes it atomically)."""
+        """The change ``delivery`` makes to ``state`` (pure: the store writes it atomically).
+
+        ``record`` is the gateway's record of the return, read for a dead letter of this very
+        connector (``delivery-failed``), which may concern a return it never opened."""
         if delivery.contract == "return-request":
-            return self._open(delivery, state, now)
-        if state is None:  # it overtook the request it belongs to: try again shortly
-            raise NotReadyYet(f"return {delivery.correlation_id} is not opened yet")
+            return self._open(delivery, state, returned, now)
+        if state is None:
+            if delivery.contract == "delivery-failed" and delivery.payload["connector"] == self.name:
+                return self._hold_unopened(delivery, record, now)
+            raise NotReadyYet(f"return {delivery.correlation_id} is not opened yet")  # overtook it
         step = Step(state, delivery, now)
         self._apply(step, returned)
         self._release_parked(step, returned)
         return step.change
 
-    def _open(self, delivery: Delivery, state: ReturnState | None, now: dt.datetime) -> Change:
+    def _open(
+        self, delivery: Delivery, state: ReturnState | None, returned: dict[str, float], now: dt.datetime
+    ) -> Change:
         if state is not None:
-            return Change(state=None)
+            return self._open_held(delivery, state, returned, now) if not state.opened else Change(state=None)
         request = delivery.payload
         policy = self.policies.for_partner(delivery.partner)
         state = ReturnState(
@@ -156,6 +184,72 @@ class Orchestrator(Connector):
         )
         return step.change
 
+    def _open_held(
+        self, delivery: Delivery, state: ReturnState, returned: dict[str, float], now: dt.datetime
+    ) -> Change:
+        """Open a return held for a dead letter before its request was applied: its request is
+        here at last (replayed), so it goes to requested and what waited meanwhile is applied."""
+        request = delivery.payload
+        policy = self.policies.for_partner(state.partner)
+        external_id, channel, lines = str(request["external_id"]), str(request["channel"]), request["lines"]
+        state.external_id, state.channel, state.request = external_id, channel, request
+        state.policy, state.policy_version, state.opened = policy.id, policy.version, True
+        step = Step(state, delivery, now)
+        step.move(
+            "requested",
+            {"type": "partner", "id": state.partner},
+            detail=f"{channel} request {external_id}: {len(lines)} line(s), policy {policy.id} "
+            f"{policy.version}; opened by its replay",
+        )
+        self._release_parked(step, returned)
+        return step.change
+
+    def _hold_unopened(self, delivery: Delivery, record: ReturnRecord | None, now: dt.datetime) -> Change:
+        """A message about a return died here before the lifecycle opened the return (its request
+        did, or an event waited for the request in vain): hold the gateway's record of it, so the
+        return shows why it goes nowhere, until a replay of its request opens it."""
+        payload = delivery.payload
+        if record is None:  # the gateway records a return just after the broker took its request
+            raise NotReadyYet(f"return {delivery.correlation_id} is not opened, nor recorded yet")
+        try:
+            policy = self.policies.for_partner(record.partner)
+            governed = (policy.id, policy.version)
+        except PolicyError:
+            governed = ("", "")
+        reason = (
+            f"{payload['message_type']} dead-lettered at {payload['connector']} before the return was "
+            f"opened: {payload['detail']}"
+        )[:400] + "; a replay of its request from the dead-letter desk opens it"
+        state = ReturnState(
+            return_id=record.id,
+            partner=record.partner,
+            external_id=record.external_id,
+            channel=_channel_of(record),
+            status="on_hold",
+            created_at=now,
+            updated_at=now,
+            policy=governed[0],
+            policy_version=governed[1],
+            request={},
+            resume="requested",
+            opened=False,
+            hold={"reason": reason, "by": LIFECYCLE, "at": stamp(now)},
+        )
+        step = Step(state, delivery, now)
+        step.change.timeline.append(
+            TimelineEntry(
+                at=record.accepted_at,
+                action="accepted",
+                actor={"type": "partner", "id": record.partner},
+                message_id=record.message_id,
+                detail="accepted by the gateway",
+            )
+        )
+        failed = record_failure(state.dead_letters, payload)
+        link = failed.link() if failed else {"connector": self.name, "message_id": payload["message_id"]}
+        step.enter("on_hold", LIFECYCLE, detail=reason, dead_letter=link)
+        return step.change
+
     def _apply(self, step: Step, returned: dict[str, float]) -> None:
         on_event = {
             "return-documents": self._on_documents,
@@ -167,6 +261,7 @@ class Orchestrator(Connector):
             "return-hold": self._on_hold,
             "credit-memo": self._on_credit,
             "delivery-failed": self._on_delivery_failed,
+            "dead-letter-action": self._on_dead_letter_action,
         }[step.delivery.contract]
         try:
             on_event(step, step.delivery.payload, returned)
@@ -399,6 +494,13 @@ class Orchestrator(Connector):
             step.move("on_hold", actor, detail=str(payload["reason"])[:500])
             state.hold = {"reason": payload["reason"], "by": actor, "at": payload["decided_at"]}
             return
+        if not state.opened:
+            step.note(
+                "release_refused",
+                actor,
+                detail="the lifecycle has not opened this return: a replay of its request opens it",
+            )
+            return
         if state.status != "on_hold" or state.resume is None:
             step.note("late_event", actor, detail=f"release ignored: the return is {state.status}")
             return
@@ -437,19 +539,65 @@ class Orchestrator(Connector):
 
     def _on_delivery_failed(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:
         state = step.state
-        link = {"connector": payload["connector"], "message_id": payload["message_id"]}
-        state.dead_letters.append({**link, "message_type": payload["message_type"]})
         detail = f"{payload['message_type']} dead-lettered at {payload['connector']}: {payload['detail']}"
         actor = {"type": "system", "id": str(payload["connector"])}
-        posting = payload["message_type"] in POSTINGS
+        failed = record_failure(state.dead_letters, payload)
+        if failed is None:  # delivered again or discarded before this notice got here
+            link = {"connector": payload["connector"], "message_id": payload["message_id"]}
+            step.note("delivery_failed", actor, detail=f"{detail} (resolved since)"[:500], dead_letter=link)
+            return
         if (
-            posting
+            failed.message_type in POSTINGS
             and state.status != "on_hold"
             and "posting_failed" in allowed_from(state.status, state.resume)
         ):
-            step.move("posting_failed", actor, detail=detail[:500], dead_letter=link)
+            step.move("posting_failed", actor, detail=detail[:500], dead_letter=failed.link())
         else:
-            step.note("delivery_failed", actor, detail=detail[:500], dead_letter=link)
+            step.note("delivery_failed", actor, detail=detail[:500], dead_letter=failed.link())
+
+    def _on_dead_letter_action(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:
+        """A dead letter replayed (noted; its exception stays open until the copy is delivered),
+        delivered again or discarded (its exception closed, by whom)."""
+        state = step.state
+        connector, message_id = str(payload["connector"]), str(payload["message_id"])
+        action = payload["action"]
+        actor = dict(payload["actor"])
+        at = dt.datetime.fromisoformat(str(payload["at"]).replace("Z", "+00:00"))
+        what = str(payload.get("message_type") or "the message")
+        link = {"connector": connector, "message_id": message_id}
+        if action == "replayed":
+            replayed_as = str(payload["replayed_as"])
+            record_replay(state.dead_letters, connector, message_id, replayed_as, at)
+            detail = f"{what} replayed to {connector}" + (
+                f" with a corrected payload, as {replayed_as}" if replayed_as != message_id else ""
+            )
+            if payload.get("note"):
+                detail += f": {payload['note']}"
+            step.note("dead_letter_replayed", actor, detail=detail[:500], dead_letter=link)
+            return
+        ids = [message_id] + ([str(payload["replayed_as"])] if payload.get("replayed_as") else [])
+        closed = resolve(
+            state.dead_letters, connector, ids, message_type=what, resolution=action, by=actor, at=at
+        )
+        if action == "delivered":
+            detail = f"{what} delivered to {connector} after its replay"
+        else:
+            detail = f"{what} discarded by {actor['id']}: {payload['reason']}"
+        step.note("dead_letter_resolved", actor, detail=detail[:500], dead_letter=link)
+        if closed:
+            self._resume_posting(step, actor, detail, link)
+        if not state.opened and state.hold is not None and not state.open_dead_letters:
+            # Nothing left to replay: the hold says so, for the person who finds it in the queue.
+            state.hold = {**state.hold, "reason": f"{detail[:400]}; the return was never opened"}
+
+    def _resume_posting(self, step: Step, actor: dict[str, str], detail: str, link: dict[str, str]) -> None:
+        """Back where a return whose posting failed was, once no failed posting is open any more."""
+        state = step.state
+        if state.status != "posting_failed" or state.resume is None:
+            return
+        if any(record.message_type in POSTINGS for record in state.open_dead_letters):
+            return
+        step.move(state.resume, actor, detail=detail[:500], dead_letter=link)
 
     # -- decisions ----------------------------------------------------------------------
     def _authorize(
@@ -615,6 +763,15 @@ class Orchestrator(Connector):
         return lines
 
 
+def _channel_of(record: ReturnRecord) -> str:
+    """The channel the accepted request names (``""`` if it cannot be read)."""
+    try:
+        request = msgspec.json.decode(record.request)
+    except msgspec.DecodeError:
+        return ""
+    return str(request.get("channel", "")) if isinstance(request, dict) else ""
+
+
 def _system(delivery: Delivery, documents: Sequence[dict[str, str]] = ()) -> dict[str, str]:
     """The system an event speaks for: the one whose documents it carries, else its kind."""
     return {"type": "system", "id": documents[0]["system"] if documents else delivery.contract}
@@ -622,6 +779,17 @@ def _system(delivery: Delivery, documents: Sequence[dict[str, str]] = ()) -> dic
 
 def _summary(verdict: Verdict) -> str:
     return "; ".join(f.detail for f in verdict.findings)[:500] or verdict.outcome
+
+
+def _basis_of_state(state: ReturnState) -> dict[str, str] | None:
+    """The document quantities are counted on: the return's, else that of ERP documents waiting
+    in it (a hold's release, or the opening of a held return, applies them in this event)."""
+    if state.basis is not None:
+        return state.basis
+    for parked in state.parked:
+        if parked.get("contract") == "return-documents":
+            return _basis_of_documents(parked["payload"])
+    return None
 
 
 def _basis_of_documents(payload: dict[str, Any]) -> dict[str, str] | None:

@@ -84,6 +84,32 @@ class Step:
         elif came_from == "on_hold":
             self.change.queues[HOLDS] = None
             state.hold = None
+        self._announce(came_from, to, actor, rule, detail, documents, dead_letter)
+
+    def enter(
+        self, to: str, actor: dict[str, str], *, detail: str, dead_letter: dict[str, str] | None = None
+    ) -> None:
+        """The first status of a return the lifecycle holds without having opened it (nothing it
+        moves from): written and published like a move, with no previous status."""
+        state = self.state
+        state.status, state.updated_at = to, self.now
+        if to == "on_hold":
+            self.change.queues[HOLDS] = self.now.timestamp()
+            state.holds += 1
+        self._announce(None, to, actor, None, detail, (), dead_letter)
+
+    def _announce(
+        self,
+        came_from: str | None,
+        to: str,
+        actor: dict[str, str],
+        rule: dict[str, str] | None,
+        detail: str | None,
+        documents: Sequence[dict[str, str]],
+        dead_letter: dict[str, str] | None,
+    ) -> None:
+        """Write the status change on the timeline and publish it (``return-status-changed``)."""
+        state = self.state
         self.note(
             "status_changed",
             actor,

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
 from gateway.errors import RetryableDeliveryFailure
+from gateway.lifecycle._dead_letters import DeadLetterRecord
 from gateway.lifecycle._policy import Policy, PolicyBook
 from gateway.settings import Settings
 from gateway.storage import redis_errors
@@ -99,7 +100,12 @@ class ReturnState(msgspec.Struct, kw_only=True):
     """Credit lines held back for want of an invoice to credit against (released with one)."""
     credit_invoice: dict[str, Any] | None = None
     """The invoice the person who released the return named, for the credit memo."""
-    dead_letters: list[dict[str, str]] = []
+    dead_letters: list[DeadLetterRecord] = []
+    """Dead letters announced about the return: open ones until delivered or discarded, and
+    the last closed ones."""
+    opened: bool = True
+    """False while the lifecycle holds the return only because its request (or an event about
+    it) died here before it could open it: no request applied yet; a replay of it opens it."""
     parked: list[dict[str, Any]] = []
     """Events that arrived before the return was ready for them (as deliveries), applied later."""
 
@@ -107,6 +113,11 @@ class ReturnState(msgspec.Struct, kw_only=True):
     def approvals_needed(self) -> int:
         """Approvals that decide it now: one overrides a failed validation, else what the rule asks."""
         return 1 if self.status == "validation_failed" else max(1, self.approvers_needed)
+
+    @property
+    def open_dead_letters(self) -> list[DeadLetterRecord]:
+        """The return's open exceptions: dead letters neither delivered again nor discarded."""
+        return [record for record in self.dead_letters if record.is_open]
 
     def governed_by(self, book: PolicyBook) -> Policy:
         """The policy the return was opened under (its partner's current one if that was removed)."""

@@ -2,15 +2,23 @@
 once (effect ledger), retries with backoff, breaks the circuit to a failing target, and
 dead-letters what cannot be delivered. Connectors themselves are written against
 :mod:`gateway.sdk`; the runtime loads them by the routing table's ``use: module:Class``.
-It knows nothing of returns: what to announce about a dead letter is a notice it is given
-(:mod:`gateway.worker` gives it the lifecycle's).
+It knows nothing of returns: what to announce about a dead letter, and about a replayed one
+that went through, are notices it is given (:mod:`gateway.worker` gives it the lifecycle's).
 """
 
 from gateway.runtime._circuit import CircuitOpen, TargetCircuit
 from gateway.runtime._effects import EffectLedger
 from gateway.runtime._loading import build_connector, connector_class
 from gateway.runtime._retry import RetryPlan
-from gateway.runtime._runtime import ConnectorRuntime, DeadLettered, DeadLetterNotice, Decision, Outcome
+from gateway.runtime._runtime import (
+    ConnectorRuntime,
+    DeadLettered,
+    DeadLetterNotice,
+    Decision,
+    Outcome,
+    ReplayDelivered,
+    ReplayNotice,
+)
 from gateway.runtime._topology import declare_topology
 
 __all__ = [
@@ -21,6 +29,8 @@ __all__ = [
     "Decision",
     "EffectLedger",
     "Outcome",
+    "ReplayDelivered",
+    "ReplayNotice",
     "RetryPlan",
     "TargetCircuit",
     "build_connector",

@@ -2,7 +2,9 @@
 
 For every message the decision is named (:class:`Outcome`) and carried out in one place:
 
-* ``ACK``     — applied now, or applied before (the effect ledger says done);
+* ``ACK``     — applied now, or applied before (the effect ledger says done); a replayed
+                dead letter's copy (``x-rgw-replay-of``) is then announced as delivered by
+                the runtime's replay notice (if it was given one), before it is acknowledged;
 * ``RETRY``   — a retryable failure: a copy goes to the retry tier its backoff needs, with
                 the attempt count, then the original is acknowledged;
 * ``DEAD``    — a permanent failure, retries exhausted, or an undecodable message: a copy
@@ -38,7 +40,15 @@ from aio_pika.abc import (
 )
 
 from gateway.broker import EventPublisher, broker_errors
-from gateway.broker.headers import ATTEMPT, DEAD_REASON, DEFERRALS, FIRST_FAILURE, LAST_ERROR, DeadReason
+from gateway.broker.headers import (
+    ATTEMPT,
+    DEAD_REASON,
+    DEFERRALS,
+    FIRST_FAILURE,
+    LAST_ERROR,
+    REPLAY_OF,
+    DeadReason,
+)
 from gateway.errors import (
     BrokerUnavailable,
     DeliveryFailed,
@@ -95,6 +105,22 @@ class DeadLettered:
 #: or ``None`` for nothing. The platform's tells the lifecycle (``delivery-failed``).
 DeadLetterNotice = Callable[[DeadLettered], Emitted | None]
 
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReplayDelivered:
+    """The replayed copy of a dead letter, just applied (or found applied before)."""
+
+    connector: str
+    delivery: Delivery
+    replay_of: str
+    """The dead letter's message id (the delivery's own, unless its payload was corrected)."""
+    at: dt.datetime
+
+
+#: What to announce when a replayed dead letter goes through: an event published (confirmed)
+#: with the connector's own, or ``None``. The platform's tells the lifecycle (``dead-letter-action``).
+ReplayNotice = Callable[[ReplayDelivered], Emitted | None]
+
 _delivery_decoder = msgspec.json.Decoder(Delivery)
 
 
@@ -104,6 +130,14 @@ def _deferrals(message: AbstractIncomingMessage) -> int:
         return int((message.headers or {}).get(DEFERRALS, 0))  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return 0
+
+
+def _replay_of(message: AbstractIncomingMessage) -> str | None:
+    """The dead letter a replayed copy stands for (the desk's ``x-rgw-replay-of``)."""
+    value = (message.headers or {}).get(REPLAY_OF)
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value).decode("utf-8", "replace")
+    return value if isinstance(value, str) and value else None
 
 
 def _decode(message: AbstractIncomingMessage) -> Delivery:
@@ -128,6 +162,7 @@ class ConnectorRuntime:
         prefetch: int | None = None,
         graceful_timeout: float = 30.0,
         dead_letter_notice: DeadLetterNotice | None = None,
+        replay_notice: ReplayNotice | None = None,
         max_deferrals: int = MAX_DEFERRALS,
     ) -> None:
         self.connector = connector
@@ -142,6 +177,7 @@ class ConnectorRuntime:
         self._stopping = False
         self._graceful_timeout = graceful_timeout
         self._dead_letter_notice = dead_letter_notice
+        self._replay_notice = replay_notice
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._events: EventPublisher | None = None
@@ -254,8 +290,13 @@ class ConnectorRuntime:
                 self._plan.tiers_ms[0],
                 counts_as_attempt=False,
             )
+        replay_of = _replay_of(message)
         if claim == "done":
             log.info("%s: %s already applied, acknowledging", self.name, delivery.message_id)
+            try:  # a replayed dead letter that had in fact been applied is delivered all the same
+                await self._emit(delivery, self._replay_delivered(delivery, replay_of))
+            except RetryableDeliveryFailure as exc:
+                return Decision(Outcome.RETRY, exc, self._plan.tiers_ms[0], counts_as_attempt=False)
             return Decision(Outcome.ACK)
         if claim == "busy":
             return Decision(
@@ -264,15 +305,16 @@ class ConnectorRuntime:
                 self._plan.tiers_ms[0],
                 counts_as_attempt=False,
             )
-        return await self._apply(delivery, deferrals=_deferrals(message))
+        return await self._apply(delivery, deferrals=_deferrals(message), replay_of=replay_of)
 
-    async def _apply(self, delivery: Delivery, *, deferrals: int) -> Decision:
+    async def _apply(self, delivery: Delivery, *, deferrals: int, replay_of: str | None) -> Decision:
         try:
             async with self._ledger.holding(self.name, delivery.message_id):
                 if self.connector.has_target:
                     emitted = await self.circuit.call(lambda: self.connector.handle(delivery))
                 else:  # its failures are its own domain's (a return not opened yet), not a system down
                     emitted = await self.connector.handle(delivery)
+                emitted = [*(emitted or ()), *self._replay_delivered(delivery, replay_of)]
                 if emitted:
                     await self._emit(delivery, emitted)
         except Exception as exc:
@@ -288,6 +330,22 @@ class ConnectorRuntime:
             # record, but the target gets the message id as its idempotency key and says so.
             log.warning("%s: %s applied but not recorded as done: %s", self.name, delivery.message_id, lost)
         return Decision(Outcome.ACK)
+
+    def _replay_delivered(self, delivery: Delivery, replay_of: str | None) -> list[Emitted]:
+        """What the replay notice makes of a replayed copy that went through (nothing for a
+        message that is no replay)."""
+        if self._replay_notice is None or replay_of is None:
+            return []
+        try:
+            event = self._replay_notice(
+                ReplayDelivered(
+                    connector=self.name, delivery=delivery, replay_of=replay_of, at=dt.datetime.now(dt.UTC)
+                )
+            )
+        except Exception:  # a bug in the notice must not hold the delivery back
+            log.exception("%s: no notice of replayed %s", self.name, delivery.message_id)
+            return []
+        return [] if event is None else [event]
 
     async def _emit(self, delivery: Delivery, emitted: Sequence[Emitted]) -> None:
         """Publish what the system answered, confirmed, before the effect is recorded: if this

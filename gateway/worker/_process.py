@@ -17,7 +17,7 @@ from tenacity import RetryError
 from gateway.broker import until_connected
 from gateway.database import ensure_schema_if_in_use
 from gateway.errors import from_setting
-from gateway.lifecycle import delivery_failed_notice
+from gateway.lifecycle import delivery_failed_notice, replay_delivered_notice
 from gateway.mapping import MappingCatalog
 from gateway.routing import ConnectorSpec, RoutingTable, RoutingTableError, load_routing_table
 from gateway.runtime import ConnectorRuntime, build_connector, declare_topology
@@ -44,7 +44,8 @@ def connector_runtime(
     graceful_timeout: float = 30.0,
 ) -> ConnectorRuntime:
     """A runtime for ``connector`` as the platform runs every one: a message about a return
-    that is dead-lettered is announced to the lifecycle (``delivery-failed``)."""
+    that is dead-lettered is announced to the lifecycle (``delivery-failed``), and so is its
+    replayed copy once it goes through (``dead-letter-action`` delivered)."""
     return ConnectorRuntime(
         connector,
         settings=settings,
@@ -53,6 +54,7 @@ def connector_runtime(
         prefetch=prefetch,
         graceful_timeout=graceful_timeout,
         dead_letter_notice=delivery_failed_notice,
+        replay_notice=replay_delivered_notice,
     )
 
 

@@ -60,7 +60,7 @@ async def test_accepted_return_is_published_once_with_its_envelope(
         headers={"Authorization": f"Bearer {key}"},
     )
     assert fetched.status_code == 200
-    assert fetched.json() == {**body, "request": payload}
+    assert fetched.json() == {**body, "request": payload, "exceptions": []}
     # Nothing else arrives: exactly one message for one accepted return.
     await asyncio.sleep(0)
     assert len(events.messages) == 1

@@ -22,17 +22,17 @@ from aio_pika.abc import AbstractRobustConnection
 from litestar.testing import AsyncTestClient
 
 from gateway.broker import events_exchange_name
-from gateway.broker.headers import DEAD_REASON
+from gateway.broker.headers import DEAD_REASON, REPLAY_OF
 from gateway.errors import StoreUnavailable
 from gateway.registry import ContractRegistry
-from gateway.routing import parse_routing_table, retry_queue
+from gateway.routing import parse_routing_table, redeliver_exchange, retry_queue
 from gateway.runtime import ConnectorRuntime, Outcome, build_connector
 from gateway.sdk import Connector, Delivery, NotReadyYet, RetryableDeliveryFailure, handler
 from gateway.settings import Settings
 from gateway.storage import connect_redis
 from tests.conftest import KeyFactory
 from tests.connectors.conftest import routed_gateway, running_connector
-from tests.support.broker import take_dead_letters
+from tests.support.broker import capture, take_dead_letters
 from tests.support.payloads import headers, return_request
 from tests.support.sandbox import Fault, SandboxState
 from tests.support.tcp_proxy import proxy_to
@@ -556,3 +556,48 @@ async def test_a_channel_closed_under_messages_in_flight_applies_each_once(harne
         await harness.submit()
     await wait_until(lambda: len(harness.sandbox.effects) == 12, within=30, what="nine more")
     assert harness.runtime.outcomes[Outcome.DEAD] == 0
+
+
+async def test_a_replayed_dead_letter_that_goes_through_is_announced_as_delivered(
+    harness: Harness, make_key: KeyFactory
+) -> None:
+    events = await capture(
+        harness.amqp, events_exchange_name(harness.settings), harness.settings.amqp_name("capture", "events")
+    )
+    harness.sandbox.faults.append(Fault(400))
+    await harness.submit()
+    await wait_until(lambda: harness.runtime.outcomes[Outcome.DEAD] == 1, what="the dead letter")
+    message_id = _only_key(harness.sandbox)
+    admin = {"Authorization": f"Bearer {await make_key('ops', scopes=('admin',))}"}
+    replayed = await harness.client.post(f"/v1/admin/dead-letters/records/{message_id}/replay", headers=admin)
+    assert replayed.status_code == 202, replayed.text
+
+    def actions() -> list[dict[str, Any]]:
+        return [
+            msgspec.json.decode(m.body)["payload"]
+            for m in events.messages
+            if m.routing_key == "dead-letter-action.v1"
+        ]
+
+    await wait_until(lambda: len(actions()) == 2, what="the replay and its delivery announced")
+    assert sorted(a["action"] for a in actions()) == ["delivered", "replayed"]
+    [delivered] = [a for a in actions() if a["action"] == "delivered"]
+    assert (delivered["connector"], delivered["message_id"], delivered["replayed_as"]) == (
+        "records",
+        message_id,
+        message_id,
+    )
+
+    # The same replayed copy once more (a crash left it beside its dead letter): applied before,
+    # it is not applied again, and still announced as delivered (the same event, deduplicated).
+    [copy] = [m for m in events.messages if m.routing_key == "return-request.v1"]
+    channel = await harness.amqp.channel(publisher_confirms=True)
+    exchange = await channel.get_exchange(redeliver_exchange(harness.settings), ensure=False)
+    await exchange.publish(
+        aio_pika.Message(copy.body, message_id=message_id, headers={REPLAY_OF: message_id}),
+        routing_key="records",
+    )
+    await channel.close()
+    await wait_until(lambda: len(actions()) == 3, what="the delivery announced again")
+    assert [a["action"] for a in actions()].count("delivered") == 2
+    assert harness.sandbox.effects == {message_id: 1}

@@ -535,3 +535,94 @@ async def test_a_posted_credit_and_a_dead_letter_during_a_hold_do_not_end_it(lif
 
 async def _noted(lifecycle: Lifecycle, return_id: str, action: str) -> bool:
     return any(e.action == action for e in await lifecycle.store.timeline(return_id))
+
+
+async def test_a_failed_claim_parks_the_return_until_its_replayed_copy_is_delivered(
+    lifecycle: Lifecycle,
+) -> None:
+    return_id, _ = await authorized(lifecycle)
+    await lifecycle.publish("receipt.v1", receipt(return_id), return_id)
+    await lifecycle.publish("inspection-result.v1", inspection(return_id), return_id)
+    await lifecycle.reaches(return_id, "dispositioned")
+    claim = f"{uuid.uuid4().hex}.lifecycle.claim.vendor-pays-defects"
+    failure = {
+        "return_id": return_id,
+        "connector": "erp",
+        "message_id": claim,
+        "message_type": "supplier-claim.v1",
+        "error": "PermanentDeliveryFailure",
+        "detail": "vendor V-20417 is blocked",
+        "attempts": 1,
+        "dead_lettered_at": "2024-03-20T10:00:00Z",
+    }
+    await lifecycle.publish("delivery-failed.v1", failure, return_id)
+    await lifecycle.reaches(return_id, "posting_failed")
+    state = await lifecycle.store.get(return_id)
+    assert state is not None and [r.message_id for r in state.open_dead_letters] == [claim]
+
+    delivered = {
+        "return_id": return_id,
+        "connector": "erp",
+        "message_id": claim,
+        "message_type": "supplier-claim.v1",
+        "action": "delivered",
+        "replayed_as": claim,
+        "actor": {"type": "system", "id": "erp"},
+        "at": "2024-03-20T11:00:00Z",
+    }
+    await lifecycle.publish("dead-letter-action.v1", delivered, return_id)
+    await lifecycle.reaches(return_id, "dispositioned")  # nothing else came back for a claim
+    state = await lifecycle.store.get(return_id)
+    assert state is not None and state.open_dead_letters == [] and state.resume is None
+    [back] = [e for e in await lifecycle.store.timeline(return_id) if e.from_status == "posting_failed"]
+    assert back.actor == {"type": "system", "id": "erp"} and back.dead_letter == {
+        "connector": "erp",
+        "message_id": claim,
+    }
+    draft = await lifecycle.one("credit-memo.v1", return_id)
+    await lifecycle.publish("credit-memo.v1", posted(draft), return_id)
+    await lifecycle.reaches(return_id, "closed")
+
+
+async def test_a_dead_letter_discarded_before_its_notice_arrived_opens_nothing(lifecycle: Lifecycle) -> None:
+    return_id = await opened(lifecycle)
+    discarded = {
+        "return_id": return_id,
+        "connector": "crm",
+        "message_id": "msg_case",
+        "message_type": "return-request.v1",
+        "action": "discarded",
+        "reason": "case opened by hand",
+        "actor": {"type": "user", "id": "key:ops"},
+        "at": "2024-03-20T11:00:00Z",
+    }
+    await lifecycle.publish("dead-letter-action.v1", discarded, return_id)
+    await wait_until(lambda: _noted(lifecycle, return_id, "dead_letter_resolved"), what="the discard")
+    failure = {
+        "return_id": return_id,
+        "connector": "crm",
+        "message_id": "msg_case",
+        "message_type": "return-request.v1",
+        "error": "PermanentDeliveryFailure",
+        "detail": "no account",
+        "dead_lettered_at": "2024-03-20T10:00:00Z",
+    }
+    await lifecycle.publish("delivery-failed.v1", failure, return_id)
+    await wait_until(lambda: _noted(lifecycle, return_id, "delivery_failed"), what="the late notice")
+    state = await lifecycle.store.get(return_id)
+    assert state is not None and state.open_dead_letters == [] and state.status == "requested"
+
+
+async def test_documents_that_waited_for_a_release_count_what_earlier_returns_took(
+    lifecycle: Lifecycle,
+) -> None:
+    await authorized(lifecycle)  # all three shipped units of the invoice, authorized
+    second = await opened(lifecycle)
+    await lifecycle.publish("return-hold.v1", hold(second, "hold"), second)
+    await lifecycle.reaches(second, "on_hold")
+    await lifecycle.publish("return-documents.v1", documents(second), second)  # the same invoice
+    await wait_until(lambda: _parked(lifecycle, second), within=10, what="the documents to wait")
+    await lifecycle.publish("return-hold.v1", hold(second, "release"), second)
+    await lifecycle.reaches(second, "rejected")  # nothing of the invoice is left to return
+    rejection = await lifecycle.one("return-authorization.v1", second)
+    assert rejection["rejection_reason"] == "exceeds_returnable_quantity"
