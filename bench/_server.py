@@ -21,6 +21,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from gateway.broker import events_exchange_name, unrouted_name
+from gateway.database import upgrade
 from gateway.sandbox import free_port
 from gateway.settings import PROJECT_ROOT, Settings
 
@@ -46,12 +47,15 @@ TARGETS = {t.name: t for t in (GATEWAY, FLOOR)}
 
 
 def server_env(settings: Settings) -> dict[str, str]:
-    """The child's environment: ours, with the settings that matter spelled as ``RGW_*``."""
+    """The child's environment: ours, with the settings that matter spelled as ``RGW_*``; the
+    database is migrated to this code's revision first (a no-op when it is)."""
+    upgrade(settings.database)
     return {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
         "RGW_AMQP_URL": settings.amqp_url,
         "RGW_REDIS_URL": settings.redis_url,
+        "RGW_DATABASE_URL": settings.database,
         "RGW_NAMESPACE": settings.namespace,
         "RGW_DEFAULT_RATE_LIMIT": str(settings.default_rate_limit),
     }

@@ -15,7 +15,7 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "RGW_"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/returns_gateway"
-"""The PostgreSQL database the ``returns-gateway db`` commands use when ``RGW_DATABASE_URL`` is unset."""
+"""The local PostgreSQL database ``scripts/services-up.sh`` creates: ``RGW_DATABASE_URL``'s default."""
 
 
 def shipped(name: str) -> Path:
@@ -40,12 +40,10 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     """``RGW_REDIS_URL``: Redis for API keys, idempotency records, rate limits and return state."""
 
-    database_url: str | None = field(default=None, repr=False)
-    """``RGW_DATABASE_URL``: the PostgreSQL database that is to hold the record (libpq URL or
-    ``key=value`` string), migrated by ``returns-gateway db upgrade``. Set, the gateway and every
-    ``connector run`` refuse to start unless its schema is the one their code was written for;
-    unset, they do not touch PostgreSQL (the record is still in Redis, ``docs/data.md``) and the
-    ``db`` commands use :data:`DEFAULT_DATABASE_URL`. Mandatory once the record moves there.
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
+    """``RGW_DATABASE_URL``: the PostgreSQL database that holds the record (libpq URL or
+    ``key=value`` string), migrated by ``returns-gateway db upgrade``. The gateway and every
+    ``connector run`` refuse to start unless its schema is the one their code was written for.
     Kept out of ``repr``: it may hold a password."""
 
     database_pool_size: int = 10
@@ -157,13 +155,8 @@ class Settings:
         return cls(**values)
 
     @property
-    def database_in_use(self) -> bool:
-        """Whether ``RGW_DATABASE_URL`` is set: the schema is checked at start-up only then."""
-        return bool(self.database_url)
-
-    @property
     def database(self) -> str:
-        """The database to migrate and connect to: ``RGW_DATABASE_URL``, else the local default."""
+        """The database to migrate and connect to (``RGW_DATABASE_URL``)."""
         return self.database_url or DEFAULT_DATABASE_URL
 
     def key(self, *parts: str) -> str:

@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export RGW_ROUTES_FILE="${RGW_ROUTES_FILE:-routes.yaml}"
 bin=.venv/bin
+$bin/returns-gateway db upgrade >&2   # the record's schema at this code's revision (a no-op when it is)
 key=$($bin/returns-gateway keys create --partner demo --scope returns:write --scope returns:read \
         --label "make run" 2>/dev/null | tail -n 1)
 example=contracts/return-request/v1/examples/valid/defective-ssd-with-serials.json

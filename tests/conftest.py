@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import aio_pika
@@ -17,8 +17,10 @@ from litestar.testing import AsyncTestClient
 from gateway.api import create_app
 from gateway.auth import KeyStore
 from gateway.broker import events_exchange_name, unrouted_name
+from gateway.database import upgrade
 from gateway.registry import ContractRegistry
 from gateway.settings import PROJECT_ROOT, Settings
+from tests.support.database import new_database
 from tests.support.waiting import wait_until
 
 #: Encrypts partners' webhook secrets in tests (RGW_SECRETS_KEY); made for the tests, used nowhere else.
@@ -32,16 +34,35 @@ def registry() -> ContractRegistry:
     return ContractRegistry.from_folder(PROJECT_ROOT / "contracts")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def database_url() -> Iterator[str]:
+    """This run's own database, at the head revision, dropped at the end. The processes the
+    tests start find it too (``RGW_DATABASE_URL``); tests tell their rows apart by their own
+    partners and ids, as they tell Redis keys apart by namespace."""
+    with new_database() as url:
+        upgrade(url)
+        saved = os.environ.get("RGW_DATABASE_URL")
+        os.environ["RGW_DATABASE_URL"] = url
+        try:
+            yield url
+        finally:
+            if saved is None:
+                os.environ.pop("RGW_DATABASE_URL", None)
+            else:
+                os.environ["RGW_DATABASE_URL"] = saved
+
+
 @pytest.fixture
 def namespace() -> str:
     return f"test{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture
-def settings(namespace: str) -> Settings:
+def settings(namespace: str, database_url: str) -> Settings:
     return Settings(
         amqp_url=AMQP_URL,
         redis_url=REDIS_URL,
+        database_url=database_url,
         namespace=namespace,
         publish_timeout_seconds=2.0,
         auth_cache_seconds=0.0,

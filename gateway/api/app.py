@@ -21,7 +21,6 @@ from gateway.api.returns import returns_router
 from gateway.api.services import Services
 from gateway.api.webhook_endpoints import webhook_endpoints_router
 from gateway.api.webhooks import webhooks_router
-from gateway.database import ensure_schema_if_in_use
 from gateway.edi import PartnerDirectory
 from gateway.errors import from_setting
 from gateway.lifecycle import PolicyBook
@@ -39,11 +38,9 @@ def create_app(
     registry: ContractRegistry | None = None,
     mappings: MappingCatalog | None = None,
 ) -> Litestar:
-    """Build the gateway; contracts, mappings and the routing table load now (unless given), and
-    the database's schema is checked (with ``RGW_DATABASE_URL`` set), so a defect stops start-up here."""
+    """Build the gateway; contracts, mappings and the routing table load now (unless given), so a
+    defect stops start-up here. The database's schema is checked as it starts (its lifespan)."""
     settings = settings or Settings.from_env()
-    with from_setting("RGW_DATABASE_URL"):
-        ensure_schema_if_in_use(settings)
     with from_setting("RGW_CONTRACTS_DIR"):
         registry = registry or ContractRegistry.from_folder(settings.contracts_dir)
     with from_setting("RGW_ROUTES_FILE"):

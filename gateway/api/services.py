@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractChannel, AbstractExchange
+from psycopg_pool import AsyncConnectionPool
 
 from gateway.auth import Authenticator, KeyStore
 from gateway.broker import BrokerPublisher
+from gateway.database import ensure_schema_current, open_database
 from gateway.deadletters import DeadLetterDesk
 from gateway.edi import MAPPING as EDI_MAPPING
 from gateway.edi import PartnerDirectory, ReturnNoticeMapper
 from gateway.edi.intake import EdiIntake
+from gateway.errors import from_setting
 from gateway.intake.idempotency import IdempotencyStore
 from gateway.intake.ratelimit import PartnerRateLimiter
 from gateway.intake.return_events import ReturnEvents
@@ -37,6 +41,8 @@ class Services:
     settings: Settings
     registry: ContractRegistry
     redis: aioredis.Redis
+    database: AsyncConnectionPool
+    """The record (PostgreSQL, ``RGW_DATABASE_URL``); Redis keeps only what may be lost."""
     keys: KeyStore
     authenticator: Authenticator
     rate_limiter: PartnerRateLimiter
@@ -74,6 +80,10 @@ class Services:
         """
         redis = connect_redis(settings.redis_url)
         stack.push_async_callback(redis.aclose)
+        with from_setting("RGW_DATABASE_URL"):  # never serve on a schema that is not this code's
+            await asyncio.to_thread(ensure_schema_current, settings.database)
+        database = await open_database(settings)
+        stack.push_async_callback(database.close)
 
         async def declare_routes(channel: AbstractChannel, events: AbstractExchange) -> None:
             if routing is not None:
@@ -114,6 +124,7 @@ class Services:
             settings=settings,
             registry=registry,
             redis=redis,
+            database=database,
             keys=keys,
             authenticator=Authenticator(
                 keys,

@@ -22,7 +22,7 @@ from gateway.cli.dlq import dlq_app
 from gateway.cli.edi import edi_app
 from gateway.cli.mappings import mappings_app
 from gateway.cli.sandbox import sandbox_app
-from gateway.errors import ConfigurationError, GatewayError
+from gateway.errors import ConfigurationError, GatewayError, from_setting
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -58,9 +58,13 @@ def serve(
     import uvicorn
 
     from gateway.api import create_app
+    from gateway.database import ensure_schema_current
 
-    try:  # built here first, so a configuration defect is one line, not a worker's traceback
-        built = create_app(Settings.from_env())
+    settings = Settings.from_env()
+    try:  # built and checked here first, so a defect is one line, not a worker's traceback
+        built = create_app(settings)
+        with from_setting("RGW_DATABASE_URL"):
+            ensure_schema_current(settings.database)
     except GatewayError as exc:  # a setting (exit 2), or a server it needs at start-up (exit 1)
         said = exc.one_line() if isinstance(exc, ConfigurationError) else " ".join(str(exc).split())
         err.print(f"[red]error:[/red] cannot start the gateway: {said}", **ONE_LINE)
@@ -108,6 +112,7 @@ def connector_run(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise at this rate
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the start-up schema check's chatter
     try:
         uvloop.run(run_connector(name, Settings.from_env()))
     except ConfigurationError as exc:

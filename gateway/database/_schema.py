@@ -20,7 +20,6 @@ import psycopg
 from gateway.database._connect import connect, describe, translate
 from gateway.database.tables import APP_ROLE, VERSION_TABLE
 from gateway.errors import ConfigurationError, SchemaOutOfDate
-from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -105,16 +104,6 @@ def ensure_schema_current(url: str) -> str:
         current=current,
         head=head,
     )
-
-
-def ensure_schema_if_in_use(settings: Settings) -> str | None:
-    """:func:`ensure_schema_current` on ``RGW_DATABASE_URL`` if it is set; ``None`` if not.
-
-    The start-up check of the gateway and of every connector process. While the record is still
-    in Redis, a deployment without ``RGW_DATABASE_URL`` is not checked; once it moves to
-    PostgreSQL the check becomes unconditional (``docs/data.md``).
-    """
-    return ensure_schema_current(settings.database) if settings.database_in_use else None
 
 
 def upgrade(url: str, revision: str = "head") -> None:

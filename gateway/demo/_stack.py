@@ -24,6 +24,7 @@ import uvicorn
 from gateway.api import create_app
 from gateway.auth import KeyStore
 from gateway.broker import events_exchange_name, unrouted_name
+from gateway.database import open_database, upgrade
 from gateway.mapping import MappingCatalog
 from gateway.partners.endpoints import generate_key as generate_secrets_key
 from gateway.routing import RoutingTable, delete_routing_topology, parse_routing_table
@@ -260,6 +261,8 @@ async def running_stack(
         )
         table = parse_routing_table(text)
         async with AsyncExitStack() as stack:
+            # The record's schema at this code's revision (a no-op when it is, as in the tests).
+            await asyncio.to_thread(upgrade, settings.database)
             await declare_topology(settings, table)
             if drop_topology:
                 stack.push_async_callback(_drop_topology, settings, table)
@@ -278,6 +281,8 @@ async def running_stack(
                 await asyncio.sleep(0.02)
             redis = connect_redis(settings.redis_url)
             stack.push_async_callback(redis.aclose)
+            database = await open_database(settings)
+            stack.push_async_callback(database.close)
             issued = await KeyStore(redis, settings).create(
                 partner, ["returns:write", "returns:read"], label="demo"
             )
@@ -294,7 +299,9 @@ async def running_stack(
             for name, spec in table.connectors.items():
                 connector = build_connector(name, spec, catalog)
                 stack.push_async_callback(connector.aclose)
-                runtime = connector_runtime(connector, settings=settings, spec=spec, redis=redis)
+                runtime = connector_runtime(
+                    connector, settings=settings, spec=spec, redis=redis, database=database
+                )
                 await runtime.start()
                 stack.push_async_callback(runtime.stop)
                 runtimes[name] = runtime

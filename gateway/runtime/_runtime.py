@@ -38,6 +38,7 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
+from psycopg_pool import AsyncConnectionPool
 
 from gateway.broker import EventPublisher, broker_errors
 from gateway.broker.headers import (
@@ -159,6 +160,7 @@ class ConnectorRuntime:
         settings: Settings,
         spec: ConnectorSpec,
         redis: aioredis.Redis,
+        database: AsyncConnectionPool | None = None,
         prefetch: int | None = None,
         graceful_timeout: float = 30.0,
         dead_letter_notice: DeadLetterNotice | None = None,
@@ -166,7 +168,7 @@ class ConnectorRuntime:
         max_deferrals: int = MAX_DEFERRALS,
     ) -> None:
         self.connector = connector
-        connector.attach(RuntimeContext(settings=settings, redis=redis))
+        connector.attach(RuntimeContext(settings=settings, redis=redis, database=database))
         self._settings = settings
         self._plan = RetryPlan(spec)
         self._ledger = EffectLedger(redis, settings, lease_seconds=settings.effect_lease_seconds)

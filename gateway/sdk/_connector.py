@@ -48,6 +48,7 @@ from gateway.sdk._target import Target
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
+    from psycopg_pool import AsyncConnectionPool
 
     from gateway.settings import Settings
 
@@ -186,10 +187,13 @@ def _declared_in(cls: type) -> dict[str, str]:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RuntimeContext:
     """What the runtime lends a connector that keeps state of its own (the lifecycle
-    orchestrator, partner webhooks): the deployment's settings and its Redis."""
+    orchestrator, partner webhooks): the deployment's settings, its Redis (what may be lost)
+    and its PostgreSQL pool (the record)."""
 
     settings: Settings
     redis: aioredis.Redis
+    database: AsyncConnectionPool | None = None
+    """The process's pool on ``RGW_DATABASE_URL``; ``None`` only where no connector needs it."""
 
 
 class Connector:

@@ -12,10 +12,11 @@ import logging
 import signal
 
 import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
 from tenacity import RetryError
 
 from gateway.broker import until_connected
-from gateway.database import ensure_schema_if_in_use
+from gateway.database import ensure_schema_current, open_database
 from gateway.errors import from_setting
 from gateway.lifecycle import delivery_failed_notice, replay_delivered_notice
 from gateway.mapping import MappingCatalog
@@ -40,6 +41,7 @@ def connector_runtime(
     settings: Settings,
     spec: ConnectorSpec,
     redis: aioredis.Redis,
+    database: AsyncConnectionPool | None = None,
     prefetch: int | None = None,
     graceful_timeout: float = 30.0,
 ) -> ConnectorRuntime:
@@ -51,6 +53,7 @@ def connector_runtime(
         settings=settings,
         spec=spec,
         redis=redis,
+        database=database,
         prefetch=prefetch,
         graceful_timeout=graceful_timeout,
         dead_letter_notice=delivery_failed_notice,
@@ -59,10 +62,10 @@ def connector_runtime(
 
 
 async def run_connector(name: str, settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """Run connector ``name`` until ``stop`` is set (or a termination signal arrives); with
-    ``RGW_DATABASE_URL`` set, not against a database whose schema is not this code's."""
+    """Run connector ``name`` until ``stop`` is set (or a termination signal arrives); never
+    against a database (``RGW_DATABASE_URL``) whose schema is not this code's."""
     with from_setting("RGW_DATABASE_URL"):
-        await asyncio.to_thread(ensure_schema_if_in_use, settings)
+        await asyncio.to_thread(ensure_schema_current, settings.database)
     with from_setting("RGW_ROUTES_FILE"):
         table = _table(settings)
         spec = table.connectors.get(name)
@@ -76,8 +79,9 @@ async def run_connector(name: str, settings: Settings, *, stop: asyncio.Event | 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     redis = connect_redis(settings.redis_url)
+    database = await open_database(settings)
     try:
-        runtime = connector_runtime(connector, settings=settings, spec=spec, redis=redis)
+        runtime = connector_runtime(connector, settings=settings, spec=spec, redis=redis, database=database)
         try:
             # Starting while the broker is down (or restarting) waits for it, unless told to stop.
             async for attempt in until_connected().copy(stop=lambda _: stop.is_set()):
@@ -97,3 +101,4 @@ async def run_connector(name: str, settings: Settings, *, stop: asyncio.Event | 
     finally:
         await connector.aclose()
         await redis.aclose()
+        await database.close()

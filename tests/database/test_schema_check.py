@@ -1,11 +1,14 @@
 """The start-up check: a gateway or connector refuses a database whose schema is not its code's,
-or that is missing, with a message saying what, where, and which command fixes it; without
-RGW_DATABASE_URL nothing is checked (the record is still in Redis)."""
+or that is missing, with a message saying what, where, and which command fixes it."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import psycopg
 import pytest
+from aio_pika.abc import AbstractRobustConnection
+from litestar.testing import AsyncTestClient
 from psycopg.conninfo import conninfo_to_dict
 
 from gateway.api import create_app
@@ -14,7 +17,6 @@ from gateway.database import (
     database_errors,
     describe,
     ensure_schema_current,
-    ensure_schema_if_in_use,
     head_revision,
     open_database,
     open_pool,
@@ -25,7 +27,7 @@ from gateway.errors import ConfigurationError, DatabaseMissing, DatabaseUnavaila
 from gateway.registry import ContractRegistry
 from gateway.settings import DEFAULT_DATABASE_URL, Settings
 from gateway.worker import run_connector
-from tests.database.conftest import name_of
+from tests.support.database import name_of
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/returns_gateway"
 """Nothing listens on port 1."""
@@ -86,29 +88,29 @@ def test_messages_never_show_the_password() -> None:
     assert "s3cret-pw" not in str(caught.value)
 
 
-def test_without_rgw_database_url_nothing_is_checked() -> None:
-    settings = Settings.from_env({})
-    assert not settings.database_in_use and settings.database == DEFAULT_DATABASE_URL
-    assert ensure_schema_if_in_use(settings) is None  # looks at no database, not even the default
-    with pytest.raises(DatabaseUnavailable):
-        ensure_schema_if_in_use(Settings(database_url=UNREACHABLE))
+def test_without_rgw_database_url_the_local_database_is_the_record() -> None:
+    assert Settings.from_env({}).database == DEFAULT_DATABASE_URL
+    assert Settings.from_env({"RGW_DATABASE_URL": ""}).database == DEFAULT_DATABASE_URL
 
 
 def test_rgw_database_url_is_read_from_the_environment() -> None:
     settings = Settings.from_env({"RGW_DATABASE_URL": UNREACHABLE, "RGW_DATABASE_POOL_SIZE": "3"})
-    assert settings.database_in_use and settings.database == UNREACHABLE
+    assert settings.database == UNREACHABLE
     assert settings.database_pool_size == 3
-    assert not Settings.from_env({"RGW_DATABASE_URL": ""}).database_in_use
 
 
-def test_the_gateway_refuses_to_start_on_an_older_schema(
-    empty_database: str, registry: ContractRegistry
+async def test_the_gateway_refuses_to_start_on_an_older_schema(
+    empty_database: str, registry: ContractRegistry, settings: Settings, amqp: AbstractRobustConnection
 ) -> None:
     upgrade(empty_database, "0001")
-    with pytest.raises(SchemaOutOfDate, match="at revision 0001, older than"):
-        create_app(Settings(database_url=empty_database), registry)
+    older = dataclasses.replace(settings, database_url=empty_database)
+    with pytest.raises(BaseExceptionGroup) as caught:  # raised by its lifespan, as it starts
+        async with AsyncTestClient(create_app(older, registry)):
+            pass
+    assert caught.group_contains(SchemaOutOfDate, match="at revision 0001, older than")
     upgrade(empty_database)
-    assert create_app(Settings(database_url=empty_database), registry) is not None
+    async with AsyncTestClient(create_app(older, registry)) as client:
+        assert (await client.get("/health/live")).status_code == 200
 
 
 async def test_a_connector_refuses_to_start_on_a_missing_database(missing_database_url: str) -> None:
