@@ -99,11 +99,13 @@ def test_random_segments_in_a_valid_envelope(
 
 
 def _seconds(body: bytes) -> float:
+    """CPU seconds of this thread for the best of three checks (a busy machine takes wall time
+    from it, never its own CPU time)."""
     best = float("inf")
     for _ in range(3):
-        start = time.perf_counter()
+        start = time.thread_time()
         check_edifact(body, max_bytes=1 << 26)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.thread_time() - start)
     return best
 
 
