@@ -1,8 +1,33 @@
-"""The read side of the record in PostgreSQL: searching returns.
+"""The read side of the record in PostgreSQL: searching returns and process reports computed
+from their timelines.
 
-It reads ``returns`` and ``return_lines`` as the intake and the lifecycle write them.
+It reads ``returns``, ``return_lines``, ``timeline_entries``, ``inspections`` and ``documents``
+as the intake and the lifecycle write them, and writes nothing. See ``docs/reports.md`` for every
+figure's definition.
 """
 
+from gateway.reporting._reports import (
+    AGING_BUCKETS,
+    CreditAge,
+    CycleGroup,
+    Exceptions,
+    Percentiles,
+    PostingLatency,
+    QueueAge,
+    ReasonCount,
+    ReasonGroup,
+    StatusTime,
+    SupplierRecovery,
+    Window,
+    credit_aging,
+    cycle_time,
+    exceptions,
+    posting_latency,
+    queue_aging,
+    reasons,
+    status_times,
+    supplier_recovery,
+)
 from gateway.reporting._search import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -16,13 +41,33 @@ from gateway.reporting._search import (
 )
 
 __all__ = [
+    "AGING_BUCKETS",
     "DEFAULT_PAGE",
     "MAX_PAGE",
     "SORTS",
+    "CreditAge",
+    "CycleGroup",
+    "Exceptions",
+    "Percentiles",
+    "PostingLatency",
+    "QueueAge",
+    "ReasonCount",
+    "ReasonGroup",
     "ReturnPage",
     "ReturnQuery",
     "ReturnSummary",
     "Sort",
+    "StatusTime",
+    "SupplierRecovery",
+    "Window",
     "build_search",
+    "credit_aging",
+    "cycle_time",
+    "exceptions",
+    "posting_latency",
+    "queue_aging",
+    "reasons",
     "search_returns",
+    "status_times",
+    "supplier_recovery",
 ]
