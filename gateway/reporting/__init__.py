@@ -1,9 +1,9 @@
-"""The read side of the record in PostgreSQL: searching returns and process reports computed
-from their timelines.
+"""The read side of the record in PostgreSQL: searching returns, process reports computed from
+their timelines, and the retention of personal data on closed returns.
 
 It reads ``returns``, ``return_lines``, ``timeline_entries``, ``inspections`` and ``documents``
-as the intake and the lifecycle write them, and writes nothing. See ``docs/reports.md`` for every
-figure's definition.
+as the intake and the lifecycle write them; the one thing it writes is the erasure of personal
+data (:func:`erase_personal_data`). See ``docs/reports.md`` for every figure's definition.
 """
 
 from gateway.reporting._reports import (
@@ -28,6 +28,13 @@ from gateway.reporting._reports import (
     status_times,
     supplier_recovery,
 )
+from gateway.reporting._retention import (
+    PERSONAL_FIELDS,
+    DueForErasure,
+    cutoff,
+    due_for_erasure,
+    erase_personal_data,
+)
 from gateway.reporting._search import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -44,9 +51,11 @@ __all__ = [
     "AGING_BUCKETS",
     "DEFAULT_PAGE",
     "MAX_PAGE",
+    "PERSONAL_FIELDS",
     "SORTS",
     "CreditAge",
     "CycleGroup",
+    "DueForErasure",
     "Exceptions",
     "Percentiles",
     "PostingLatency",
@@ -62,7 +71,10 @@ __all__ = [
     "Window",
     "build_search",
     "credit_aging",
+    "cutoff",
     "cycle_time",
+    "due_for_erasure",
+    "erase_personal_data",
     "exceptions",
     "posting_latency",
     "queue_aging",
