@@ -88,7 +88,7 @@ async def test_each_filter_narrows_the_search(
     known = records.accept(
         partner, at=T0 + dt.timedelta(hours=3), external_id="PORTAL-42", lines=[{"sku": "CAB-2"}]
     )
-    records.walk(damaged, T0 + dt.timedelta(hours=1), ("validated", 1), ("authorized", 1))
+    records.walk(damaged, T0 + dt.timedelta(hours=1), ("validated", 0.25), ("authorized", 0.25))
     records.update(plain, updated_at=T0 + dt.timedelta(days=2))
 
     async def found(**params: Any) -> set[str]:
@@ -110,9 +110,9 @@ async def test_each_filter_narrows_the_search(
     }
     assert await found(updated_from=(T0 + dt.timedelta(days=1)).isoformat()) == {plain}
     assert await found(status="authorized", channel="api") == set()
-    by_update = await _all(gateway, key, sort="-updated_at")
-    assert by_update[0] == plain  # changed last
-    assert by_update[1] == known
+    # Last changed: plain (day 2), known (3 h, accepted), other_customer (2 h), damaged (authorized at 1.5 h).
+    assert await _all(gateway, key, sort="-updated_at") == [plain, known, other_customer, damaged]
+    assert await _all(gateway, key, sort="updated_at", limit=1) == [damaged, other_customer, known, plain]
 
 
 async def test_a_partner_sees_its_own_and_admin_everyones(
