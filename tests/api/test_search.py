@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
 from tests.conftest import Gateway, KeyFactory
 from tests.support.records import T0, Records
@@ -159,3 +160,23 @@ async def test_refusals_are_problems(gateway: Gateway, make_key: KeyFactory, rec
         assert response.headers["content-type"].startswith("application/problem+json")
     unauthenticated = await gateway.client.get("/v1/returns")
     assert unauthenticated.status_code == 401
+
+
+async def test_postgresql_away_is_a_503_to_retry(gateway: Gateway, make_key: KeyFactory) -> None:
+    reader = await make_key("acme", ("returns:read", "reports:read"))
+    services = gateway.app.state.services
+    # A pool on a port nobody listens on: no connection comes within its timeout.
+    away = AsyncConnectionPool(
+        "postgresql://nobody@127.0.0.1:1/none", min_size=0, max_size=1, timeout=0.5, open=False
+    )
+    await away.open(wait=False)
+    kept, services.database = services.database, away
+    try:
+        for path in ("/v1/returns", "/v1/reports/exceptions"):
+            response = await gateway.client.get(path, headers={"Authorization": f"Bearer {reader}"})
+            assert response.status_code == 503, response.text
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert response.headers["retry-after"] == str(gateway.settings.retry_after_seconds)
+    finally:
+        services.database = kept
+        await away.close()
