@@ -49,6 +49,10 @@ class Settings:
     database_pool_size: int = 10
     """``RGW_DATABASE_POOL_SIZE``: most connections one process holds open to PostgreSQL."""
 
+    retention_days: int = 365
+    """``RGW_RETENTION_DAYS``: days personal data (contacts, addresses, notes) is kept on a closed
+    return, after which ``returns-gateway db purge`` erases it; amounts and the audit trail stay."""
+
     namespace: str = "rgw"
     """``RGW_NAMESPACE``: prefix of every exchange, queue and Redis key, so deployments can share servers."""
 

@@ -17,6 +17,7 @@ from gateway.api.contracts import contracts_router
 from gateway.api.edi import edi_router, edifact_router
 from gateway.api.health import live, ready
 from gateway.api.lifecycle import approvals_router, return_events_router
+from gateway.api.reports import reports_router
 from gateway.api.returns import returns_router
 from gateway.api.services import Services
 from gateway.api.webhook_endpoints import webhook_endpoints_router
@@ -80,6 +81,7 @@ def create_app(
     app = Litestar(
         route_handlers=[
             returns_router(registry),
+            reports_router,
             return_events_router(registry),
             approvals_router,
             contracts_router,

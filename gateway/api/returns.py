@@ -15,6 +15,7 @@ from gateway.api._open_exceptions import ReturnException, open_exceptions
 from gateway.api._openapi import ReturnDocument, ReturnReceiptDocument, contract_body, problem_responses
 from gateway.api._problems import add_response_headers, extra_headers
 from gateway.api._security import SECURITY, authenticate, authorize, counted_once
+from gateway.api.search import search
 from gateway.api.services import Services
 from gateway.auth import Scope
 from gateway.envelope import trace_context
@@ -111,6 +112,6 @@ def returns_router(registry: ContractRegistry) -> Router:
 
     return Router(
         "/v1/returns",
-        route_handlers=[submit_return, get_return],
+        route_handlers=[submit_return, get_return, search],
         tags=["returns"],
     )

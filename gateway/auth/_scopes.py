@@ -12,4 +12,5 @@ class Scope(StrEnum):
     RETURNS_READ = "returns:read"
     RETURNS_APPROVE = "returns:approve"
     WEBHOOKS_MANAGE = "webhooks:manage"
+    REPORTS_READ = "reports:read"
     ADMIN = "admin"

@@ -16,11 +16,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from gateway.cli.purge import purge
 from gateway.errors import GatewayError
 from gateway.settings import Settings
 
 db_app = typer.Typer(
-    help="The PostgreSQL schema (RGW_DATABASE_URL): upgrade, downgrade, current revision.",
+    help="The PostgreSQL schema (RGW_DATABASE_URL): upgrade, downgrade, current revision; purge.",
     no_args_is_help=True,
 )
 err = Console(stderr=True)
@@ -100,3 +101,6 @@ def current() -> None:
     typer.echo(f"{database.describe(url)}: revision {revision or 'none (empty)'}, {state}")
     if revision != head:
         raise typer.Exit(code=1)
+
+
+db_app.command("purge")(purge)
