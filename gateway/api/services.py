@@ -94,7 +94,7 @@ class Services:
         stack.push_async_callback(publisher.close)
         deadletters = DeadLetterDesk(settings, registry=registry, redis=redis, routing=routing)
         stack.push_async_callback(deadletters.aclose)
-        keys = KeyStore(redis, settings)
+        keys = KeyStore(database, settings)
         returns = ReturnStore(redis, settings)
         idempotency = IdempotencyStore(redis, settings)
         stack.push_async_callback(idempotency.aclose)

@@ -178,15 +178,15 @@ def _with_keys(action: Callable[[KeyStore], Awaitable[T]]) -> T:
     import asyncio
 
     from gateway.auth import KeyStore
-    from gateway.storage import connect_redis
+    from gateway.database import open_pool
 
     async def run() -> T:
         settings = Settings.from_env()
-        redis = connect_redis(settings.redis_url)
+        database = await open_pool(settings.database, max_size=1)
         try:
-            return await action(KeyStore(redis, settings))
+            return await action(KeyStore(database, settings))
         finally:
-            await redis.aclose()
+            await database.close()
 
     try:
         return asyncio.run(run())

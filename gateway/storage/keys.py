@@ -62,7 +62,7 @@ def rate_limit_prefix(settings: Settings) -> str:
     return settings.key("ratelimit")
 
 
-# -- auth -----------------------------------------------------------------------------------
+# -- auth (the record is PostgreSQL's now: read only by ``gateway.auth.import_from_redis``) ---
 def api_key(settings: Settings, key_hash: str) -> str:
     """An API key by the hash of its secret (string: JSON :class:`~gateway.auth.ApiKeyRecord`)."""
     return settings.key("apikey", key_hash)
