@@ -92,7 +92,7 @@ class Services:
         publisher = BrokerPublisher(settings, topology=declare_routes)
         await publisher.start()
         stack.push_async_callback(publisher.close)
-        deadletters = DeadLetterDesk(settings, registry=registry, redis=redis, routing=routing)
+        deadletters = DeadLetterDesk(settings, registry=registry, database=database, routing=routing)
         stack.push_async_callback(deadletters.aclose)
         keys = KeyStore(database, settings)
         returns = ReturnStore(redis, settings)

@@ -175,5 +175,6 @@ def edi_response_control(settings: Settings, partner: str) -> str:
 
 # -- dead letters ---------------------------------------------------------------------------
 def audit_log(settings: Settings) -> str:
-    """What operators did to dead letters (stream, capped)."""
+    """What operators did to dead letters (stream, capped); the record is PostgreSQL's now, read
+    only by ``gateway.deadletters.import_from_redis``."""
     return settings.key("audit")

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aio_pika
 import msgspec
+import psycopg
 import pytest
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
@@ -21,6 +22,7 @@ from litestar.testing import AsyncTestClient
 from gateway.api import create_app
 from gateway.broker import declare_edge_topology
 from gateway.broker.headers import ATTEMPT, DEAD_REASON, FIRST_FAILURE, LAST_ERROR, DeadReason
+from gateway.database import upgrade
 from gateway.registry import ContractRegistry
 from gateway.routing import (
     connector_queue,
@@ -34,6 +36,7 @@ from gateway.routing._topology import QUORUM
 from gateway.settings import Settings
 from tests.conftest import KeyFactory
 from tests.support.broker import delete_routing_topology
+from tests.support.database import SERVER_URL, name_of, new_database, url_of
 from tests.support.payloads import return_request
 from tests.support.waiting import wait_until
 
@@ -155,6 +158,28 @@ class DeadLetters:
 
     def queue(self, connector: str) -> str:
         return connector_queue(self.settings, connector)
+
+
+@pytest.fixture(scope="session")
+def audit_template() -> Iterator[str]:
+    """A database at the head revision that nothing stays connected to, to copy per test."""
+    with new_database() as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def settings(settings: Settings, audit_template: str) -> Iterator[Settings]:
+    """The audit trail (``dead_letter_actions``) is the deployment's, not a partner's: each test
+    here reads the whole of it, so each gets a database of its own, copied from the template."""
+    name = f"rgw_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(SERVER_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{name_of(audit_template)}"')
+    try:
+        yield dataclasses.replace(settings, database_url=url_of(name))
+    finally:
+        with psycopg.connect(SERVER_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
