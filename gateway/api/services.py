@@ -150,6 +150,6 @@ class Services:
             webhook_rate_limiter=PartnerRateLimiter(
                 redis, key_prefix=webhook_rate_limit_prefix(settings), subject="webhook source"
             ),
-            webhook_endpoints=EndpointRegistry(redis, settings),
+            webhook_endpoints=EndpointRegistry(database, settings),
             edi=edi,
         )

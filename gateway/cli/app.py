@@ -155,16 +155,16 @@ def webhooks_reencrypt() -> None:
     step of a key rotation between adding the new key (in front) and removing the old one."""
     import asyncio
 
+    from gateway.database import open_pool
     from gateway.partners.endpoints import EndpointRegistry
-    from gateway.storage import connect_redis
 
     async def run() -> int:
         settings = Settings.from_env()
-        redis = connect_redis(settings.redis_url)
+        database = await open_pool(settings.database, max_size=1)
         try:
-            return await EndpointRegistry(redis, settings).reencrypt()
+            return await EndpointRegistry(database, settings).reencrypt()
         finally:
-            await redis.aclose()
+            await database.close()
 
     try:
         count = asyncio.run(run())

@@ -93,7 +93,8 @@ def effect(settings: Settings, connector: str, message_id: str) -> str:
 
 # -- partners ------------------------------------------------------------------------------
 def webhook_endpoints(settings: Settings, partner: str) -> str:
-    """A partner's registered webhook endpoints (hash: endpoint id → JSON endpoint)."""
+    """A partner's registered webhook endpoints (hash: endpoint id → JSON endpoint); the record is
+    PostgreSQL's now, read only by ``gateway.partners.endpoints.import_from_redis``."""
     return settings.key("webhook-endpoints", partner)
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import aio_pika
 import msgspec
-import psycopg
 import pytest
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
@@ -36,7 +35,7 @@ from gateway.routing._topology import QUORUM
 from gateway.settings import Settings
 from tests.conftest import KeyFactory
 from tests.support.broker import delete_routing_topology
-from tests.support.database import SERVER_URL, name_of, new_database, url_of
+from tests.support.database import copy_of, new_database
 from tests.support.payloads import return_request
 from tests.support.waiting import wait_until
 
@@ -172,14 +171,8 @@ def audit_template() -> Iterator[str]:
 def settings(settings: Settings, audit_template: str) -> Iterator[Settings]:
     """The audit trail (``dead_letter_actions``) is the deployment's, not a partner's: each test
     here reads the whole of it, so each gets a database of its own, copied from the template."""
-    name = f"rgw_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(SERVER_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{name_of(audit_template)}"')
-    try:
-        yield dataclasses.replace(settings, database_url=url_of(name))
-    finally:
-        with psycopg.connect(SERVER_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with copy_of(audit_template) as url:
+        yield dataclasses.replace(settings, database_url=url)
 
 
 @pytest.fixture
