@@ -119,6 +119,7 @@ class Services:
                 mapper=ReturnNoticeMapper.from_catalog(mappings, contract),
                 intake=intake,
                 redis=redis,
+                database=database,
             )
         return cls(
             settings=settings,

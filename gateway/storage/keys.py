@@ -142,15 +142,18 @@ def inspections_queue(settings: Settings, partner: str) -> str:
 
 # -- EDI ------------------------------------------------------------------------------------
 def edi_interchange(settings: Settings, partner: str, ident: str, standard: str = "x12") -> str:
-    """An inbound interchange, taken once by sender and control number (string: empty while in
-    flight, then its JSON acknowledgment record); X12's keys carry no standard."""
+    """The claim on an inbound interchange while it is processed (string: empty, a lease that
+    expires); X12's keys carry no standard. The acknowledged record is PostgreSQL's
+    (``edi_interchanges``); records older deployments kept here as JSON are read only by
+    ``gateway.edi.intake.import_from_redis``."""
     if standard == "x12":
         return settings.key("edi", "interchange", partner, ident)
     return settings.key("edi", standard, "interchange", partner, ident)
 
 
 def edi_ack_control(settings: Settings) -> str:
-    """Control numbers of the acknowledgments (997, CONTRL) we send (string: counter)."""
+    """Control numbers of the acknowledgments (997, CONTRL) we sent (string: counter); no longer
+    written: the sequence ``edi_ack_control_seq`` counts them now."""
     return settings.key("edi", "control")
 
 
