@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 import redis
 
@@ -58,6 +59,9 @@ def test_create_list_revoke(env: dict[str, str]) -> None:
     assert cli(env, "keys", "revoke", key_id).returncode == 0
     with pytest.raises(AuthenticationRequired):
         asyncio.run(_authenticate(env, secret))
+    with psycopg.connect(os.environ["RGW_DATABASE_URL"]) as conn:
+        row = conn.execute("SELECT revoked_by FROM api_keys WHERE id = %s", (key_id,)).fetchone()
+    assert row is not None and str(row[0]).startswith("cli:")  # who revoked it, on the record
 
 
 @pytest.mark.parametrize(

@@ -237,7 +237,9 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id shown by 'keys list'.")]) -> None:
     """Revoke a key; every running gateway stops accepting it within a second."""
-    record = _with_keys(lambda ks: ks.revoke(key_id))
+    from gateway.cli.dlq import actor
+
+    record = _with_keys(lambda ks: ks.revoke(key_id, by=actor()))  # who revoked it, on the record
     if record is None:
         err.print(f"[red]error:[/red] no key {key_id}")
         raise typer.Exit(code=1)
