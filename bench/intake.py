@@ -34,8 +34,8 @@ from bench._cpu import CpuMeter, CpuSeconds
 from bench._load import LoadResult, percentile, run_load
 from bench._server import GATEWAY, TARGETS, RunningServer, Target, purge_namespace, running_server
 from gateway.auth import KeyStore, Scope
+from gateway.database import open_pool
 from gateway.settings import PROJECT_ROOT, Settings
-from gateway.storage import connect_redis
 
 DESCRIPTION = "Accepted returns per second through the gateway, against the floor."
 EXAMPLES_DIR = PROJECT_ROOT / "contracts" / "return-request" / "v1" / "examples" / "valid"
@@ -73,12 +73,14 @@ class ReturnRequests:
 
 async def create_key(settings: Settings) -> str:
     """A partner key in the bench namespace, with a limit that is enforced but never reached."""
-    redis = connect_redis(settings.redis_url)
+    database = await open_pool(settings.database, max_size=1)
     try:
         scopes = [Scope.RETURNS_WRITE.value, Scope.RETURNS_READ.value]
-        issued = await KeyStore(redis, settings).create(PARTNER, scopes, rate_limit=RATE_LIMIT, label="bench")
+        issued = await KeyStore(database, settings).create(
+            PARTNER, scopes, rate_limit=RATE_LIMIT, label="bench"
+        )
     finally:
-        await redis.aclose()
+        await database.close()
     return issued.secret
 
 

@@ -13,11 +13,12 @@ import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from psycopg_pool import AsyncConnectionPool
 
 from gateway.api import create_app
 from gateway.auth import KeyStore
 from gateway.broker import events_exchange_name, unrouted_name
-from gateway.database import upgrade
+from gateway.database import open_pool, upgrade
 from gateway.registry import ContractRegistry
 from gateway.settings import PROJECT_ROOT, Settings
 from tests.support.database import new_database
@@ -82,6 +83,14 @@ async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
 
 
 @pytest.fixture
+async def database(settings: Settings) -> AsyncIterator[AsyncConnectionPool]:
+    """A small pool on this run's database (``settings.database``) for the test's own stores."""
+    pool = await open_pool(settings.database, max_size=2)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
 async def amqp(settings: Settings) -> AsyncIterator[AbstractRobustConnection]:
     """A direct broker connection for the test; deletes the namespace's topology afterwards."""
     connection = await aio_pika.connect_robust(AMQP_URL)
@@ -116,15 +125,16 @@ KeyFactory = Callable[..., Awaitable[str]]
 
 
 @pytest.fixture
-def make_key(redis: aioredis.Redis, settings: Settings) -> KeyFactory:
-    """Issue an API key straight into this test's namespace."""
+def make_key(database: AsyncConnectionPool, settings: Settings) -> KeyFactory:
+    """Issue an API key straight into this run's database (the partner is recorded on its
+    first key; a later key's ``rate_limit`` sets the partner's)."""
 
     async def issue(
         partner: str = "acme",
         scopes: tuple[str, ...] = ("returns:write", "returns:read"),
         rate_limit: int = 1000,
     ) -> str:
-        issued = await KeyStore(redis, settings).create(partner, list(scopes), rate_limit=rate_limit)
+        issued = await KeyStore(database, settings).create(partner, list(scopes), rate_limit=rate_limit)
         return issued.secret
 
     return issue

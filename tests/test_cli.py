@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 import redis
 
 from gateway.auth import Authenticator, KeyStore
+from gateway.database import open_pool
 from gateway.errors import AuthenticationRequired
 from gateway.settings import Settings
 from tests.conftest import REDIS_URL
@@ -28,31 +31,37 @@ def env() -> Iterator[dict[str, str]]:
 
 
 async def _authenticate(env: dict[str, str], secret: str) -> str:
-    settings = Settings.from_env(env)
-    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    settings = Settings.from_env({**os.environ, **env})  # RGW_DATABASE_URL: this run's database
+    pool = await open_pool(settings.database, max_size=1)
     try:
-        authenticator = Authenticator(KeyStore(client, settings), cache_seconds=0, default_rate_limit=10)
+        authenticator = Authenticator(KeyStore(pool, settings), cache_seconds=0, default_rate_limit=10)
         principal = await authenticator.authenticate(f"Bearer {secret}")
         return f"{principal.partner} {sorted(principal.scopes)} {principal.rate_limit}"
     finally:
-        await client.aclose()
+        await pool.close()
 
 
 def test_create_list_revoke(env: dict[str, str]) -> None:
-    created = cli(env, "keys", "create", "--partner", "acme", "--scope", "returns:write", "--rate-limit", "7")
+    partner = f"c{uuid.uuid4().hex[:6]}"  # the run's database is shared: a partner of its own
+    created = cli(
+        env, "keys", "create", "--partner", partner, "--scope", "returns:write", "--rate-limit", "7"
+    )
     assert created.returncode == 0, created.stderr
     secret = created.stdout.strip().splitlines()[-1]
     assert secret.startswith("rgw_") and len(secret) > 40
-    assert asyncio.run(_authenticate(env, secret)) == "acme ['returns:write'] 7"
+    assert asyncio.run(_authenticate(env, secret)) == f"{partner} ['returns:write'] 7"
 
     listed = cli(env, "keys", "list")
     key_id = secret.split("_")[1]
-    assert key_id in listed.stdout and "acme" in listed.stdout
+    assert key_id in listed.stdout and partner in listed.stdout
     assert secret.split("_", 2)[2] not in listed.stdout  # the secret is never shown again
 
     assert cli(env, "keys", "revoke", key_id).returncode == 0
     with pytest.raises(AuthenticationRequired):
         asyncio.run(_authenticate(env, secret))
+    with psycopg.connect(os.environ["RGW_DATABASE_URL"]) as conn:
+        row = conn.execute("SELECT revoked_by FROM api_keys WHERE id = %s", (key_id,)).fetchone()
+    assert row is not None and str(row[0]).startswith("cli:")  # who revoked it, on the record
 
 
 @pytest.mark.parametrize(

@@ -92,9 +92,9 @@ class Services:
         publisher = BrokerPublisher(settings, topology=declare_routes)
         await publisher.start()
         stack.push_async_callback(publisher.close)
-        deadletters = DeadLetterDesk(settings, registry=registry, redis=redis, routing=routing)
+        deadletters = DeadLetterDesk(settings, registry=registry, database=database, routing=routing)
         stack.push_async_callback(deadletters.aclose)
-        keys = KeyStore(redis, settings)
+        keys = KeyStore(database, settings)
         returns = ReturnStore(redis, settings)
         idempotency = IdempotencyStore(redis, settings)
         stack.push_async_callback(idempotency.aclose)
@@ -119,6 +119,7 @@ class Services:
                 mapper=ReturnNoticeMapper.from_catalog(mappings, contract),
                 intake=intake,
                 redis=redis,
+                database=database,
             )
         return cls(
             settings=settings,
@@ -150,6 +151,6 @@ class Services:
             webhook_rate_limiter=PartnerRateLimiter(
                 redis, key_prefix=webhook_rate_limit_prefix(settings), subject="webhook source"
             ),
-            webhook_endpoints=EndpointRegistry(redis, settings),
+            webhook_endpoints=EndpointRegistry(database, settings),
             edi=edi,
         )

@@ -1,7 +1,8 @@
 """Authentication and tenancy: API keys bound to one partner and a set of scopes.
 
 :class:`Scope` is imported at once (an enum, the command line's option type); the rest, which
-needs Redis, on first use, so ``returns-gateway --help`` does not load a Redis client.
+needs PostgreSQL (the keys' record) or Redis (the import from it), on first use, so
+``returns-gateway --help`` loads no database driver.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from gateway.auth._scopes import Scope
 
 if TYPE_CHECKING:
     from gateway.auth._authenticator import Authenticator, Principal
+    from gateway.auth._import import import_from_redis
     from gateway.auth._keys import ApiKeyRecord, IssuedKey, KeyStore, hash_key, validate_partner_id
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "Principal",
     "Scope",
     "hash_key",
+    "import_from_redis",
     "validate_partner_id",
 ]
 
@@ -34,6 +37,7 @@ _LAZY = {
     "IssuedKey": "_keys",
     "KeyStore": "_keys",
     "hash_key": "_keys",
+    "import_from_redis": "_import",
     "validate_partner_id": "_keys",
 }
 

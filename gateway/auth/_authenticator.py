@@ -1,11 +1,11 @@
 """Bearer-key authentication with a short in-process cache.
 
-Each request would otherwise cost a Redis round trip before any work; keys are
+Each request would otherwise cost a PostgreSQL round trip before any work; keys are
 trusted for ``auth_cache_seconds`` after a successful lookup, which bounds how long
 a revoked key keeps working on a running gateway. That is never more than
 :data:`MAX_CACHE_SECONDS`, counted from before the lookup read the key, so a key revoked
 on any replica (or by the CLI) stops working within a second on every replica without
-pub/sub or a Redis call per request: a busy key costs a lookup or two a second per process,
+pub/sub or a database query per request: a busy key costs a lookup or two a second per process,
 and concurrent requests whose entry just expired share one lookup.
 """
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 _BEARER = "bearer "
 _CACHE_LIMIT = 10_000
 MAX_CACHE_SECONDS = 0.5
-"""Longest a verified key is trusted without asking Redis again: revocation takes effect
+"""Longest a verified key is trusted without asking PostgreSQL again: revocation takes effect
 within a second on every replica, with room for the lookup itself."""
 
 

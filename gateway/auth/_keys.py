@@ -1,7 +1,9 @@
 """API keys: issued once, stored only as a SHA-256 hash, bound to one partner and its scopes.
 
-Keys carry 256 bits of randomness, so an unsalted hash is safe to store and lets a
-request be authenticated with one Redis lookup.
+The record is PostgreSQL's (``partners``, ``api_keys``): Redis holds nothing about keys, so
+losing it costs no key. Keys carry 256 bits of randomness, so an unsalted hash is safe to store
+and lets a request be authenticated with one indexed lookup (and, on the hot path, none: see
+:class:`~gateway.auth.Authenticator`'s cache).
 """
 
 from __future__ import annotations
@@ -10,17 +12,26 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+from typing import Any
 
 import msgspec
-import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
 
 from gateway.auth._scopes import Scope
+from gateway.database import database_errors
+from gateway.database.tables import API_KEYS, PARTNERS
 from gateway.settings import Settings
-from gateway.storage import redis_errors
-from gateway.storage.keys import api_key, api_key_index, partner_settings
 
 KEY_PREFIX = "rgw"
 PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+_COLUMNS = "k.id, k.partner_id, k.scopes, k.created_at, k.revoked_at, k.label"
+_SAVE_PARTNER = f"""
+    INSERT INTO {PARTNERS} (id, rate_limit) VALUES (%(partner)s, %(rate_limit)s)
+    ON CONFLICT (id) DO UPDATE
+        SET rate_limit = COALESCE(EXCLUDED.rate_limit, {PARTNERS}.rate_limit),
+            updated_at = CASE WHEN EXCLUDED.rate_limit IS NULL THEN {PARTNERS}.updated_at ELSE now() END
+"""
 
 
 class ApiKeyRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,86 +66,94 @@ def validate_partner_id(partner: str) -> str:
     return partner
 
 
+def _record(row: tuple[Any, ...]) -> ApiKeyRecord:
+    key_id, partner, scopes, created_at, revoked_at, label = row[:6]
+    return ApiKeyRecord(
+        key_id=key_id,
+        partner=partner,
+        scopes=tuple(scopes),
+        created_at=created_at,
+        revoked_at=revoked_at,
+        label=label,
+    )
+
+
 class KeyStore:
-    """Create, look up, list and revoke API keys in Redis."""
+    """Create, look up, list and revoke API keys in PostgreSQL.
 
-    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
-        self._redis = redis
-        self._settings = settings
+    Store errors become :class:`~gateway.errors.DatabaseUnavailable` (503 at the edge).
+    """
 
-    def _record_key(self, key_hash: str) -> str:
-        return api_key(self._settings, key_hash)
-
-    @property
-    def _index_key(self) -> str:
-        return api_key_index(self._settings)
-
-    def _partner_key(self, partner: str) -> str:
-        return partner_settings(self._settings, partner)
+    def __init__(self, database: AsyncConnectionPool, settings: Settings) -> None:
+        self._database = database
+        self._url = settings.database
 
     async def create(
         self, partner: str, scopes: list[str], *, rate_limit: int | None = None, label: str = ""
     ) -> IssuedKey:
-        """Issue a key for ``partner``; optionally set the partner's requests-per-second limit."""
+        """Issue a key for ``partner`` (recorded as a partner on its first key); optionally set
+        the partner's requests-per-second limit."""
         validate_partner_id(partner)
         checked = tuple(sorted({Scope(s).value for s in scopes}))
         if not checked:
             raise ValueError("a key needs at least one scope")
+        if rate_limit is not None and rate_limit <= 0:
+            raise ValueError("a rate limit is a positive number of requests per second")
         key_id = secrets.token_hex(6)
         secret = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-        record = ApiKeyRecord(
-            key_id=key_id, partner=partner, scopes=checked, created_at=dt.datetime.now(dt.UTC), label=label
-        )
-        key_hash = hash_key(secret)
-        with redis_errors():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.set(self._record_key(key_hash), msgspec.json.encode(record))
-                pipe.hset(self._index_key, key_id, key_hash)
-                if rate_limit is not None:
-                    pipe.hset(self._partner_key(partner), "rate_limit", str(rate_limit))
-                await pipe.execute()
-        return IssuedKey(secret, record)
+        with database_errors(self._url):
+            async with self._database.connection() as conn:  # one transaction: partner and key
+                await conn.execute(_SAVE_PARTNER, {"partner": partner, "rate_limit": rate_limit})
+                cursor = await conn.execute(
+                    f"INSERT INTO {API_KEYS} AS k (id, partner_id, key_hash, scopes, label)"
+                    f" VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+                    (key_id, partner, hash_key(secret), list(checked), label),
+                )
+                row = await cursor.fetchone()
+        assert row is not None
+        return IssuedKey(secret, _record(row))
 
     async def lookup(self, secret: str) -> tuple[ApiKeyRecord, int | None] | None:
         """The live key for ``secret`` and its partner's rate limit, or ``None``."""
-        with redis_errors():
-            raw = await self._redis.get(self._record_key(hash_key(secret)))
-        if raw is None:
-            return None
-        record = msgspec.json.decode(raw, type=ApiKeyRecord)
-        if record.revoked_at is not None:
-            return None
-        return record, await self.rate_limit(record.partner)
+        with database_errors(self._url):
+            async with self._database.connection() as conn:
+                cursor = await conn.execute(
+                    f"SELECT {_COLUMNS}, p.rate_limit FROM {API_KEYS} k"
+                    f" JOIN {PARTNERS} p ON p.id = k.partner_id"
+                    " WHERE k.key_hash = %s AND k.revoked_at IS NULL",
+                    (hash_key(secret),),
+                )
+                row = await cursor.fetchone()
+        return None if row is None else (_record(row), row[6])
 
     async def rate_limit(self, partner: str) -> int | None:
         """The partner's own requests-per-second limit, if one was set."""
-        with redis_errors():
-            value = await self._redis.hget(self._partner_key(partner), "rate_limit")
-        return int(value) if value is not None else None
+        with database_errors(self._url):
+            async with self._database.connection() as conn:
+                cursor = await conn.execute(f"SELECT rate_limit FROM {PARTNERS} WHERE id = %s", (partner,))
+                row = await cursor.fetchone()
+        return None if row is None else row[0]
 
     async def list(self) -> list[ApiKeyRecord]:
         """Every key ever issued, revoked ones included, oldest first."""
-        with redis_errors():
-            hashes = await self._redis.hgetall(self._index_key)
-            raws = (
-                await self._redis.mget([self._record_key(h.decode()) for h in hashes.values()])
-                if hashes
-                else []
-            )
-        records = [msgspec.json.decode(r, type=ApiKeyRecord) for r in raws if r is not None]
-        return sorted(records, key=lambda r: r.created_at)
+        with database_errors(self._url):
+            async with self._database.connection() as conn:
+                cursor = await conn.execute(
+                    f"SELECT {_COLUMNS} FROM {API_KEYS} k ORDER BY k.created_at, k.id"
+                )
+                rows = await cursor.fetchall()
+        return [_record(row) for row in rows]
 
-    async def revoke(self, key_id: str) -> ApiKeyRecord | None:
-        """Mark a key revoked (kept for the audit trail); ``None`` if there is no such key."""
-        with redis_errors():
-            key_hash = await self._redis.hget(self._index_key, key_id)
-            if key_hash is None:
-                return None
-            raw = await self._redis.get(self._record_key(key_hash.decode()))
-            if raw is None:
-                return None
-            record = msgspec.structs.replace(
-                msgspec.json.decode(raw, type=ApiKeyRecord), revoked_at=dt.datetime.now(dt.UTC)
-            )
-            await self._redis.set(self._record_key(key_hash.decode()), msgspec.json.encode(record))
-        return record
+    async def revoke(self, key_id: str, *, by: str | None = None) -> ApiKeyRecord | None:
+        """Mark a key revoked (kept for the audit trail; revoking it again keeps the first
+        revocation); ``None`` if there is no such key."""
+        with database_errors(self._url):
+            async with self._database.connection() as conn:
+                cursor = await conn.execute(
+                    f"UPDATE {API_KEYS} AS k SET revoked_at = COALESCE(k.revoked_at, now()),"
+                    " revoked_by = CASE WHEN k.revoked_at IS NULL THEN %s ELSE k.revoked_by END"
+                    f" WHERE k.id = %s RETURNING {_COLUMNS}",
+                    (by, key_id),
+                )
+                row = await cursor.fetchone()
+        return None if row is None else _record(row)

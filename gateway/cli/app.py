@@ -155,16 +155,16 @@ def webhooks_reencrypt() -> None:
     step of a key rotation between adding the new key (in front) and removing the old one."""
     import asyncio
 
+    from gateway.database import open_pool
     from gateway.partners.endpoints import EndpointRegistry
-    from gateway.storage import connect_redis
 
     async def run() -> int:
         settings = Settings.from_env()
-        redis = connect_redis(settings.redis_url)
+        database = await open_pool(settings.database, max_size=1)
         try:
-            return await EndpointRegistry(redis, settings).reencrypt()
+            return await EndpointRegistry(database, settings).reencrypt()
         finally:
-            await redis.aclose()
+            await database.close()
 
     try:
         count = asyncio.run(run())
@@ -178,15 +178,15 @@ def _with_keys(action: Callable[[KeyStore], Awaitable[T]]) -> T:
     import asyncio
 
     from gateway.auth import KeyStore
-    from gateway.storage import connect_redis
+    from gateway.database import open_pool
 
     async def run() -> T:
         settings = Settings.from_env()
-        redis = connect_redis(settings.redis_url)
+        database = await open_pool(settings.database, max_size=1)
         try:
-            return await action(KeyStore(redis, settings))
+            return await action(KeyStore(database, settings))
         finally:
-            await redis.aclose()
+            await database.close()
 
     try:
         return asyncio.run(run())
@@ -237,7 +237,9 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id shown by 'keys list'.")]) -> None:
     """Revoke a key; every running gateway stops accepting it within a second."""
-    record = _with_keys(lambda ks: ks.revoke(key_id))
+    from gateway.cli.dlq import actor
+
+    record = _with_keys(lambda ks: ks.revoke(key_id, by=actor()))  # who revoked it, on the record
     if record is None:
         err.print(f"[red]error:[/red] no key {key_id}")
         raise typer.Exit(code=1)

@@ -54,22 +54,22 @@ def _report(exc: BaseException) -> None:
 def _with_desk(action: Callable[[DeadLetterDesk], Awaitable[T]]) -> T:
     import asyncio
 
+    from gateway.database import open_pool
     from gateway.deadletters import DeadLetterDesk
     from gateway.registry import ContractRegistry
     from gateway.routing import load_routing_table
-    from gateway.storage import connect_redis
 
     async def run() -> T:
         settings = Settings.from_env()
         routing = load_routing_table(settings.routes_file) if settings.routes_file else None
         registry = ContractRegistry.from_folder(settings.contracts_dir)
-        redis = connect_redis(settings.redis_url)
-        desk = DeadLetterDesk(settings, registry=registry, redis=redis, routing=routing)
+        database = await open_pool(settings.database, max_size=1)
+        desk = DeadLetterDesk(settings, registry=registry, database=database, routing=routing)
         try:
             return await action(desk)
         finally:
             await desk.aclose()
-            await redis.aclose()
+            await database.close()
 
     try:
         return asyncio.run(run())

@@ -1,6 +1,6 @@
 """Dead letters operators can work with: browse, replay (optionally corrected), discard, audited."""
 
-from gateway.deadletters._audit import AuditEntry, AuditLog
+from gateway.deadletters._audit import AuditEntry, AuditLog, import_from_redis
 from gateway.deadletters._desk import DeadLetterDesk, Progress
 from gateway.deadletters._models import (
     BulkReplayResult,
@@ -29,4 +29,5 @@ __all__ = [
     "corrected_message_id",
     "dead_letter_id",
     "dead_reason",
+    "import_from_redis",
 ]

@@ -20,8 +20,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage
+from psycopg_pool import AsyncConnectionPool
 
 from gateway.broker import EventPublisher
 from gateway.deadletters._audit import AuditEntry, AuditLog
@@ -36,7 +36,7 @@ from gateway.deadletters._models import (
 )
 from gateway.deadletters._reading import dead_letter_id, envelope_of, read_dead_letter
 from gateway.deadletters._replay import ReplayCopy, correct, replay_message
-from gateway.errors import DeadLetterNotFound, MalformedRequest, StoreUnavailable, UnknownConnector
+from gateway.errors import DatabaseUnavailable, DeadLetterNotFound, MalformedRequest, UnknownConnector
 from gateway.lifecycle import dead_letter_action
 from gateway.registry import ContractRegistry
 from gateway.routing import (
@@ -94,14 +94,14 @@ class DeadLetterDesk:
         settings: Settings,
         *,
         registry: ContractRegistry,
-        redis: aioredis.Redis,
+        database: AsyncConnectionPool,
         routing: RoutingTable | None,
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._routing = routing
         self._broker = DeskBroker(settings)
-        self.audit = AuditLog(redis, settings)
+        self.audit = AuditLog(database, settings)
         """Who replayed or discarded what, newest first."""
         # One operation at a time per connector in this process: a browse holds the messages it
         # passed, and another operation must not find the queue apparently short of them.
@@ -351,11 +351,11 @@ class DeadLetterDesk:
 
     async def _record(self, entry: AuditEntry) -> None:
         # The action is done by now: refusing to answer would invite a second one. The entry
-        # is already in the log (record() logs first); say loudly that Redis did not take it.
+        # is already in the log (record() logs first); say loudly that the database did not take it.
         try:
             await self.audit.record(entry)
-        except StoreUnavailable:
-            log.error("audit entry not stored in Redis (it is in this log): %r", entry)
+        except DatabaseUnavailable:
+            log.error("audit entry not stored in PostgreSQL (it is in this log): %r", entry)
 
     async def aclose(self) -> None:
         """Close the desk's broker connection; safe to call twice."""

@@ -283,16 +283,16 @@ async def running_stack(
             stack.push_async_callback(redis.aclose)
             database = await open_database(settings)
             stack.push_async_callback(database.close)
-            issued = await KeyStore(redis, settings).create(
+            issued = await KeyStore(database, settings).create(
                 partner, ["returns:write", "returns:read"], label="demo"
             )
-            admin = await KeyStore(redis, settings).create(  # it polls every return: a higher limit
+            admin = await KeyStore(database, settings).create(  # it polls every return: a higher limit
                 "operations", ["admin", "returns:read"], label="demo operator", rate_limit=1000
             )
-            edi = await KeyStore(redis, settings).create(
+            edi = await KeyStore(database, settings).create(
                 "nordwind", ["returns:write", "returns:read"], label="demo EDI translator"
             )
-            approver = await KeyStore(redis, settings).create(
+            approver = await KeyStore(database, settings).create(
                 "operations", ["returns:approve", "returns:read"], label="demo returns desk"
             )
             runtimes: dict[str, ConnectorRuntime] = {}

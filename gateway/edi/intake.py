@@ -25,12 +25,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import logging
 from collections.abc import Awaitable
+from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 
 from gateway.auth import Principal
+from gateway.database import database_errors
+from gateway.database.tables import EDI_ACK_CONTROL_SEQUENCE, EDI_ACKNOWLEDGEMENTS, EDI_INTERCHANGES, PARTNERS
 from gateway.edi._check import Checked, Transaction, check_interchange
 from gateway.edi._envelope import SetCode
 from gateway.edi._origin import EdiOrigin, OriginLine, record_origin
@@ -52,13 +58,33 @@ from gateway.errors import (
 from gateway.intake.returns import ReturnIntake
 from gateway.settings import Settings
 from gateway.storage import redis_errors
-from gateway.storage.keys import edi_ack_control, edi_interchange
+from gateway.storage.keys import edi_interchange
+
+log = logging.getLogger(__name__)
 
 #: An interchange checked, either standard: same transactions, ``ack()`` answers a 997 or a CONTRL.
 AnyChecked = Checked | EdifactChecked
 #: Sets submitted at once; each waits for its own broker confirm.
 CONCURRENCY = 32
-_CONTROL_MODULUS = 1_000_000_000
+#: The acknowledgment each standard answers with (``edi_acknowledgements.kind``).
+_ACK_KIND = {"x12": "997", "edifact": "CONTRL"}
+_READ = f"""
+    SELECT i.interchange_id, i.partner_id, i.received_at, a.body, a.returns, i.test, i.fingerprint,
+           a.control_number
+    FROM {EDI_INTERCHANGES} i JOIN {EDI_ACKNOWLEDGEMENTS} a ON a.interchange_id = i.id
+    WHERE i.partner_id = %s AND i.standard = %s AND i.interchange_id = %s
+"""
+_SAVE_INTERCHANGE = f"""
+    INSERT INTO {EDI_INTERCHANGES}
+        (partner_id, standard, interchange_id, sender, control_number, fingerprint, test, received_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (partner_id, standard, interchange_id) DO NOTHING
+    RETURNING id
+"""
+_SAVE_ACK = f"""
+    INSERT INTO {EDI_ACKNOWLEDGEMENTS} (interchange_id, kind, control_number, body, returns, created_at)
+    VALUES (%s, %s, %s, %s, %s, %s)
+"""
 
 
 class InterchangeAck(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,6 +104,9 @@ class InterchangeAck(msgspec.Struct, frozen=True, kw_only=True):
     fingerprint: str = ""
     """SHA-256 of the interchange received (a BOM and surrounding blanks aside); empty in
     records written before it was kept, which replay whatever is sent."""
+    control: int | None = None
+    """The acknowledgment's own control number (ISA13 / UNB 0020 of the 997 or CONTRL);
+    ``None`` in records kept before it was."""
 
 
 class Receipt(msgspec.Struct, frozen=True):
@@ -89,6 +118,22 @@ class Receipt(msgspec.Struct, frozen=True):
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(InterchangeAck)
+"""The Redis format of the records before PostgreSQL (read by :func:`import_from_redis`)."""
+
+
+def _from_row(row: tuple[Any, ...]) -> InterchangeAck:
+    ident, partner, received_at, body, returns, test, digest, control = row
+    return InterchangeAck(
+        control=control,
+        interchange_id=ident,
+        partner=partner,
+        received_at=received_at,
+        ack=body,
+        returns={} if test else dict(returns),
+        test=test,
+        test_returns=dict(returns) if test else {},
+        fingerprint=digest or "",
+    )
 
 
 _UNSAFE_IN_PATH = str.maketrans({c: "_" for c in " /?#%\\"})
@@ -109,7 +154,12 @@ def fingerprint(body: bytes) -> str:
 
 
 class EdiIntake:
-    """Checks interchanges, submits their returns once, and records the 997s."""
+    """Checks interchanges, submits their returns once, and records the 997s.
+
+    The record (interchanges, their acknowledgments, the acknowledgments' control numbers) is
+    PostgreSQL's; Redis holds only the claim on an interchange being processed, a lease: lost,
+    the unique key on the record still takes the interchange once (and each set's submission is
+    idempotent on its own key, so processing it twice submits nothing twice)."""
 
     def __init__(
         self,
@@ -119,12 +169,14 @@ class EdiIntake:
         mapper: ReturnNoticeMapper,
         intake: ReturnIntake,
         redis: aioredis.Redis,
+        database: AsyncConnectionPool,
     ) -> None:
         self._settings = settings
         self._partners = partners
         self._mapper = mapper
         self._intake = intake
         self._redis = redis
+        self._database = database
 
     def _key(self, partner: str, ident: str, standard: str = "x12") -> str:
         return edi_interchange(self._settings, partner, ident, standard)
@@ -185,30 +237,85 @@ class EdiIntake:
         another interchange under the same number is refused."""
         standard, interchange = checked.standard, checked.interchange
         ident = interchange_id(interchange.sender, interchange.control, test=interchange.test)
+        stored = await self._stored(principal.partner, ident, standard)
+        if stored is not None:
+            return await self._replay(checked, stored, digest)
         key = self._key(principal.partner, ident, standard)
         with redis_errors():
             claimed = await self._redis.set(key, b"", nx=True, ex=self._settings.idempotency_lease_seconds)
-            if not claimed:
-                stored = await self._redis.get(key)
         if not claimed:
-            if stored:
-                record = _decoder.decode(stored)
-                if record.fingerprint and record.fingerprint != digest:
-                    raise await self._reused(checked, record)
-                return Receipt(record, replayed=True)
+            stored = await self._stored(principal.partner, ident, standard)  # finished meanwhile?
+            if stored is not None:
+                return await self._replay(checked, stored, digest)
             raise IdempotencyKeyInFlight(
                 f"interchange {ident} is being processed; send it again later",
                 headers={"Retry-After": str(self._settings.retry_after_seconds)},
             )
         try:
             record = await self._process(principal, partner, checked, ident, digest, trace)
+            first = await self._save(checked, record)
         except BaseException:
             with redis_errors():
                 await self._redis.delete(key)
             raise
-        with redis_errors():
-            await self._redis.set(key, _encoder.encode(record), ex=self._settings.idempotency_ttl_seconds)
-        return Receipt(record, replayed=False)
+        try:  # the record is kept: the lease has done its work (and expires anyway)
+            await self._redis.delete(key)
+        except Exception as exc:
+            log.warning("the claim on interchange %s was not released (it expires): %s", ident, exc)
+        return Receipt(first, replayed=first is not record)
+
+    async def _replay(self, checked: AnyChecked, stored: InterchangeAck, digest: str) -> Receipt:
+        if stored.fingerprint and stored.fingerprint != digest:
+            raise await self._reused(checked, stored)
+        return Receipt(stored, replayed=True)
+
+    async def _stored(self, partner: str, ident: str, standard: str) -> InterchangeAck | None:
+        """The interchange's record, if it was acknowledged."""
+        if len(ident) > 64:  # never stored: longer than the column allows
+            return None
+        with database_errors(self._settings.database):
+            async with self._database.connection() as conn:
+                cursor = await conn.execute(_READ, (partner, standard, ident))
+                row = await cursor.fetchone()
+        return None if row is None else _from_row(row)
+
+    async def _save(self, checked: AnyChecked, record: InterchangeAck) -> InterchangeAck:
+        """Record the interchange with its acknowledgment in one transaction; the record kept
+        first if another worker recorded the same interchange meanwhile (its claim lost with
+        Redis): that one is what the partner was, or will be, answered."""
+        interchange = checked.interchange
+        returns = record.test_returns if record.test else record.returns
+        with database_errors(self._settings.database):
+            async with self._database.connection() as conn:
+                cursor = await conn.execute(
+                    _SAVE_INTERCHANGE,
+                    (
+                        record.partner,
+                        checked.standard,
+                        record.interchange_id,
+                        interchange.sender,
+                        interchange.control,
+                        record.fingerprint or None,
+                        record.test,
+                        record.received_at,
+                    ),
+                )
+                row = await cursor.fetchone()
+                if row is not None:
+                    await conn.execute(
+                        _SAVE_ACK,
+                        (
+                            row[0],
+                            _ACK_KIND[checked.standard],
+                            record.control,
+                            record.ack,
+                            Jsonb(returns),
+                            record.received_at,
+                        ),
+                    )
+                    return record
+        first = await self._stored(record.partner, record.interchange_id, checked.standard)
+        return first if first is not None else record
 
     async def _reused(self, checked: AnyChecked, first: InterchangeAck) -> ControlNumberReused:
         """The refusal of an interchange whose control number ``first`` used, with the TA1
@@ -230,19 +337,20 @@ class EdiIntake:
         )
 
     async def _control(self) -> int:
-        """A fresh control number for an acknowledgment the gateway sends."""
-        with redis_errors():
-            control = int(await self._redis.incr(edi_ack_control(self._settings))) % _CONTROL_MODULUS
-        return control or 1
+        """A fresh control number for an acknowledgment the gateway sends (1 to 999999999, cycling)."""
+        with database_errors(self._settings.database):
+            async with self._database.connection() as conn:
+                cursor = await conn.execute("SELECT nextval(%s)", (EDI_ACK_CONTROL_SEQUENCE,))
+                row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
 
     async def ack(self, principal: Principal, ident: str, *, standard: str = "x12") -> InterchangeAck:
         """The recorded acknowledgment (997 or CONTRL) of one of the partner's interchanges."""
-        key = self._key(principal.partner, ident, standard)
-        with redis_errors():
-            stored = await self._redis.get(key) if len(ident) <= 64 else None
-        if not stored:
+        stored = await self._stored(principal.partner, ident, standard)
+        if stored is None:
             raise NotFound(f"no acknowledged interchange {ident!r} for this partner")
-        return _decoder.decode(stored)
+        return stored
 
     async def _process(
         self,
@@ -269,6 +377,7 @@ class EdiIntake:
         now = dt.datetime.now(dt.UTC)
         ack = checked.ack(control=control, group_control=control, now=now)
         return InterchangeAck(
+            control=control,
             interchange_id=ident,
             partner=principal.partner,
             received_at=now,
@@ -358,3 +467,56 @@ async def _all(calls: list[Awaitable[None]]) -> None:
     for result in results:
         if isinstance(result, BaseException):
             raise result
+
+
+async def import_from_redis(redis: aioredis.Redis, settings: Settings, pool: AsyncConnectionPool) -> int:
+    """Copy the acknowledged interchanges an older deployment kept in Redis
+    (``<ns>:edi:interchange:<partner>:<ident>``, ``<ns>:edi:edifact:interchange:...``: JSON
+    :class:`InterchangeAck`, kept a day) into ``edi_interchanges`` and ``edi_acknowledgements``;
+    returns how many were added. Claims still in flight (empty values) are left: a lease.
+    Idempotent: an interchange already recorded is skipped."""
+    found: list[tuple[str, InterchangeAck]] = []
+    with redis_errors():
+        for standard in ("x12", "edifact"):
+            async for name in redis.scan_iter(match=edi_interchange(settings, "*", "*", standard), count=500):
+                raw = await redis.get(name)
+                if raw:
+                    found.append((standard, _decoder.decode(raw)))
+    copied = 0
+    with database_errors(settings.database):
+        async with pool.connection() as conn:
+            for standard, record in sorted(found, key=lambda f: f[1].received_at):
+                sender, _, control = record.interchange_id.removesuffix(".test").rpartition(".")
+                await conn.execute(
+                    f"INSERT INTO {PARTNERS} (id) VALUES (%s) ON CONFLICT (id) DO NOTHING", (record.partner,)
+                )
+                cursor = await conn.execute(
+                    _SAVE_INTERCHANGE,
+                    (
+                        record.partner,
+                        standard,
+                        record.interchange_id,
+                        sender,
+                        control,
+                        record.fingerprint or None,
+                        record.test,
+                        record.received_at,
+                    ),
+                )
+                row = await cursor.fetchone()
+                if row is None:
+                    continue
+                returns = record.test_returns if record.test else record.returns
+                await conn.execute(
+                    _SAVE_ACK,
+                    (
+                        row[0],
+                        _ACK_KIND[standard],
+                        record.control,
+                        record.ack,
+                        Jsonb(returns),
+                        record.received_at,
+                    ),
+                )
+                copied += 1
+    return copied

@@ -1,11 +1,11 @@
 """Partners' webhook endpoints: where a partner wants its ``return-status-changed`` events.
 
-Each partner's endpoints live in one Redis hash (``<ns>:webhook-endpoints:<partner>``, field
-= endpoint id), so a partner can only ever reach its own: another partner's id is simply not
-in its hash. The signing secret must be kept to sign (unlike API keys, no hash will do): it is
-stored encrypted with ``RGW_SECRETS_KEY`` (:mod:`~gateway.partners._secrets`), shown to the
-partner only when it is created or rotated, and never logged: an endpoint's ``repr`` leaves it
-out. A URL is registered only if the outbound policy allows it
+Endpoints live in PostgreSQL (``webhook_endpoints``), every query keyed by the partner as well
+as the endpoint id, so a partner can only ever reach its own. The signing secret must be kept
+to sign (unlike API keys, no hash will do): it is stored encrypted with ``RGW_SECRETS_KEY``
+(:mod:`~gateway.partners._secrets`), shown to the partner only when it is created or rotated,
+and never logged: an endpoint's ``repr`` leaves it out. Redis holds nothing of them. A URL is
+registered only if the outbound policy allows it
 (:mod:`~gateway.partners._url_policy`), checked again at every delivery.
 """
 
@@ -14,13 +14,16 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import WatchError
+from psycopg_pool import AsyncConnectionPool
 
+from gateway.database import database_errors
+from gateway.database.tables import PARTNERS, WEBHOOK_ENDPOINTS
 from gateway.errors import InvalidWebhookEndpoint
-from gateway.partners._secrets import SecretBox, generate_key
+from gateway.partners._secrets import CLEAR_PREFIX, SecretBox, generate_key
 from gateway.partners._url_policy import (
     MAX_URL_LENGTH,
     IPAddress,
@@ -46,6 +49,7 @@ __all__ = [
     "address_refusal",
     "check_url",
     "generate_key",
+    "import_from_redis",
     "new_secret",
     "policy_transport",
 ]
@@ -57,7 +61,7 @@ MAX_ENDPOINTS = 10
 
 
 class WebhookEndpoint(msgspec.Struct, frozen=True, kw_only=True):
-    """One registered endpoint, its secret in clear (Redis holds it encrypted)."""
+    """One registered endpoint, its secret in clear (the database holds it encrypted)."""
 
     id: str
     partner: str
@@ -104,21 +108,25 @@ def check_url(url: str, *, allow_http: bool, allowed_hosts: str | Iterable[str] 
 
 
 _decoder = msgspec.json.Decoder(WebhookEndpoint)
+"""The Redis format the endpoints had before PostgreSQL (read by :func:`import_from_redis`)."""
+_COLUMNS = "id, partner_id, url, enabled, created_at, secret_ciphertext"
 
 
 class EndpointRegistry:
-    """Create, list, delete and rotate partners' endpoints in Redis."""
+    """Create, list, delete and rotate partners' endpoints in PostgreSQL (errors:
+    :class:`~gateway.errors.DatabaseUnavailable`)."""
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        database: AsyncConnectionPool,
         settings: Settings,
         *,
         policy: UrlPolicy | None = None,
         box: SecretBox | None = None,
     ) -> None:
-        self._redis = redis
+        self._database = database
         self._settings = settings
+        self._url = settings.database
         self.policy = policy or UrlPolicy.from_settings(settings)
         self._box = box
 
@@ -129,15 +137,16 @@ class EndpointRegistry:
             self._box = SecretBox.from_settings(self._settings)
         return self._box
 
-    def _key(self, partner: str) -> str:
-        return webhook_endpoints(self._settings, partner)
-
-    def _encode(self, endpoint: WebhookEndpoint) -> bytes:
-        return msgspec.json.encode(msgspec.structs.replace(endpoint, secret=self.box.seal(endpoint.secret)))
-
-    def _decode(self, raw: bytes) -> WebhookEndpoint:
-        stored = _decoder.decode(raw)
-        return msgspec.structs.replace(stored, secret=self.box.open(stored.secret))
+    def _endpoint(self, row: tuple[Any, ...]) -> WebhookEndpoint:
+        endpoint_id, partner, url, enabled, created_at, sealed = row
+        return WebhookEndpoint(
+            id=endpoint_id,
+            partner=partner,
+            url=url,
+            enabled=enabled,
+            created_at=created_at,
+            secret=self.box.open(sealed),
+        )
 
     async def create(self, partner: str, url: str) -> WebhookEndpoint:
         """Register ``url`` for ``partner`` with a fresh secret."""
@@ -149,82 +158,127 @@ class EndpointRegistry:
             created_at=dt.datetime.now(dt.UTC),
             secret=new_secret(),
         )
-        stored = self._encode(endpoint)
-        with redis_errors():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                while True:  # optimistic: count and add as one step, or try again
-                    try:
-                        await pipe.watch(self._key(partner))
-                        if await pipe.hlen(self._key(partner)) >= MAX_ENDPOINTS:
-                            raise InvalidWebhookEndpoint(
-                                f"a partner may register at most {MAX_ENDPOINTS} endpoints"
-                            )
-                        pipe.multi()
-                        pipe.hset(self._key(partner), endpoint.id, stored)
-                        await pipe.execute()
-                        return endpoint
-                    except WatchError:
-                        continue
+        sealed = self.box.seal(endpoint.secret)
+        with database_errors(self._url):
+            async with self._database.connection() as conn:
+                # The partner's row, locked, serializes concurrent registrations: count and add
+                # as one step, so the limit holds.
+                await conn.execute(
+                    f"INSERT INTO {PARTNERS} (id) VALUES (%s) ON CONFLICT (id) DO NOTHING", (partner,)
+                )
+                await conn.execute(f"SELECT FROM {PARTNERS} WHERE id = %s FOR UPDATE", (partner,))
+                cursor = await conn.execute(
+                    f"SELECT count(*) FROM {WEBHOOK_ENDPOINTS} WHERE partner_id = %s", (partner,)
+                )
+                counted = await cursor.fetchone()
+                if counted is not None and counted[0] >= MAX_ENDPOINTS:
+                    raise InvalidWebhookEndpoint(f"a partner may register at most {MAX_ENDPOINTS} endpoints")
+                await conn.execute(
+                    f"INSERT INTO {WEBHOOK_ENDPOINTS} ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)",
+                    (endpoint.id, partner, url, endpoint.enabled, endpoint.created_at, sealed),
+                )
+        return endpoint
 
     async def list(self, partner: str) -> list[WebhookEndpoint]:
         """``partner``'s endpoints, oldest first."""
-        with redis_errors():
-            raws = await self._redis.hvals(self._key(partner))
-        return sorted((self._decode(raw) for raw in raws), key=lambda e: (e.created_at, e.id))
+        with database_errors(self._url):
+            async with self._database.connection() as conn:
+                cursor = await conn.execute(
+                    f"SELECT {_COLUMNS} FROM {WEBHOOK_ENDPOINTS} WHERE partner_id = %s"
+                    " ORDER BY created_at, id",
+                    (partner,),
+                )
+                rows = await cursor.fetchall()
+        return [self._endpoint(row) for row in rows]
 
     async def get(self, partner: str, endpoint_id: str) -> WebhookEndpoint | None:
-        with redis_errors():
-            raw = await self._redis.hget(self._key(partner), endpoint_id)
-        return None if raw is None else self._decode(raw)
+        with database_errors(self._url):
+            async with self._database.connection() as conn:
+                cursor = await conn.execute(
+                    f"SELECT {_COLUMNS} FROM {WEBHOOK_ENDPOINTS} WHERE partner_id = %s AND id = %s",
+                    (partner, endpoint_id),
+                )
+                row = await cursor.fetchone()
+        return None if row is None else self._endpoint(row)
 
     async def delete(self, partner: str, endpoint_id: str) -> bool:
         """Remove it; ``False`` if ``partner`` has no such endpoint."""
-        with redis_errors():
-            return bool(await self._redis.hdel(self._key(partner), endpoint_id))
+        with database_errors(self._url):
+            async with self._database.connection() as conn:
+                cursor = await conn.execute(
+                    f"DELETE FROM {WEBHOOK_ENDPOINTS} WHERE partner_id = %s AND id = %s",
+                    (partner, endpoint_id),
+                )
+                return cursor.rowcount > 0
 
     async def rotate_secret(self, partner: str, endpoint_id: str) -> WebhookEndpoint | None:
         """Replace the secret; events sent from now on are signed with the new one.
         ``None`` if ``partner`` has no such endpoint (a concurrent delete wins)."""
-        with redis_errors():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                while True:
-                    try:
-                        await pipe.watch(self._key(partner))
-                        raw = await pipe.hget(self._key(partner), endpoint_id)
-                        if raw is None:
-                            return None
-                        rotated = msgspec.structs.replace(_decoder.decode(raw), secret=new_secret())
-                        pipe.multi()
-                        pipe.hset(self._key(partner), endpoint_id, self._encode(rotated))
-                        await pipe.execute()
-                        return rotated
-                    except WatchError:
-                        continue
+        secret = new_secret()
+        sealed = self.box.seal(secret)
+        with database_errors(self._url):
+            async with self._database.connection() as conn:
+                cursor = await conn.execute(
+                    f"UPDATE {WEBHOOK_ENDPOINTS} SET secret_ciphertext = %s, secret_rotated_at = now()"
+                    f" WHERE partner_id = %s AND id = %s RETURNING {_COLUMNS}",
+                    (sealed, partner, endpoint_id),
+                )
+                row = await cursor.fetchone()
+        return None if row is None else self._endpoint(row)
 
     async def reencrypt(self) -> int:
         """Seal every stored secret again with the newest key of ``RGW_SECRETS_KEY`` (and the
         ones stored in clear before encryption for the first time); how many were rewritten.
         The step between adding a new key and removing the old one; safe to run again."""
         box = self.box  # no key, no run: even with nothing stored yet
-        rewritten = 0
-        with redis_errors():
-            async for key in self._redis.scan_iter(match=self._key("*"), count=500):
-                async with self._redis.pipeline(transaction=True) as pipe:
-                    while True:  # against a concurrent rotation or delete of the same hash
-                        try:
-                            await pipe.watch(key)
-                            raws = await pipe.hgetall(key)
-                            resealed = {}
-                            for field, raw in raws.items():
-                                stored = _decoder.decode(raw)
-                                again = msgspec.structs.replace(stored, secret=box.reseal(stored.secret))
-                                resealed[field] = msgspec.json.encode(again)
-                            pipe.multi()
-                            if resealed:
-                                pipe.hset(key, mapping=resealed)
-                            await pipe.execute()
-                            rewritten += len(resealed)
-                            break
-                        except WatchError:
-                            continue
-        return rewritten
+        with database_errors(self._url):
+            async with self._database.connection() as conn:  # rows locked against a rotation meanwhile
+                cursor = await conn.execute(
+                    f"SELECT id, secret_ciphertext FROM {WEBHOOK_ENDPOINTS} ORDER BY id FOR UPDATE"
+                )
+                rows = await cursor.fetchall()
+                for endpoint_id, sealed in rows:
+                    await conn.execute(
+                        f"UPDATE {WEBHOOK_ENDPOINTS} SET secret_ciphertext = %s WHERE id = %s",
+                        (box.reseal(sealed), endpoint_id),
+                    )
+        return len(rows)
+
+
+async def import_from_redis(redis: aioredis.Redis, settings: Settings, pool: AsyncConnectionPool) -> int:
+    """Copy the endpoints an older deployment kept in Redis (one hash per partner,
+    ``<ns>:webhook-endpoints:<partner>``, field = endpoint id, value = JSON with the secret
+    sealed) into ``webhook_endpoints``; returns how many were added. Sealed secrets are copied
+    as they are; one stored in clear (before encryption) is sealed on the way. Idempotent: an
+    endpoint already there is left as it is."""
+    box: SecretBox | None = None
+    found: list[WebhookEndpoint] = []
+    with redis_errors():
+        async for name in redis.scan_iter(match=webhook_endpoints(settings, "*"), count=500):
+            found.extend(_decoder.decode(raw) for raw in await redis.hvals(name))
+    copied = 0
+    with database_errors(settings.database):
+        async with pool.connection() as conn:
+            for endpoint in sorted(found, key=lambda e: (e.created_at, e.id)):
+                sealed = endpoint.secret
+                if sealed.startswith(CLEAR_PREFIX):
+                    box = box or SecretBox.from_settings(settings)
+                    sealed = box.seal(sealed)
+                await conn.execute(
+                    f"INSERT INTO {PARTNERS} (id) VALUES (%s) ON CONFLICT (id) DO NOTHING",
+                    (endpoint.partner,),
+                )
+                cursor = await conn.execute(
+                    f"INSERT INTO {WEBHOOK_ENDPOINTS} ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (
+                        endpoint.id,
+                        endpoint.partner,
+                        endpoint.url,
+                        endpoint.enabled,
+                        endpoint.created_at,
+                        sealed,
+                    ),
+                )
+                copied += cursor.rowcount
+    return copied

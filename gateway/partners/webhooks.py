@@ -1,5 +1,5 @@
 """Webhooks to partners: each ``return-status-changed`` event goes to every enabled endpoint the
-partner registered (``/v1/webhook-endpoints``), signed with that endpoint's secret.
+partner registered (``/v1/webhook-endpoints``, kept in PostgreSQL), signed with that endpoint's secret.
 
 The request is ``POST <url>`` with the event (the envelope's payload) as its JSON body and:
 
@@ -17,7 +17,8 @@ A 2xx answer is delivered. 408, 425, 429, any 5xx, timeouts and connection failu
 retried through the runtime's retry tiers (never sooner than ``Retry-After``); any other
 answer is permanent and the message is dead-lettered with the endpoint's reply. With several
 endpoints, one that took the event is recorded (per message and endpoint, in Redis) and is
-not called again when the message comes back for the others.
+not called again when the message comes back for the others. That marker may be lost with
+Redis: the endpoint is then called again with the same ``RGW-Event-Id``, which it deduplicates.
 
 In the routing table it has no ``target``; its options set the HTTP client::
 
@@ -40,11 +41,11 @@ import msgspec
 
 from gateway.errors import (
     DeliveryFailed,
+    DependencyUnavailable,
     InvalidWebhookEndpoint,
     PermanentDeliveryFailure,
     RetryableDeliveryFailure,
     SecretsKeyError,
-    StoreUnavailable,
 )
 from gateway.partners._url_policy import Resolver, UrlPolicy, policy_transport
 from gateway.partners.endpoints import EndpointRegistry, WebhookEndpoint
@@ -121,7 +122,9 @@ class PartnerWebhookConnector(Connector):
     def attach(self, context: RuntimeContext) -> None:
         config = partner_options(self)
         policy = UrlPolicy.from_settings(context.settings, resolver=self.resolver)
-        self._endpoints = EndpointRegistry(context.redis, context.settings, policy=policy)
+        if context.database is None:  # the endpoints are PostgreSQL's
+            raise TargetConfigError(f"connector {self.name}: needs the database (RGW_DATABASE_URL)")
+        self._endpoints = EndpointRegistry(context.database, context.settings, policy=policy)
         try:
             self._endpoints.box  # noqa: B018 -- without RGW_SECRETS_KEY, refuse to start
         except SecretsKeyError as exc:
@@ -142,7 +145,7 @@ class PartnerWebhookConnector(Connector):
             )
         try:
             endpoints = [e for e in await self._endpoints.list(delivery.partner) if e.enabled]
-        except StoreUnavailable as exc:
+        except DependencyUnavailable as exc:  # the database (or, for the ledger, Redis) is away
             raise RetryableDeliveryFailure(f"cannot read the partner's endpoints: {exc}") from exc
         except SecretsKeyError as exc:
             raise PermanentDeliveryFailure(f"cannot sign: {exc}") from exc

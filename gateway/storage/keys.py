@@ -62,7 +62,7 @@ def rate_limit_prefix(settings: Settings) -> str:
     return settings.key("ratelimit")
 
 
-# -- auth -----------------------------------------------------------------------------------
+# -- auth (the record is PostgreSQL's now: read only by ``gateway.auth.import_from_redis``) ---
 def api_key(settings: Settings, key_hash: str) -> str:
     """An API key by the hash of its secret (string: JSON :class:`~gateway.auth.ApiKeyRecord`)."""
     return settings.key("apikey", key_hash)
@@ -93,7 +93,8 @@ def effect(settings: Settings, connector: str, message_id: str) -> str:
 
 # -- partners ------------------------------------------------------------------------------
 def webhook_endpoints(settings: Settings, partner: str) -> str:
-    """A partner's registered webhook endpoints (hash: endpoint id → JSON endpoint)."""
+    """A partner's registered webhook endpoints (hash: endpoint id → JSON endpoint); the record is
+    PostgreSQL's now, read only by ``gateway.partners.endpoints.import_from_redis``."""
     return settings.key("webhook-endpoints", partner)
 
 
@@ -141,15 +142,18 @@ def inspections_queue(settings: Settings, partner: str) -> str:
 
 # -- EDI ------------------------------------------------------------------------------------
 def edi_interchange(settings: Settings, partner: str, ident: str, standard: str = "x12") -> str:
-    """An inbound interchange, taken once by sender and control number (string: empty while in
-    flight, then its JSON acknowledgment record); X12's keys carry no standard."""
+    """The claim on an inbound interchange while it is processed (string: empty, a lease that
+    expires); X12's keys carry no standard. The acknowledged record is PostgreSQL's
+    (``edi_interchanges``); records older deployments kept here as JSON are read only by
+    ``gateway.edi.intake.import_from_redis``."""
     if standard == "x12":
         return settings.key("edi", "interchange", partner, ident)
     return settings.key("edi", standard, "interchange", partner, ident)
 
 
 def edi_ack_control(settings: Settings) -> str:
-    """Control numbers of the acknowledgments (997, CONTRL) we send (string: counter)."""
+    """Control numbers of the acknowledgments (997, CONTRL) we sent (string: counter); no longer
+    written: the sequence ``edi_ack_control_seq`` counts them now."""
     return settings.key("edi", "control")
 
 
@@ -175,5 +179,6 @@ def edi_response_control(settings: Settings, partner: str) -> str:
 
 # -- dead letters ---------------------------------------------------------------------------
 def audit_log(settings: Settings) -> str:
-    """What operators did to dead letters (stream, capped)."""
+    """What operators did to dead letters (stream, capped); the record is PostgreSQL's now, read
+    only by ``gateway.deadletters.import_from_redis``."""
     return settings.key("audit")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
 
 from gateway.auth import KeyStore
 from tests.conftest import Gateway, KeyFactory
@@ -63,15 +65,19 @@ async def test_admin_key_reads_any_partners_return(gateway: Gateway, make_key: K
     ).status_code == 200
 
 
-async def test_revoked_key_is_refused(gateway: Gateway, make_key: KeyFactory, redis) -> None:  # type: ignore[no-untyped-def]
+async def test_revoked_key_is_refused(
+    gateway: Gateway, make_key: KeyFactory, database: AsyncConnectionPool
+) -> None:
     key = await make_key()
     assert (await gateway.client.get("/v1/contracts", headers=headers(key))).status_code == 200
     key_id = key.split("_")[1]
-    assert await KeyStore(redis, gateway.settings).revoke(key_id) is not None
+    assert await KeyStore(database, gateway.settings).revoke(key_id) is not None
     assert (await gateway.client.get("/v1/contracts", headers=headers(key))).status_code == 401
 
 
-async def test_keys_are_stored_only_as_hashes(gateway: Gateway, make_key: KeyFactory, redis) -> None:  # type: ignore[no-untyped-def]
+async def test_keys_are_stored_only_as_hashes(
+    gateway: Gateway, make_key: KeyFactory, redis: aioredis.Redis, database: AsyncConnectionPool
+) -> None:
     key = await make_key()
     secret_part = key.split("_", 2)[2]  # rgw_<key id>_<random>; the random part may hold "_" itself
     assert len(secret_part) >= 40
@@ -82,3 +88,9 @@ async def test_keys_are_stored_only_as_hashes(gateway: Gateway, make_key: KeyFac
             assert secret_part.encode() not in await redis.get(redis_key)
         elif kind == b"hash":
             assert all(secret_part.encode() not in v for v in (await redis.hgetall(redis_key)).values())
+    async with database.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT to_jsonb(k)::text FROM api_keys k WHERE id = %s", (key.split("_")[1],)
+        )
+        row = await cursor.fetchone()
+    assert row is not None and secret_part not in row[0]

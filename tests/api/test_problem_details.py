@@ -16,6 +16,7 @@ from gateway.api import create_app
 from gateway.registry import ContractRegistry
 from gateway.sdk import Connector, Emitted, Inbound, Receiver, WebhookRejected
 from gateway.settings import Settings
+from tests.conftest import KeyFactory
 from tests.support.broker import delete_routing_topology
 from tests.support.payloads import headers, return_request
 from tests.support.server import free_port
@@ -100,11 +101,13 @@ async def test_redis_down_answers_503_without_its_error_text(
     registry: ContractRegistry,
     amqp: AbstractRobustConnection,
     logged: Logged,
+    make_key: KeyFactory,
 ) -> None:
+    key = await make_key()  # keys are PostgreSQL's: the request reaches its first Redis call
     port = free_port()
     unreachable = dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{port}/0")
     async with AsyncTestClient(create_app(unreachable, registry)) as client:
-        response = await client.post("/v1/returns", json=return_request(), headers=headers("rgw_any_key"))
+        response = await client.post("/v1/returns", json=return_request(), headers=headers(key))
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
     problem = response.json()

@@ -1,5 +1,5 @@
 """A revoked key stops working within a second on every replica, while a cached key still costs
-no Redis round trip per request."""
+no database round trip per request."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import time
 from contextlib import AsyncExitStack
 
 import pytest
-import redis.asyncio as aioredis
 from litestar.testing import AsyncTestClient
+from psycopg_pool import AsyncConnectionPool
 
 from gateway.api import create_app
 from gateway.auth import ApiKeyRecord, Authenticator, KeyStore
@@ -23,7 +23,7 @@ from tests.support.waiting import wait_until
 
 
 async def test_a_key_revoked_through_one_replica_is_refused_by_the_other_within_a_second(
-    settings: Settings, registry: ContractRegistry, make_key: KeyFactory, redis: aioredis.Redis, amqp
+    settings: Settings, registry: ContractRegistry, make_key: KeyFactory, database: AsyncConnectionPool, amqp
 ) -> None:  # type: ignore[no-untyped-def]
     key = await make_key()
     caching = dataclasses.replace(settings, auth_cache_seconds=5.0)  # asks for more than allowed
@@ -34,7 +34,7 @@ async def test_a_key_revoked_through_one_replica_is_refused_by_the_other_within_
         for replica in (one, other):  # the key is now in both replicas' caches
             assert (await replica.get("/v1/contracts", headers=headers(key))).status_code == 200
 
-        await KeyStore(redis, settings).revoke(key.split("_")[1])  # as one replica's CLI or admin would
+        await KeyStore(database, settings).revoke(key.split("_")[1])  # as one replica's CLI or admin would
         revoked_at = time.monotonic()
 
         async def refused_by(replica: AsyncTestClient) -> bool:  # type: ignore[type-arg]
@@ -45,21 +45,21 @@ async def test_a_key_revoked_through_one_replica_is_refused_by_the_other_within_
 
 
 class CountingKeys(KeyStore):
-    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
-        super().__init__(redis, settings)
+    def __init__(self, database: AsyncConnectionPool, settings: Settings) -> None:
+        super().__init__(database, settings)
         self.lookups = 0
 
     async def lookup(self, secret: str) -> tuple[ApiKeyRecord, int | None] | None:
         self.lookups += 1
-        await asyncio.sleep(0.01)  # a slow Redis: concurrent requests must share the lookup
+        await asyncio.sleep(0.01)  # a slow database: concurrent requests must share the lookup
         return await super().lookup(secret)
 
 
 async def test_a_cached_key_costs_one_lookup_for_many_requests(
-    settings: Settings, make_key: KeyFactory, redis: aioredis.Redis
+    settings: Settings, make_key: KeyFactory, database: AsyncConnectionPool
 ) -> None:
     key = await make_key()
-    keys = CountingKeys(redis, settings)
+    keys = CountingKeys(database, settings)
     authenticator = Authenticator(keys, cache_seconds=0.5, default_rate_limit=10)
     principals = await asyncio.gather(*(authenticator.authenticate(f"Bearer {key}") for _ in range(50)))
     assert {p.partner for p in principals} == {"acme"}
@@ -81,10 +81,10 @@ async def test_a_cached_key_costs_one_lookup_for_many_requests(
 
 
 async def test_a_long_cache_setting_is_cut_to_the_maximum(
-    settings: Settings, make_key: KeyFactory, redis: aioredis.Redis
+    settings: Settings, make_key: KeyFactory, database: AsyncConnectionPool
 ) -> None:
     key = await make_key()
-    keys = CountingKeys(redis, settings)
+    keys = CountingKeys(database, settings)
     authenticator = Authenticator(keys, cache_seconds=60, default_rate_limit=10)
     await authenticator.authenticate(f"Bearer {key}")
     await wait_until(
@@ -99,9 +99,9 @@ async def _looked_up_again(authenticator: Authenticator, key: str, keys: Countin
 
 @pytest.mark.parametrize("authorization", ["Bearer ", "Bearer rgw_nope_nope"])
 async def test_unknown_keys_are_still_refused_with_the_cache_on(
-    settings: Settings, redis: aioredis.Redis, authorization: str
+    settings: Settings, database: AsyncConnectionPool, authorization: str
 ) -> None:
-    authenticator = Authenticator(KeyStore(redis, settings), cache_seconds=0.5, default_rate_limit=10)
+    authenticator = Authenticator(KeyStore(database, settings), cache_seconds=0.5, default_rate_limit=10)
     for _ in range(2):
         with pytest.raises(AuthenticationRequired):
             await authenticator.authenticate(authorization)

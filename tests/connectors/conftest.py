@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 from litestar.testing import AsyncTestClient
+from psycopg_pool import AsyncConnectionPool
 
 from gateway.api import create_app
 from gateway.registry import ContractRegistry
@@ -71,12 +72,14 @@ async def routed_gateway(
 
 @asynccontextmanager
 async def running_connector(
-    routed: RoutedGateway, name: str, redis: aioredis.Redis
+    routed: RoutedGateway, name: str, redis: aioredis.Redis, database: AsyncConnectionPool | None = None
 ) -> AsyncIterator[ConnectorRuntime]:
     """Connector ``name`` of the routed gateway's table, built and run as ``connector run`` does."""
     spec = parse_routing_table(routed.table).connectors[name]
     connector = build_connector(name, spec)
-    runtime = connector_runtime(connector, settings=routed.settings, spec=spec, redis=redis)
+    runtime = connector_runtime(
+        connector, settings=routed.settings, spec=spec, redis=redis, database=database
+    )
     await runtime.start()
     try:
         yield runtime

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from litestar.testing import AsyncTestClient
 from gateway.api import create_app
 from gateway.broker import declare_edge_topology
 from gateway.broker.headers import ATTEMPT, DEAD_REASON, FIRST_FAILURE, LAST_ERROR, DeadReason
+from gateway.database import upgrade
 from gateway.registry import ContractRegistry
 from gateway.routing import (
     connector_queue,
@@ -34,6 +35,7 @@ from gateway.routing._topology import QUORUM
 from gateway.settings import Settings
 from tests.conftest import KeyFactory
 from tests.support.broker import delete_routing_topology
+from tests.support.database import copy_of, new_database
 from tests.support.payloads import return_request
 from tests.support.waiting import wait_until
 
@@ -155,6 +157,22 @@ class DeadLetters:
 
     def queue(self, connector: str) -> str:
         return connector_queue(self.settings, connector)
+
+
+@pytest.fixture(scope="session")
+def audit_template() -> Iterator[str]:
+    """A database at the head revision that nothing stays connected to, to copy per test."""
+    with new_database() as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def settings(settings: Settings, audit_template: str) -> Iterator[Settings]:
+    """The audit trail (``dead_letter_actions``) is the deployment's, not a partner's: each test
+    here reads the whole of it, so each gets a database of its own, copied from the template."""
+    with copy_of(audit_template) as url:
+        yield dataclasses.replace(settings, database_url=url)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The desk itself: bounded bulk replay, queues left intact by every browse, odd dead letters,
-and refusing before acting when the broker or Redis is missing."""
+and refusing before acting when the broker or the database is missing."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
-import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage
+from psycopg_pool import AsyncConnectionPool
 
 import gateway.deadletters
 from gateway.deadletters import DeadLetterDesk
-from gateway.errors import BrokerUnavailable, ContractViolation, DeadLetterNotFound, StoreUnavailable
+from gateway.errors import BrokerUnavailable, ContractViolation, DatabaseUnavailable, DeadLetterNotFound
 from gateway.registry import ContractRegistry
 from gateway.routing import dead_exchange, load_routing_table
 from gateway.settings import PROJECT_ROOT, Settings
@@ -26,18 +26,18 @@ from tests.support.server import free_port
 from tests.support.waiting import wait_until
 
 
-def _desk(settings: Settings, registry: ContractRegistry, redis: aioredis.Redis) -> DeadLetterDesk:
+def _desk(settings: Settings, registry: ContractRegistry, database: AsyncConnectionPool) -> DeadLetterDesk:
     assert settings.routes_file is not None
     return DeadLetterDesk(
-        settings, registry=registry, redis=redis, routing=load_routing_table(settings.routes_file)
+        settings, registry=registry, database=database, routing=load_routing_table(settings.routes_file)
     )
 
 
 @pytest.fixture
 async def desk(
-    topology: DeadLetters, registry: ContractRegistry, redis: aioredis.Redis
+    topology: DeadLetters, registry: ContractRegistry, database: AsyncConnectionPool
 ) -> AsyncIterator[DeadLetterDesk]:
-    desk = _desk(topology.settings, registry, redis)
+    desk = _desk(topology.settings, registry, database)
     yield desk
     await desk.aclose()
     await desk.aclose()  # safe twice
@@ -166,29 +166,31 @@ async def test_a_dead_letter_that_is_not_an_envelope_can_be_read_and_replayed_as
     assert copy.body == b"[1, 2]"
 
 
-async def test_nothing_is_done_when_redis_cannot_record_it(
+async def test_nothing_is_done_when_the_database_cannot_record_it(
     topology: DeadLetters, registry: ContractRegistry
 ) -> None:
     env = await topology.publish("records")
-    unreachable = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing?connect_timeout=1"
+    unreachable = AsyncConnectionPool(nowhere, min_size=0, max_size=1, timeout=0.5, open=False)
+    await unreachable.open(wait=False)
     desk = _desk(topology.settings, registry, unreachable)
     try:
-        with pytest.raises(StoreUnavailable):
+        with pytest.raises(DatabaseUnavailable):
             await desk.replay("records", env["message_id"], actor="test")
-        with pytest.raises(StoreUnavailable):
+        with pytest.raises(DatabaseUnavailable):
             await desk.discard("records", env["message_id"], actor="test", reason="r")
         assert (await desk.show("records", env["message_id"])).message_id == env["message_id"]
     finally:
         await desk.aclose()
-        await unreachable.aclose()
+        await unreachable.close()
     assert await topology.depth(topology.dlq("records")) == 1
 
 
 async def test_broker_down_is_unavailable_not_a_crash(
-    topology: DeadLetters, registry: ContractRegistry, redis: aioredis.Redis
+    topology: DeadLetters, registry: ContractRegistry, database: AsyncConnectionPool
 ) -> None:
     settings = dataclasses.replace(topology.settings, amqp_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/")
-    desk = _desk(settings, registry, redis)
+    desk = _desk(settings, registry, database)
     try:
         with pytest.raises(BrokerUnavailable):
             await desk.list("records")

@@ -10,6 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
 
 from gateway.broker.headers import DEAD_REASON, REPLAY_OF
 from gateway.deadletters import AuditLog, corrected_message_id
@@ -26,6 +27,7 @@ def env(topology: DeadLetters, redis: aioredis.Redis) -> dict[str, str]:
         "RGW_AMQP_URL": AMQP_URL,
         "RGW_REDIS_URL": REDIS_URL,
         "RGW_ROUTES_FILE": str(topology.settings.routes_file),
+        "RGW_DATABASE_URL": topology.settings.database,
     }
 
 
@@ -37,7 +39,7 @@ def _run(env: dict[str, str], *args: str) -> str:
 
 
 async def test_replay_all_moves_every_dead_letter_once(
-    topology: DeadLetters, env: dict[str, str], redis: aioredis.Redis
+    topology: DeadLetters, env: dict[str, str], database: AsyncConnectionPool
 ) -> None:
     sent = [(await topology.publish("records"))["message_id"] for _ in range(30)]
     await topology.publish("crm")  # another connector's dead letters stay where they are
@@ -54,7 +56,7 @@ async def test_replay_all_moves_every_dead_letter_once(
     assert await topology.depth(topology.dlq("crm")) == 1
     assert await topology.drain(topology.queue("crm")) == []
 
-    entries = await AuditLog(redis, topology.settings).recent(100)
+    entries = await AuditLog(database, topology.settings).recent(100)
     assert len(entries) == 30
     assert {e.actor for e in entries} == {f"cli:{getpass.getuser()}"}
     assert {e.note for e in entries} == {"ERP back up"}

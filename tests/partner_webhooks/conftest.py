@@ -20,8 +20,10 @@ import pytest
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from litestar.testing import AsyncTestClient
+from psycopg_pool import AsyncConnectionPool
 
 from gateway.broker import events_exchange_name
+from gateway.database import upgrade
 from gateway.registry import ContractRegistry
 from gateway.runtime import ConnectorRuntime
 from gateway.sandbox import running
@@ -29,6 +31,7 @@ from gateway.settings import PROJECT_ROOT, Settings
 from tests.conftest import KeyFactory
 from tests.connectors.conftest import routed_gateway, running_connector
 from tests.support.broker import take_dead_letters
+from tests.support.database import copy_of, new_database
 from tests.support.receiver import PartnerReceiver
 
 CONNECTOR = "partner-webhooks"
@@ -62,10 +65,23 @@ def verify(secret: str, body: bytes, signature: str, *, tolerance: int = 300) ->
     return hmac.compare_digest(expected, given)
 
 
+@pytest.fixture(scope="session")
+def endpoints_template() -> Iterator[str]:
+    """A database at the head revision that nothing stays connected to, to copy per test."""
+    with new_database() as url:
+        upgrade(url)
+        yield url
+
+
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """The test settings, with http endpoints on loopback allowed (where the receiver listens)."""
-    return dataclasses.replace(settings, webhook_allow_http=True, webhook_allowed_hosts=LOOPBACK)
+def settings(settings: Settings, endpoints_template: str) -> Iterator[Settings]:
+    """The test settings, with http endpoints on loopback allowed (where the receiver listens),
+    and a database of the test's own: these tests register endpoints for fixed partners and
+    re-encrypt every endpoint there is, which other tests' endpoints must not disturb."""
+    with copy_of(endpoints_template) as url:
+        yield dataclasses.replace(
+            settings, webhook_allow_http=True, webhook_allowed_hosts=LOOPBACK, database_url=url
+        )
 
 
 @pytest.fixture
@@ -125,12 +141,13 @@ async def harness(
     settings: Settings,
     registry: ContractRegistry,
     redis: aioredis.Redis,
+    database: AsyncConnectionPool,
     amqp: AbstractRobustConnection,
     make_key: KeyFactory,
 ) -> AsyncIterator[Harness]:
     """A gateway routing ``return-status-changed.v1`` to the connector, and its runtime running."""
     async with (
         routed_gateway(tmp_path, settings, registry, amqp, TABLE) as routed,
-        running_connector(routed, CONNECTOR, redis) as runtime,
+        running_connector(routed, CONNECTOR, redis, database) as runtime,
     ):
         yield Harness(routed.client, runtime, routed.settings, amqp, make_key)

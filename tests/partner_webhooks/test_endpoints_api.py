@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import redis.asyncio as aioredis
 from litestar.testing import AsyncTestClient
+from psycopg_pool import AsyncConnectionPool
 
 from gateway.api import create_app
 from gateway.errors import InvalidWebhookEndpoint
@@ -46,7 +47,7 @@ async def test_delete_removes_it(gateway: Gateway, make_key: KeyFactory) -> None
 
 
 async def test_rotation_changes_the_secret(
-    gateway: Gateway, make_key: KeyFactory, redis: aioredis.Redis
+    gateway: Gateway, make_key: KeyFactory, database: AsyncConnectionPool
 ) -> None:
     key = await make_key("acme", scopes=WEBHOOK_SCOPES)
     endpoint = (await gateway.client.post(PATH, json={"url": URL}, headers=auth(key))).json()
@@ -55,7 +56,7 @@ async def test_rotation_changes_the_secret(
     assert rotated.headers["cache-control"] == "no-store"
     assert rotated.json()["id"] == endpoint["id"]
     assert rotated.json()["secret"].startswith("whsec_") and rotated.json()["secret"] != endpoint["secret"]
-    stored = await EndpointRegistry(redis, gateway.settings).get("acme", endpoint["id"])
+    stored = await EndpointRegistry(database, gateway.settings).get("acme", endpoint["id"])
     assert stored is not None and stored.secret == rotated.json()["secret"]
     assert stored.secret not in repr(stored)  # never in a log line
 

@@ -1,17 +1,18 @@
-"""Endpoints' signing secrets are encrypted at rest with RGW_SECRETS_KEY: what Redis holds is not
-the secret, events still verify at the partner, and a key rotation keeps old secrets readable."""
+"""Endpoints' signing secrets are encrypted at rest with RGW_SECRETS_KEY: what the database holds
+is not the secret, events still verify at the partner, and a key rotation keeps old secrets readable."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 
-import msgspec
 import pytest
 import redis.asyncio as aioredis
 from litestar.testing import AsyncTestClient
+from psycopg_pool import AsyncConnectionPool
 
 from gateway.api import create_app
+from gateway.database import open_pool
 from gateway.errors import SecretsKeyError
 from gateway.partners.endpoints import EndpointRegistry, SecretBox, generate_key
 from gateway.registry import ContractRegistry
@@ -35,14 +36,22 @@ from tests.support.waiting import wait_until
 URL = "https://hooks.acme.example/returns"
 
 
-async def _stored(redis: aioredis.Redis, settings: Settings, partner: str, endpoint_id: str) -> str:
-    raw = await redis.hget(settings.key("webhook-endpoints", partner), endpoint_id)
-    assert raw is not None
-    return str(msgspec.json.decode(raw)["secret"])
+async def _stored(database: AsyncConnectionPool, partner: str, endpoint_id: str) -> str:
+    async with database.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT secret_ciphertext FROM webhook_endpoints WHERE partner_id = %s AND id = %s",
+            (partner, endpoint_id),
+        )
+        row = await cursor.fetchone()
+    assert row is not None
+    return str(row[0])
 
 
-async def test_redis_holds_the_secret_encrypted_and_events_still_verify(
-    harness: Harness, receiver: tuple[PartnerReceiver, str], redis: aioredis.Redis
+async def test_the_database_holds_the_secret_encrypted_and_events_still_verify(
+    harness: Harness,
+    receiver: tuple[PartnerReceiver, str],
+    redis: aioredis.Redis,
+    database: AsyncConnectionPool,
 ) -> None:
     sandbox, base_url = receiver
     key = await harness.make_key("acme", scopes=WEBHOOK_SCOPES)
@@ -51,7 +60,7 @@ async def test_redis_holds_the_secret_encrypted_and_events_still_verify(
     async for redis_key in redis.scan_iter(match=f"{harness.settings.namespace}:*"):
         if await redis.type(redis_key) == b"hash":
             assert all(secret.encode() not in v for v in (await redis.hgetall(redis_key)).values())
-    stored = await _stored(redis, harness.settings, "acme", endpoint["id"])
+    stored = await _stored(database, "acme", endpoint["id"])
     assert stored != secret and not stored.startswith("whsec_")
     assert SecretBox(harness.settings.secrets_key).open(stored) == secret
 
@@ -62,34 +71,39 @@ async def test_redis_holds_the_secret_encrypted_and_events_still_verify(
     assert verify(secret, received["body"], received["headers"]["rgw-signature"])
 
 
-async def test_rotating_the_key_keeps_old_secrets_readable(redis: aioredis.Redis, settings: Settings) -> None:
+async def test_rotating_the_key_keeps_old_secrets_readable(
+    database: AsyncConnectionPool, settings: Settings
+) -> None:
     old, new = generate_key(), generate_key()
-    before = EndpointRegistry(redis, dataclasses.replace(settings, secrets_key=old))
+    before = EndpointRegistry(database, dataclasses.replace(settings, secrets_key=old))
     endpoint = await before.create("acme", URL)
-    sealed_with_old = await _stored(redis, settings, "acme", endpoint.id)
+    sealed_with_old = await _stored(database, "acme", endpoint.id)
 
-    both = EndpointRegistry(redis, dataclasses.replace(settings, secrets_key=f"{new},{old}"))
+    both = EndpointRegistry(database, dataclasses.replace(settings, secrets_key=f"{new},{old}"))
     assert (await both.get("acme", endpoint.id)) == endpoint  # the old key still opens it
     added = await both.create("acme", URL + "/2")  # sealed with the new key
     with pytest.raises(SecretsKeyError):
         await before.get("acme", added.id)
 
     assert await both.reencrypt() == 2
-    assert await _stored(redis, settings, "acme", endpoint.id) != sealed_with_old
-    after = EndpointRegistry(redis, dataclasses.replace(settings, secrets_key=new))  # old key removed
+    assert await _stored(database, "acme", endpoint.id) != sealed_with_old
+    after = EndpointRegistry(database, dataclasses.replace(settings, secrets_key=new))  # old key removed
     assert [e.secret for e in await after.list("acme")] == [endpoint.secret, added.secret]
 
 
 async def test_secrets_stored_in_clear_are_read_then_encrypted(
-    redis: aioredis.Redis, settings: Settings
+    database: AsyncConnectionPool, settings: Settings
 ) -> None:
-    registry = EndpointRegistry(redis, settings)
+    registry = EndpointRegistry(database, settings)
     endpoint = await registry.create("acme", URL)
-    clear = msgspec.json.encode(endpoint)  # as the gateway stored it before encryption
-    await redis.hset(settings.key("webhook-endpoints", "acme"), endpoint.id, clear)
+    async with database.connection() as conn:  # as the gateway stored it before encryption
+        await conn.execute(
+            "UPDATE webhook_endpoints SET secret_ciphertext = %s WHERE id = %s",
+            (endpoint.secret, endpoint.id),
+        )
     assert (await registry.get("acme", endpoint.id)) == endpoint
     assert await registry.reencrypt() == 1
-    assert await _stored(redis, settings, "acme", endpoint.id) != endpoint.secret
+    assert await _stored(database, "acme", endpoint.id) != endpoint.secret
     assert (await registry.get("acme", endpoint.id)) == endpoint
 
 
@@ -103,7 +117,11 @@ def test_keys_are_checked_and_never_echoed() -> None:
 
 
 async def test_without_a_key_the_api_answers_503_and_the_connector_does_not_start(
-    settings: Settings, registry: ContractRegistry, redis: aioredis.Redis, make_key: KeyFactory
+    settings: Settings,
+    registry: ContractRegistry,
+    redis: aioredis.Redis,
+    database: AsyncConnectionPool,
+    make_key: KeyFactory,
 ) -> None:
     key = await make_key("acme", scopes=WEBHOOK_SCOPES)
     keyless = dataclasses.replace(settings, secrets_key="")
@@ -118,21 +136,27 @@ async def test_without_a_key_the_api_answers_503_and_the_connector_does_not_star
     spec = parse_routing_table(TABLE.format()).connectors[CONNECTOR]
     connector = build_connector(CONNECTOR, spec)
     with pytest.raises(TargetConfigError, match="RGW_SECRETS_KEY"):
-        ConnectorRuntime(connector, settings=keyless, spec=spec, redis=redis)  # attaches the connector
+        ConnectorRuntime(
+            connector, settings=keyless, spec=spec, redis=redis, database=database
+        )  # attaches the connector
     await connector.aclose()
 
 
 def test_the_cli_reencrypts(settings: Settings) -> None:
     old, new = generate_key(), generate_key()
-    env = {"RGW_NAMESPACE": settings.namespace, "RGW_REDIS_URL": settings.redis_url}
+    env = {
+        "RGW_NAMESPACE": settings.namespace,
+        "RGW_REDIS_URL": settings.redis_url,
+        "RGW_DATABASE_URL": settings.database,
+    }
 
     async def create() -> str:
-        client = aioredis.Redis.from_url(settings.redis_url)
+        pool = await open_pool(settings.database, max_size=1)
         try:
             with_old = dataclasses.replace(settings, secrets_key=old)
-            return (await EndpointRegistry(client, with_old).create("acme", URL)).secret
+            return (await EndpointRegistry(pool, with_old).create("acme", URL)).secret
         finally:
-            await client.aclose()
+            await pool.close()
 
     secret = asyncio.run(create())
     done = cli({**env, "RGW_SECRETS_KEY": f"{new},{old}"}, "webhooks", "reencrypt")
@@ -140,17 +164,14 @@ def test_the_cli_reencrypts(settings: Settings) -> None:
     assert "re-encrypted 1" in done.stdout
 
     async def read() -> str:
-        client = aioredis.Redis.from_url(settings.redis_url)
+        pool = await open_pool(settings.database, max_size=1)
         try:
-            endpoints = await EndpointRegistry(client, dataclasses.replace(settings, secrets_key=new)).list(
+            endpoints = await EndpointRegistry(pool, dataclasses.replace(settings, secrets_key=new)).list(
                 "acme"
             )
-            keys = [k async for k in client.scan_iter(match=f"{settings.namespace}:*")]
-            if keys:
-                await client.delete(*keys)
             return endpoints[0].secret
         finally:
-            await client.aclose()
+            await pool.close()
 
     assert asyncio.run(read()) == secret
     assert cli({**env, "RGW_SECRETS_KEY": ""}, "webhooks", "reencrypt").returncode == 1

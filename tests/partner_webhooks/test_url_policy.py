@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from litestar import Response, post
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath
+from psycopg_pool import AsyncConnectionPool
 
 from gateway.broker.headers import DEAD_REASON
 from gateway.errors import InvalidWebhookEndpoint
@@ -72,15 +73,15 @@ def dns() -> Dns:
 
 
 def resolving(services: Any, resolver: Dns, *, defaults: bool = False) -> None:
-    """The gateway's endpoint registry, resolving names with ``resolver`` (on the app's own Redis
-    client: the test client runs the app on a loop of its own); with ``defaults``, the policy
+    """The gateway's endpoint registry, resolving names with ``resolver`` (on the app's own pool:
+    the test client runs the app on a loop of its own); with ``defaults``, the policy
     of a deployment that sets nothing (https only, no allow-list), not these tests' settings."""
     policy = (
         UrlPolicy(resolver=resolver)
         if defaults
         else UrlPolicy.from_settings(services.settings, resolver=resolver)
     )
-    services.webhook_endpoints = EndpointRegistry(services.redis, services.settings, policy=policy)
+    services.webhook_endpoints = EndpointRegistry(services.database, services.settings, policy=policy)
 
 
 #: (url, words the 422's detail must hold)
@@ -249,11 +250,11 @@ async def test_a_name_that_now_resolves_to_a_private_address_is_dead_and_never_c
 
 
 async def test_an_endpoint_stored_before_the_policy_is_refused_at_delivery(
-    harness: Harness, redis: aioredis.Redis, settings: Settings
+    harness: Harness, database: AsyncConnectionPool, settings: Settings
 ) -> None:
     await harness.make_key("acme", scopes=WEBHOOK_SCOPES)
     lax = UrlPolicy(allowed_hosts="0.0.0.0/0")  # as if registered before the policy existed
-    endpoint = await EndpointRegistry(redis, harness.settings, policy=lax).create(
+    endpoint = await EndpointRegistry(database, harness.settings, policy=lax).create(
         "acme", "https://169.254.169.254/latest/meta-data/"
     )
     await harness.publish("acme")

@@ -36,3 +36,18 @@ def new_database() -> Iterator[str]:
     finally:
         with psycopg.connect(SERVER_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def copy_of(template: str) -> Iterator[str]:
+    """A new database copied from ``template`` (which nothing may be connected to), dropped
+    afterwards: a database of a test's own at the head revision in a fraction of a migration's
+    time, for tests that read a whole table rather than their own partners' rows."""
+    name = f"rgw_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(SERVER_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{name_of(template)}"')
+    try:
+        yield url_of(name)
+    finally:
+        with psycopg.connect(SERVER_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -8,7 +8,8 @@ re-send (answered with the acknowledgment kept here) from another interchange un
 number already used (refused). A row is written once the interchange is acknowledged, with its
 acknowledgment, in one transaction; while it is being processed, the claim is a lease in Redis
 (which may be lost: the unique key here still takes the interchange once). Test interchanges
-are not recorded, as before.
+are recorded too, as before (``test``; their ``interchange_id`` ends in ``.test``, so their
+control numbers are counted apart from production's).
 """
 
 from alembic import op
@@ -31,7 +32,8 @@ def upgrade() -> None:
             interchange_id  text NOT NULL CHECK (length(interchange_id) <= 64),
             sender          text NOT NULL,
             control_number  text NOT NULL,
-            fingerprint     text NOT NULL CHECK (fingerprint ~ '^[0-9a-f]{64}$'),
+            fingerprint     text CHECK (fingerprint ~ '^[0-9a-f]{64}$'),
+            test            boolean NOT NULL DEFAULT false,
             received_at     timestamptz NOT NULL DEFAULT now(),
             UNIQUE (partner_id, standard, interchange_id)
         )
@@ -39,7 +41,8 @@ def upgrade() -> None:
     )
     op.execute(
         "COMMENT ON COLUMN edi_interchanges.fingerprint IS "
-        "'SHA-256 of the interchange as received (a BOM and surrounding blanks aside)'"
+        "'SHA-256 of the interchange as received (a BOM and surrounding blanks aside); NULL in "
+        "records kept before it was (imported from Redis), which replay whatever is sent'"
     )
 
     op.execute(
@@ -47,11 +50,21 @@ def upgrade() -> None:
         CREATE TABLE edi_acknowledgements (
             interchange_id  bigint PRIMARY KEY REFERENCES edi_interchanges (id),
             kind            text NOT NULL CHECK (kind IN ('997', 'TA1', 'CONTRL')),
-            control_number  integer NOT NULL CHECK (control_number BETWEEN 1 AND 999999999),
+            control_number  integer CHECK (control_number BETWEEN 1 AND 999999999),
             body            text NOT NULL,
+            returns         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(returns) = 'object'),
             created_at      timestamptz NOT NULL DEFAULT now()
         )
         """
+    )
+    op.execute(
+        "COMMENT ON COLUMN edi_acknowledgements.returns IS "
+        "'ST02 (UNH 0062) -> the return each set became; for a test interchange, the external id "
+        "it would have had'"
+    )
+    op.execute(
+        "COMMENT ON COLUMN edi_acknowledgements.control_number IS "
+        "'ISA13 / UNB 0020 of the acknowledgment; NULL when imported from Redis, which did not keep it apart'"
     )
     op.execute("CREATE SEQUENCE edi_ack_control_seq AS integer MINVALUE 1 MAXVALUE 999999999 CYCLE")
 
