@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from gateway.cli.import_redis import import_redis
 from gateway.cli.purge import purge
 from gateway.errors import GatewayError
 from gateway.settings import Settings
@@ -104,3 +105,4 @@ def current() -> None:
 
 
 db_app.command("purge")(purge)
+db_app.command("import-redis")(import_redis)
