@@ -37,6 +37,8 @@ timeline and changes nothing. An event on a rejected or closed return is refused
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
@@ -44,14 +46,22 @@ from typing import Any
 
 import msgspec
 
-from gateway.errors import GatewayError, NotReadyYet, PermanentDeliveryFailure
+from gateway.errors import ConfigurationError, GatewayError, NotReadyYet, PermanentDeliveryFailure
 from gateway.lifecycle._commands import credit_memo, inspection_task, supplier_claim
 from gateway.lifecycle._dead_letters import record_failure, record_replay, resolve
+from gateway.lifecycle._outbox import OutboxRelay
 from gateway.lifecycle._policy import PolicyBook, PolicyError
 from gateway.lifecycle._rules import Verdict, dispose, validate
 from gateway.lifecycle._status import PARKED, IllegalTransition, allowed_from, is_behind, may_hold, rank
 from gateway.lifecycle._step import LIFECYCLE, WAITING, Step, stamp
-from gateway.lifecycle._store import Change, LifecycleStore, ReturnState, TimelineEntry, inspections_of
+from gateway.lifecycle._store import (
+    Change,
+    LifecycleStore,
+    Opening,
+    ReturnState,
+    TimelineEntry,
+    inspections_of,
+)
 from gateway.records import ReturnRecord, ReturnStore
 from gateway.sdk import Connector, Delivery, Emitted, RuntimeContext, handler
 
@@ -79,9 +89,35 @@ class Orchestrator(Connector):
     """Routing-table entry: ``use: gateway.lifecycle:Orchestrator`` (no target)."""
 
     def attach(self, context: RuntimeContext) -> None:
-        self._store = LifecycleStore(context.redis, context.settings)
+        if context.database is None:
+            raise ConfigurationError(
+                "the lifecycle keeps its record in PostgreSQL: it needs the database pool"
+            )
+        self._relay = OutboxRelay(context.database, context.settings)
+        self._store = LifecycleStore(context.database, context.settings, on_outbox=self._relay.wake)
         self._records = ReturnStore(context.redis, context.settings)
         self.policies = PolicyBook.load(context.settings.policies_dir, context.settings.contracts_dir)
+        self._relay_started: asyncio.Task[None] | None = None
+        with contextlib.suppress(RuntimeError):  # no loop yet: started with the first delivery
+            asyncio.get_running_loop()
+            self._start_relay()
+
+    def _start_relay(self) -> asyncio.Task[None]:
+        """Start the relay once, as soon as there is a loop: rows an earlier process left unsent
+        go out without waiting for an event."""
+        if self._relay_started is None:
+            self._relay_started = asyncio.ensure_future(self._relay.start())
+        return self._relay_started
+
+    async def aclose(self) -> None:
+        """Stop the outbox relay (what it has not published yet stays in the outbox)."""
+        relay = getattr(self, "_relay", None)
+        if relay is not None:
+            if self._relay_started is not None:
+                with contextlib.suppress(Exception):
+                    await self._relay_started
+            await relay.aclose()
+        await super().aclose()
 
     @handler(
         "return-request.v1",
@@ -97,7 +133,9 @@ class Orchestrator(Connector):
         "return-hold.v1",
     )
     async def _advance_return(self, delivery: Delivery) -> Sequence[Emitted] | None:
-        """Apply the event to the return's state (see :meth:`decide`) and answer what comes next."""
+        """Apply the event to the return's state (see :meth:`decide`) in one transaction, what
+        comes next written to the outbox, which the relay publishes: nothing for the runtime to."""
+        await self._start_relay()
         basis_of: Callable[[ReturnState], Any] = _basis_of_state
         if delivery.contract == "return-documents":
             basis = _basis_of_documents(delivery.payload)
@@ -105,15 +143,17 @@ class Orchestrator(Connector):
         record = None
         if delivery.contract == "delivery-failed" and delivery.payload.get("connector") == self.name:
             record = await self._records.get(delivery.correlation_id)  # if it was never opened
-        emitted = await self._store.apply(
+        await self._store.apply(
             delivery.correlation_id,
             delivery.message_id,
             lambda state, returned: self.decide(
                 delivery, state, returned, dt.datetime.now(dt.UTC), record=record
             ),
             basis_of=basis_of,
+            partner=delivery.partner,
+            contract=delivery.message_type,
         )
-        return [Emitted(**e) for e in emitted]
+        return None
 
     # -- deciding -----------------------------------------------------------------------
     def decide(
@@ -182,6 +222,13 @@ class Orchestrator(Connector):
             },
             "status.requested",
         )
+        step.change.opening = Opening.of_request(
+            request,
+            contract=delivery.contract,
+            version=delivery.version,
+            message_id=delivery.message_id,
+            accepted_at=delivery.occurred_at,
+        )
         return step.change
 
     def _open_held(
@@ -248,6 +295,13 @@ class Orchestrator(Connector):
         failed = record_failure(state.dead_letters, payload)
         link = failed.link() if failed else {"connector": self.name, "message_id": payload["message_id"]}
         step.enter("on_hold", LIFECYCLE, detail=reason, dead_letter=link)
+        step.change.opening = Opening.of_request(
+            _request_of(record),
+            contract=record.contract,
+            version=record.contract_version,
+            message_id=record.message_id,
+            accepted_at=record.accepted_at,
+        )
         return step.change
 
     def _apply(self, step: Step, returned: dict[str, float]) -> None:
@@ -433,6 +487,7 @@ class Orchestrator(Connector):
         conditions = ", ".join(sorted({line["condition_code"] for line in payload["lines"]}))
         step.move("inspected", inspector, detail=f"{len(payload['lines'])} line(s): {conditions}")
         step.change.queues[inspections_of(state.partner)] = None
+        step.change.inspected = payload
         policy = state.governed_by(self.policies)
         disposed = dispose(state.request, payload, policy)
         for finding in disposed.findings:
@@ -763,13 +818,18 @@ class Orchestrator(Connector):
         return lines
 
 
-def _channel_of(record: ReturnRecord) -> str:
-    """The channel the accepted request names (``""`` if it cannot be read)."""
+def _request_of(record: ReturnRecord) -> dict[str, Any]:
+    """The request as accepted (``{}`` if it cannot be read)."""
     try:
         request = msgspec.json.decode(record.request)
     except msgspec.DecodeError:
-        return ""
-    return str(request.get("channel", "")) if isinstance(request, dict) else ""
+        return {}
+    return request if isinstance(request, dict) else {}
+
+
+def _channel_of(record: ReturnRecord) -> str:
+    """The channel the accepted request names (``""`` if it cannot be read)."""
+    return str(_request_of(record).get("channel", ""))
 
 
 def _system(delivery: Delivery, documents: Sequence[dict[str, str]] = ()) -> dict[str, str]:

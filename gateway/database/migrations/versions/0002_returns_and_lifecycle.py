@@ -77,6 +77,7 @@ def upgrade() -> None:
             pending_credit    jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(pending_credit) = 'array'),
             credit_invoice    jsonb,
             parked_events     jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(parked_events) = 'array'),
+            lifecycle         jsonb NOT NULL DEFAULT '{{}}' CHECK (jsonb_typeof(lifecycle) = 'object'),
             UNIQUE (partner_id, external_id),
             CHECK ((basis_kind IS NULL) = (basis_number IS NULL))
         )
@@ -89,6 +90,11 @@ def upgrade() -> None:
         ("verdict", "the validation verdict of the policy rules"),
         ("basis_kind", "the ERP document (shipment, invoice, order) returned quantities count against"),
         ("parked_events", "events that came before the return was ready for them, applied later"),
+        (
+            "lifecycle",
+            "the rest of the lifecycle''s working state (documents as posted, approvals, the open hold and "
+            "inspection task, authorized lines, dead-letter exceptions), written with the columns",
+        ),
     ):
         op.execute(f"COMMENT ON COLUMN returns.{column} IS '{says}'")
     for name, columns in (
