@@ -314,14 +314,14 @@ class LifecycleStore:
         try:
             with database_errors(self._url):
                 async with self._pool.connection() as conn, conn.transaction():
-                    written = await self._apply(
+                    applied, relay = await self._apply(
                         conn, return_id, message_id, decide, basis_of, partner, contract
                     )
         except DatabaseUnavailable as exc:
             raise RetryableDeliveryFailure(str(exc)) from exc
-        if written and self.on_outbox is not None:
+        if relay and self.on_outbox is not None:
             self.on_outbox()
-        return written
+        return applied
 
     async def _apply(
         self,
@@ -332,7 +332,8 @@ class LifecycleStore:
         basis_of: Callable[[ReturnState], Any],
         partner: str,
         contract: str,
-    ) -> bool:
+    ) -> tuple[bool, bool]:
+        """(whether the event was applied now, whether it wrote outbox rows)."""
         row = await (await conn.execute(_STATE_SQL + " FOR UPDATE", (return_id,))).fetchone()
         if row is None:  # not opened yet: serialize on its id until the row exists
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (return_id,))
@@ -346,7 +347,7 @@ class LifecycleStore:
                 )
             ).fetchone()
             if applied is not None:
-                return False
+                return False, False
         returned: dict[str, float] = {}
         basis = None if state is None else basis_of(state)
         if state is not None and basis is not None:
@@ -357,7 +358,7 @@ class LifecycleStore:
         if after is None:
             if state is not None:
                 await self._applied(conn, return_id, message_id, contract)
-            return False
+            return state is not None, False
         if state is None:
             await self._insert(conn, after, change.opening)
         await self._update(conn, after, status_changed=before != after.status)
@@ -366,7 +367,7 @@ class LifecycleStore:
         if change.returned and after.basis is not None:
             await self._add_returned(conn, after.partner, after.basis, change.returned)
         await self._applied(conn, after.return_id, message_id, contract)
-        return await self._write_outbox(conn, after.return_id, message_id, partner, change.emitted)
+        return True, await self._write_outbox(conn, after.return_id, message_id, partner, change.emitted)
 
     async def _returned(
         self, conn: AsyncConnection[Any], partner: str, basis: dict[str, str]

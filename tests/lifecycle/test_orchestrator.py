@@ -643,3 +643,37 @@ async def test_documents_that_waited_for_a_release_count_what_earlier_returns_to
     await lifecycle.reaches(second, "rejected")  # nothing of the invoice is left to return
     rejection = await lifecycle.one("return-authorization.v1", second)
     assert rejection["rejection_reason"] == "exceeds_returnable_quantity"
+
+
+async def test_losing_redis_changes_nothing_of_a_return_and_the_next_event_applies(
+    lifecycle: Lifecycle, redis: aioredis.Redis
+) -> None:
+    return_id, _ = await authorized(lifecycle)
+    await lifecycle.publish("receipt.v1", receipt(return_id), return_id)
+    await lifecycle.reaches(return_id, "received")
+    queue = inspections_of(lifecycle.partner)
+    state, timeline, queued = (
+        await lifecycle.store.get(return_id),
+        await lifecycle.store.timeline(return_id),
+        await lifecycle.store.queued(queue),
+    )
+    assert return_id in [r for r, _ in queued]
+
+    keys = [k async for k in redis.scan_iter(match=f"*{lifecycle.settings.namespace}*", count=500)]
+    assert keys  # the runtime's ledger at least: what may be lost
+    await redis.delete(*keys)  # this test's namespace, as a Redis restarted empty leaves it
+
+    assert await lifecycle.store.get(return_id) == state
+    assert await lifecycle.store.timeline(return_id) == timeline
+    assert await lifecycle.store.queued(queue) == queued
+    await lifecycle.publish("inspection-result.v1", inspection(return_id), return_id)
+    await lifecycle.reaches(return_id, "dispositioned")
+    assert return_id not in [r for r, _ in await lifecycle.store.queued(queue)]
+    assert await lifecycle.statuses(return_id) == [
+        "requested",
+        "validated",
+        "authorized",
+        "received",
+        "inspected",
+        "dispositioned",
+    ]
