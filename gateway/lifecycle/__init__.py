@@ -1,8 +1,10 @@
 """Return lifecycle: the status model, policy rules, the orchestrator and the audit trail."""
 
 from gateway.lifecycle._dead_letters import DeadLetterRecord
+from gateway.lifecycle._import import import_from_redis
 from gateway.lifecycle._notice import dead_letter_action, delivery_failed_notice, replay_delivered_notice
 from gateway.lifecycle._orchestrator import Orchestrator
+from gateway.lifecycle._outbox import OutboxRelay
 from gateway.lifecycle._policy import Policy, PolicyBook, PolicyError
 from gateway.lifecycle._rules import Verdict, authorized_credit
 from gateway.lifecycle._status import (
@@ -33,6 +35,7 @@ __all__ = [
     "IllegalTransition",
     "LifecycleStore",
     "Orchestrator",
+    "OutboxRelay",
     "Policy",
     "PolicyBook",
     "PolicyError",
@@ -44,6 +47,7 @@ __all__ = [
     "contract_statuses",
     "dead_letter_action",
     "delivery_failed_notice",
+    "import_from_redis",
     "inspections_of",
     "may_hold",
     "replay_delivered_notice",

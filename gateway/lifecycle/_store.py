@@ -38,7 +38,7 @@ from gateway.database.tables import (
     TIMELINE_ENTRIES,
 )
 from gateway.database.tables import HOLDS as HOLDS_TABLE
-from gateway.errors import DatabaseUnavailable, RetryableDeliveryFailure
+from gateway.errors import DatabaseUnavailable, PermanentDeliveryFailure, RetryableDeliveryFailure
 from gateway.lifecycle._dead_letters import DeadLetterRecord
 from gateway.lifecycle._policy import Policy, PolicyBook
 from gateway.sdk import Emitted
@@ -202,8 +202,9 @@ _COLUMNS = frozenset(
         "return_site", "basis", "holds", "pending_credit", "credit_invoice", "parked",
     }
 )  # fmt: skip
+# A row the intake inserted that the lifecycle has not opened yet has an empty ``lifecycle``.
 _STATE_SQL = f"""
-SELECT (lifecycle || jsonb_build_object(
+SELECT CASE WHEN lifecycle = '{{}}' THEN NULL ELSE (lifecycle || jsonb_build_object(
     'return_id', id, 'partner', partner_id, 'external_id', external_id, 'channel', channel,
     'request', CASE WHEN lifecycle -> 'opened' = 'false' THEN '{{}}'::jsonb ELSE request END,
     'status', status, 'updated_at', updated_at, 'resume', resume_status,
@@ -213,7 +214,7 @@ SELECT (lifecycle || jsonb_build_object(
     'basis', CASE WHEN basis_kind IS NULL THEN NULL
                   ELSE jsonb_build_object('kind', basis_kind, 'number', basis_number) END,
     'holds', holds_count, 'pending_credit', pending_credit, 'credit_invoice', credit_invoice,
-    'parked', parked_events))::text
+    'parked', parked_events))::text END
 FROM {RETURNS} WHERE id = %s
 """
 _TIMELINE_SQL = f"""
@@ -255,7 +256,7 @@ class LifecycleStore:
         with database_errors(self._url):
             async with self._pool.connection() as conn:
                 row = await (await conn.execute(_STATE_SQL, (return_id,))).fetchone()
-        return None if row is None else _state.decode(row[0])
+        return None if row is None or row[0] is None else _state.decode(row[0])
 
     async def timeline(self, return_id: str) -> list[TimelineEntry]:
         with database_errors(self._url):
@@ -338,7 +339,7 @@ class LifecycleStore:
         if row is None:  # not opened yet: serialize on its id until the row exists
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (return_id,))
             row = await (await conn.execute(_STATE_SQL + " FOR UPDATE", (return_id,))).fetchone()
-        state = None if row is None else _state.decode(row[0])
+        state = None if row is None or row[0] is None else _state.decode(row[0])
         if state is not None:
             applied = await (
                 await conn.execute(
@@ -368,6 +369,51 @@ class LifecycleStore:
             await self._add_returned(conn, after.partner, after.basis, change.returned)
         await self._applied(conn, after.return_id, message_id, contract)
         return True, await self._write_outbox(conn, after.return_id, message_id, partner, change.emitted)
+
+    async def restore(
+        self,
+        state: ReturnState,
+        timeline: list[TimelineEntry],
+        applied: list[str],
+        opening: Opening,
+    ) -> bool:
+        """Write a return's lifecycle as another store held it (the Redis import): its columns,
+        timeline, open hold or inspection task and applied events, in one transaction; False,
+        writing nothing, when the lifecycle already holds the return here."""
+        with database_errors(self._url):
+            async with self._pool.connection() as conn, conn.transaction():
+                row = await (await conn.execute(_STATE_SQL + " FOR UPDATE", (state.return_id,))).fetchone()
+                if row is not None and row[0] is not None:
+                    return False
+                await self._insert(conn, state, opening)
+                await self._update(conn, state, status_changed=True)
+                await self._write_timeline(conn, state.return_id, timeline)
+                queues: dict[tuple[str, ...], float | None] = {}
+                if state.status == "on_hold":
+                    held = _moment(str((state.hold or {}).get("at") or state.updated_at.isoformat()))
+                    queues[HOLDS] = held.timestamp()
+                if state.inspection is not None and state.status == "received":
+                    queues[inspections_of(state.partner)] = _moment(state.inspection["due_by"]).timestamp()
+                await self._write_queues(conn, state, Change(state=state, queues=queues))
+                for message_id in applied:
+                    await self._applied(conn, state.return_id, message_id, "")
+        return True
+
+    async def restore_returned(self, partner: str, basis: dict[str, str], returned: dict[str, float]) -> None:
+        """Quantities taken back against a document as another store counted them: kept where
+        this one counts more already, so a second import adds nothing."""
+        with database_errors(self._url):
+            async with self._pool.connection() as conn, conn.transaction():
+                await self._partner(conn, partner)
+                for sku, quantity in returned.items():
+                    await conn.execute(
+                        f"INSERT INTO {RETURNED_QUANTITIES} AS q "
+                        "(partner_id, document_kind, document_number, sku, quantity) "
+                        "VALUES (%s, %s, %s, %s, %s) "
+                        "ON CONFLICT (partner_id, document_kind, document_number, sku) "
+                        "DO UPDATE SET quantity = greatest(q.quantity, excluded.quantity)",
+                        (partner, basis["kind"], basis["number"], sku, quantity),
+                    )
 
     async def _returned(
         self, conn: AsyncConnection[Any], partner: str, basis: dict[str, str]
@@ -413,7 +459,7 @@ class LifecycleStore:
             "reason_code, requested_date, contract, contract_version, message_id, request, accepted_at, "
             "updated_at, status, status_since) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s) "
-            "ON CONFLICT (id) DO NOTHING",
+            "ON CONFLICT DO NOTHING",
             (
                 state.return_id,
                 state.partner,
@@ -435,9 +481,10 @@ class LifecycleStore:
         )
 
     async def _update(self, conn: AsyncConnection[Any], state: ReturnState, *, status_changed: bool) -> None:
+        """The lifecycle's columns of the return's row (never the intake's)."""
         working = {k: v for k, v in msgspec.to_builtins(state).items() if k not in _COLUMNS}
         basis = state.basis or {}
-        await conn.execute(
+        updated = await conn.execute(
             f"UPDATE {RETURNS} SET status = %s, status_since = CASE WHEN %s THEN %s ELSE status_since END, "
             "updated_at = %s, resume_status = %s, policy = %s, policy_version = %s, approvers_needed = %s, "
             "verdict = %s::jsonb, rma_number = %s, return_site = %s, basis_kind = %s, basis_number = %s, "
@@ -465,6 +512,11 @@ class LifecycleStore:
                 state.return_id,
             ),
         )
+        if updated.rowcount != 1:  # its partner and external id (or request) belong to another return
+            raise PermanentDeliveryFailure(
+                f"return {state.return_id} cannot be recorded: partner {state.partner} already has a return "
+                f"with external id {state.external_id} (or its request message) under another id"
+            )
 
     async def _write_timeline(
         self, conn: AsyncConnection[Any], return_id: str, entries: list[TimelineEntry]

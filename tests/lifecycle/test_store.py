@@ -158,3 +158,29 @@ async def test_the_timeline_is_append_only_for_the_application_role(
             )
         ).fetchone()
     assert denied == (False, False, True)
+
+
+async def test_a_return_the_intake_recorded_is_opened_in_its_own_row(
+    store: LifecycleStore, database: AsyncConnectionPool
+) -> None:
+    return_id, partner = f"ret_{uuid.uuid4().hex}", f"p-{uuid.uuid4().hex[:8]}"
+    async with database.connection() as conn, conn.transaction():  # as the intake records it
+        await conn.execute("INSERT INTO partners (id) VALUES (%s)", (partner,))
+        await conn.execute(
+            "INSERT INTO returns (id, partner_id, external_id, channel, customer_account, reason_code, "
+            "requested_date, contract, contract_version, message_id, request, accepted_at, updated_at, "
+            "status_since) VALUES (%s, %s, 'X-1', 'portal', 'C1', 'defective', '2024-02-20', "
+            "'return-request', 'v1', %s, '{}', now(), now(), now())",
+            (return_id, partner, f"msg_{uuid.uuid4().hex}"),
+        )
+    assert await store.get(return_id) is None  # recorded, not opened by the lifecycle yet
+    assert await store.apply(return_id, "m0", _open(return_id, partner), basis_of=_none, partner=partner)
+    state = await store.get(return_id)
+    assert state is not None and state.status == "requested" and state.policy == "p"
+    async with database.connection() as conn:
+        row = await (
+            await conn.execute(
+                "SELECT external_id, channel, request FROM returns WHERE id = %s", (return_id,)
+            )
+        ).fetchone()
+    assert row == ("X-1", "portal", {})  # the intake's columns stay the intake's
