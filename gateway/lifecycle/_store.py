@@ -650,7 +650,7 @@ class LifecycleStore:
             await cursor.executemany(
                 f"INSERT INTO {OUTBOX} (message_id, source_message_id, return_id, exchange, routing_key, "
                 "headers, body) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s) "
-                "ON CONFLICT (message_id) DO NOTHING",
+                "ON CONFLICT (exchange, message_id) DO NOTHING",
                 rows,
             )
         return True

@@ -286,7 +286,7 @@ def upgrade() -> None:
         """
         CREATE TABLE outbox (
             id                 bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            message_id         text NOT NULL UNIQUE,
+            message_id         text NOT NULL,
             source_message_id  text NOT NULL,
             return_id          text REFERENCES returns (id),
             exchange           text NOT NULL,
@@ -297,7 +297,8 @@ def upgrade() -> None:
             created_at         timestamptz NOT NULL DEFAULT now(),
             sent_at            timestamptz,
             attempts           integer NOT NULL DEFAULT 0,
-            last_error         text
+            last_error         text,
+            UNIQUE (exchange, message_id)
         )
         """
     )
