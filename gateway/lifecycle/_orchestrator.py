@@ -55,6 +55,7 @@ from gateway.lifecycle._rules import Verdict, dispose, validate
 from gateway.lifecycle._status import PARKED, IllegalTransition, allowed_from, is_behind, may_hold, rank
 from gateway.lifecycle._step import LIFECYCLE, WAITING, Step, stamp
 from gateway.lifecycle._store import (
+    ApprovalDecision,
     Change,
     LifecycleStore,
     Opening,
@@ -408,6 +409,18 @@ class Orchestrator(Connector):
         if payload.get("comment"):
             record["comment"] = payload["comment"]
         comment = payload.get("comment")
+        step.change.decisions.append(
+            ApprovalDecision(
+                message_id=step.delivery.message_id,
+                decision=payload["decision"],
+                approver=approver,
+                approver_partner=payload.get("approver_partner"),
+                decided_at=dt.datetime.fromisoformat(payload["decided_at"]),
+                rule=verdict.rule,
+                comment=comment,
+                rejection_reason=payload.get("rejection_reason") if payload["decision"] == "reject" else None,
+            )
+        )
         if payload["decision"] == "reject":
             reason = payload.get("rejection_reason") or "policy_violation"
             self._reject(

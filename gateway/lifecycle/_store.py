@@ -37,6 +37,7 @@ from gateway.database.tables import (
     RETURNS,
     TIMELINE_ENTRIES,
 )
+from gateway.database.tables import APPROVALS as APPROVALS_TABLE
 from gateway.database.tables import HOLDS as HOLDS_TABLE
 from gateway.errors import DatabaseUnavailable, PermanentDeliveryFailure, RetryableDeliveryFailure
 from gateway.lifecycle._dead_letters import DeadLetterRecord
@@ -128,6 +129,20 @@ class ReturnState(msgspec.Struct, kw_only=True):
         return book.policies.get(self.policy) or book.for_partner(self.partner)
 
 
+class ApprovalDecision(msgspec.Struct, frozen=True, kw_only=True):
+    """One person's decision on a return, as the ``approvals`` table keeps it."""
+
+    message_id: str
+    decision: str
+    """approve or reject"""
+    approver: dict[str, str]
+    approver_partner: str | None = None
+    decided_at: dt.datetime
+    rule: dict[str, str] | None = None
+    comment: str | None = None
+    rejection_reason: str | None = None
+
+
 class Change(msgspec.Struct, kw_only=True):
     """What applying one event does, written in one transaction."""
 
@@ -143,6 +158,8 @@ class Change(msgspec.Struct, kw_only=True):
     opening: Opening | None = None
     """The return as the gateway accepted it, when this change opens (or first holds) it: the
     ``returns`` row is inserted with it if the intake has not inserted it already."""
+    decisions: list[ApprovalDecision] = []
+    """People's approval decisions taken into account (the ``approvals`` table, append-only)."""
     inspected: dict[str, Any] | None = None
     """The inspection result (the ``inspection-result`` payload) that closes the inspection task."""
 
@@ -224,6 +241,14 @@ SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
     'detail', detail, 'dead_letter', dead_letter)) ORDER BY id), '[]')::text
 FROM {TIMELINE_ENTRIES} WHERE return_id = %s
 """
+_DECISIONS_SQL = f"""
+SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+    'message_id', message_id, 'decision', decision, 'approver', approver,
+    'approver_partner', approver_partner, 'decided_at', decided_at, 'rule', rule,
+    'comment', comment, 'rejection_reason', rejection_reason)) ORDER BY id), '[]')::text
+FROM {APPROVALS_TABLE} WHERE return_id = %s
+"""
+_decisions = msgspec.json.Decoder(list[ApprovalDecision])
 _state = msgspec.json.Decoder(ReturnState)
 _timeline = msgspec.json.Decoder(list[TimelineEntry])
 _json = msgspec.json.Encoder()
@@ -263,6 +288,13 @@ class LifecycleStore:
             async with self._pool.connection() as conn:
                 row = await (await conn.execute(_TIMELINE_SQL, (return_id,))).fetchone()
         return [] if row is None else _timeline.decode(row[0])
+
+    async def decisions(self, return_id: str) -> list[ApprovalDecision]:
+        """People's approval decisions on the return, in the order they were taken."""
+        with database_errors(self._url):
+            async with self._pool.connection() as conn:
+                row = await (await conn.execute(_DECISIONS_SQL, (return_id,))).fetchone()
+        return [] if row is None else _decisions.decode(row[0])
 
     async def queued(
         self, queue: tuple[str, ...], limit: int = 500, *, offset: int = 0
@@ -367,6 +399,7 @@ class LifecycleStore:
         await self._write_queues(conn, after, change)
         if change.returned and after.basis is not None:
             await self._add_returned(conn, after.partner, after.basis, change.returned)
+        await self._write_decisions(conn, after.return_id, change.decisions)
         await self._applied(conn, after.return_id, message_id, contract)
         return True, await self._write_outbox(conn, after.return_id, message_id, partner, change.emitted)
 
@@ -608,6 +641,27 @@ class LifecycleStore:
                         state.return_id,
                     ),
                 )
+
+    async def _write_decisions(
+        self, conn: AsyncConnection[Any], return_id: str, decisions: list[ApprovalDecision]
+    ) -> None:
+        for d in decisions:
+            await conn.execute(
+                f"INSERT INTO {APPROVALS_TABLE} (return_id, message_id, decision, approver, "
+                "approver_partner, decided_at, rule, comment, rejection_reason) "
+                "VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s::jsonb, %s, %s) ON CONFLICT DO NOTHING",
+                (
+                    return_id,
+                    d.message_id,
+                    d.decision,
+                    _jsonb(d.approver),
+                    d.approver_partner,
+                    d.decided_at,
+                    _jsonb(d.rule),
+                    d.comment,
+                    d.rejection_reason,
+                ),
+            )
 
     async def _applied(
         self, conn: AsyncConnection[Any], return_id: str, message_id: str, contract: str

@@ -138,6 +138,12 @@ async def test_a_high_value_return_needs_two_approvers_and_never_its_requester(d
     second = await desk.decide(desk.second_approver, return_id, decision="approve", comment="checked")
     assert second.json()["complete"] is True
     await desk.lifecycle.reaches(return_id, "authorized")
+    decisions = await desk.lifecycle.store.decisions(return_id)  # the approvals table, append-only
+    assert [(d.decision, d.comment) for d in decisions] == [
+        ("approve", "known customer"),
+        ("approve", "checked"),
+    ]
+    assert len({d.approver["id"] for d in decisions}) == 2 and decisions[0].rule is not None
     decision = await desk.lifecycle.one("return-decision.v1", return_id)
     assert [a.get("comment") for a in decision["approvals"]] == ["known customer", "checked"]
     assert decision["rule"]["id"] == "credit-over-20000"
