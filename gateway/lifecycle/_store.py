@@ -30,6 +30,7 @@ from gateway.broker.names import condition_headers, events_exchange_name
 from gateway.database import database_errors
 from gateway.database.tables import (
     APPLIED_EVENTS,
+    DOCUMENTS,
     INSPECTIONS,
     OUTBOX,
     PARTNERS,
@@ -296,6 +297,19 @@ class LifecycleStore:
                 row = await (await conn.execute(_DECISIONS_SQL, (return_id,))).fetchone()
         return [] if row is None else _decisions.decode(row[0])
 
+    async def documents(self, return_id: str) -> list[tuple[str, str, str | None, str | None]]:
+        """Documents the systems posted for the return: (system, kind, system id, number)."""
+        with database_errors(self._url):
+            async with self._pool.connection() as conn:
+                rows = await (
+                    await conn.execute(
+                        f"SELECT system, kind, system_id, number FROM {DOCUMENTS} "
+                        "WHERE return_id = %s ORDER BY id",
+                        (return_id,),
+                    )
+                ).fetchall()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
     async def queued(
         self, queue: tuple[str, ...], limit: int = 500, *, offset: int = 0
     ) -> list[tuple[str, float]]:
@@ -386,6 +400,7 @@ class LifecycleStore:
         if state is not None and basis is not None:
             returned = await self._returned(conn, state.partner, basis)
         before = None if state is None else state.status
+        posted_before = [] if state is None else list(state.documents)  # decide changes the state in place
         change = decide(state, returned)
         after = change.state
         if after is None:
@@ -399,6 +414,7 @@ class LifecycleStore:
         await self._write_queues(conn, after, change)
         if change.returned and after.basis is not None:
             await self._add_returned(conn, after.partner, after.basis, change.returned)
+        await self._write_documents(conn, after, posted_before, message_id)
         await self._write_decisions(conn, after.return_id, change.decisions)
         await self._applied(conn, after.return_id, message_id, contract)
         return True, await self._write_outbox(conn, after.return_id, message_id, partner, change.emitted)
@@ -428,6 +444,7 @@ class LifecycleStore:
                 if state.inspection is not None and state.status == "received":
                     queues[inspections_of(state.partner)] = _moment(state.inspection["due_by"]).timestamp()
                 await self._write_queues(conn, state, Change(state=state, queues=queues))
+                await self._write_documents(conn, state, [], "imported")
                 for message_id in applied:
                     await self._applied(conn, state.return_id, message_id, "")
         return True
@@ -640,6 +657,33 @@ class LifecycleStore:
                         _jsonb(change.inspected or {}),
                         state.return_id,
                     ),
+                )
+
+    async def _write_documents(
+        self, conn: AsyncConnection[Any], state: ReturnState, before: list[dict[str, str]], message_id: str
+    ) -> None:
+        """Documents the systems posted for the return that this event brought."""
+        known = {_json.encode(d) for d in before}
+        rows = [
+            (
+                state.return_id,
+                str(d.get("system", "")),
+                str(d.get("document_type") or d.get("kind") or ""),
+                d.get("id"),
+                d.get("number"),
+                d.get("status"),
+                message_id,
+            )
+            for d in state.documents
+            if _json.encode(d) not in known and (d.get("id") or d.get("number"))
+        ]
+        if rows:
+            async with conn.cursor() as cursor:
+                await cursor.executemany(
+                    f"INSERT INTO {DOCUMENTS} "
+                    "(return_id, system, kind, system_id, number, status, message_id) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    rows,
                 )
 
     async def _write_decisions(

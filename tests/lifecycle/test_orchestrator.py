@@ -295,6 +295,8 @@ async def test_a_return_travels_the_whole_road_and_every_step_is_on_its_timeline
     await lifecycle.reaches(return_id, "closed")
 
     assert await lifecycle.statuses(return_id) == UNAPPROVED_ROAD
+    in_table = await lifecycle.store.documents(return_id)  # the documents table
+    assert ("netsuite", "returnAuthorization", "40007", "RMA40007") in in_table and len(in_table) >= 2
     timeline = await lifecycle.store.timeline(return_id)
     rules = {e.rule["id"] for e in timeline if e.rule}
     assert {
