@@ -57,6 +57,8 @@ from gateway.lifecycle._step import LIFECYCLE, WAITING, Step, stamp
 from gateway.lifecycle._store import (
     ApprovalDecision,
     Change,
+    Hold,
+    InspectionTask,
     LifecycleStore,
     Opening,
     ReturnState,
@@ -281,7 +283,7 @@ class Orchestrator(Connector):
             request={},
             resume="requested",
             opened=False,
-            hold={"reason": reason, "by": LIFECYCLE, "at": stamp(now)},
+            hold=Hold(reason=reason, by=LIFECYCLE, at=stamp(now)),
         )
         step = Step(state, delivery, now)
         step.change.timeline.append(
@@ -542,7 +544,7 @@ class Orchestrator(Connector):
             reason = "no invoice to credit: the request named none; release it with the invoice"
             step.state.pending_credit = lines
             step.move("on_hold", LIFECYCLE, detail=reason)
-            step.state.hold = {"reason": reason, "by": LIFECYCLE, "at": stamp(step.now)}
+            step.state.hold = Hold(reason=reason, by=LIFECYCLE, at=stamp(step.now))
             return
         step.state.pending_credit = []
         step.emit("credit-memo.v1", credit, "credit")
@@ -560,7 +562,7 @@ class Orchestrator(Connector):
                 step.note("hold_refused", actor, detail=f"a {state.status} return cannot be held")
                 return
             step.move("on_hold", actor, detail=str(payload["reason"])[:500])
-            state.hold = {"reason": payload["reason"], "by": actor, "at": payload["decided_at"]}
+            state.hold = Hold(reason=payload["reason"], by=actor, at=payload["decided_at"])
             return
         if not state.opened:
             step.note(
@@ -656,7 +658,9 @@ class Orchestrator(Connector):
             self._resume_posting(step, actor, detail, link)
         if not state.opened and state.hold is not None and not state.open_dead_letters:
             # Nothing left to replay: the hold says so, for the person who finds it in the queue.
-            state.hold = {**state.hold, "reason": f"{detail[:400]}; the return was never opened"}
+            state.hold = msgspec.structs.replace(
+                state.hold, reason=f"{detail[:400]}; the return was never opened"
+            )
 
     def _resume_posting(self, step: Step, actor: dict[str, str], detail: str, link: dict[str, str]) -> None:
         """Back where a return whose posting failed was, once no failed posting is open any more."""
@@ -783,7 +787,7 @@ class Orchestrator(Connector):
         (same number, same due time)."""
         state = step.state
         issued = state.inspection
-        refines = issued is not None and issued.get("event") == "carrier_delivery" and event == "receipt"
+        refines = issued is not None and issued.event == "carrier_delivery" and event == "receipt"
         if not lines or (issued is not None and not refines):
             return  # one task per return; a delivery of nothing authorized has nothing to inspect
         policy = state.governed_by(self.policies)
@@ -793,10 +797,16 @@ class Orchestrator(Connector):
             state, (rule, reference), {"event": event, "document": document}, lines, site, step.now
         )
         if issued is not None:
-            task["requested_at"], task["due_by"] = issued["requested_at"], issued["due_by"]
-        state.inspection = {
-            key: task[key] for key in ("task_number", "site", "due_by", "priority", "rule", "requested_at")
-        } | {"event": event}
+            task["requested_at"], task["due_by"] = issued.requested_at, issued.due_by
+        state.inspection = InspectionTask(
+            task_number=task["task_number"],
+            site=task["site"],
+            due_by=task["due_by"],
+            priority=task["priority"],
+            rule=task["rule"],
+            requested_at=task["requested_at"],
+            event=event,
+        )
         step.emit("inspection-task.v1", task, "inspection-task")
         due = dt.datetime.fromisoformat(task["due_by"])
         step.change.queues[inspections_of(state.partner)] = due.timestamp()

@@ -43,6 +43,7 @@ from gateway.database.tables import HOLDS as HOLDS_TABLE
 from gateway.errors import DatabaseUnavailable, PermanentDeliveryFailure, RetryableDeliveryFailure
 from gateway.lifecycle._dead_letters import DeadLetterRecord
 from gateway.lifecycle._policy import Policy, PolicyBook
+from gateway.lifecycle._status import ReturnStatus
 from gateway.sdk import Emitted
 from gateway.settings import Settings
 
@@ -70,6 +71,29 @@ class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     dead_letter: dict[str, str] | None = None
 
 
+class Hold(msgspec.Struct, frozen=True, kw_only=True):
+    """Why a return is on hold, who held it and when (while it is)."""
+
+    reason: str
+    by: dict[str, str]
+    at: str
+    """RFC 3339, as the contracts' DateTime."""
+
+
+class InspectionTask(msgspec.Struct, frozen=True, kw_only=True):
+    """The inspection task issued when a return's goods arrived (the ``inspection-task`` sent)."""
+
+    task_number: str
+    site: str
+    due_by: str
+    """RFC 3339: the rank in the partner's inspections queue."""
+    priority: str
+    rule: dict[str, str]
+    requested_at: str
+    event: str
+    """What raised it: ``receipt`` or ``carrier_delivery`` (a receipt refines the latter's task)."""
+
+
 class ReturnState(msgspec.Struct, kw_only=True):
     """Where one return stands, and what the lifecycle needs to take it further."""
 
@@ -77,13 +101,13 @@ class ReturnState(msgspec.Struct, kw_only=True):
     partner: str
     external_id: str
     channel: str
-    status: str
+    status: ReturnStatus
     created_at: dt.datetime
     updated_at: dt.datetime
     policy: str
     policy_version: str
     request: dict[str, Any]
-    resume: str | None = None
+    resume: ReturnStatus | None = None
     """The status a parked return (posting failed, on hold) left, and goes back to."""
     approvers_needed: int = 0
     approvals: list[dict[str, Any]] = []
@@ -96,9 +120,9 @@ class ReturnState(msgspec.Struct, kw_only=True):
     """The authorization lines (requested and authorized quantity) the return was authorized with."""
     return_site: str | None = None
     """Where the goods are to be sent, as the authorization named it."""
-    inspection: dict[str, Any] | None = None
+    inspection: InspectionTask | None = None
     """The inspection task issued when the goods arrived: number, site, due by, priority, rule."""
-    hold: dict[str, Any] | None = None
+    hold: Hold | None = None
     """Why the return is on hold, who held it and when (while it is)."""
     holds: int = 0
     """How many times it was put on hold (numbers each hold, so a retried release is one event)."""
@@ -439,10 +463,10 @@ class LifecycleStore:
                 await self._write_timeline(conn, state.return_id, timeline)
                 queues: dict[tuple[str, ...], float | None] = {}
                 if state.status == "on_hold":
-                    held = _moment(str((state.hold or {}).get("at") or state.updated_at.isoformat()))
+                    held = _moment(state.hold.at) if state.hold else state.updated_at
                     queues[HOLDS] = held.timestamp()
                 if state.inspection is not None and state.status == "received":
-                    queues[inspections_of(state.partner)] = _moment(state.inspection["due_by"]).timestamp()
+                    queues[inspections_of(state.partner)] = _moment(state.inspection.due_by).timestamp()
                 await self._write_queues(conn, state, Change(state=state, queues=queues))
                 await self._write_documents(conn, state, [], "imported")
                 for message_id in applied:
@@ -525,7 +549,7 @@ class LifecycleStore:
                 _jsonb(opening.request),
                 opening.accepted_at,
                 state.updated_at,
-                state.status,
+                str(state.status),
                 state.updated_at,
             ),
         )
@@ -541,11 +565,11 @@ class LifecycleStore:
             "holds_count = %s, pending_credit = %s::jsonb, credit_invoice = %s::jsonb, "
             "parked_events = %s::jsonb, lifecycle = %s::jsonb WHERE id = %s",
             (
-                state.status,
+                str(state.status),
                 status_changed,
                 state.updated_at,
                 state.updated_at,
-                state.resume,
+                None if state.resume is None else str(state.resume),
                 state.policy or None,
                 state.policy_version or None,
                 state.approvers_needed,
@@ -600,17 +624,17 @@ class LifecycleStore:
         """Holds and inspection tasks the return entered or left (approvals are its status)."""
         for (kind, *_), rank in change.queues.items():
             if kind == "holds" and rank is not None:
-                hold = state.hold or {}
+                hold = state.hold
                 await conn.execute(
                     f"INSERT INTO {HOLDS_TABLE} (return_id, number, reason, held_by, held_at, resume_status) "
                     "VALUES (%s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT DO NOTHING",
                     (
                         state.return_id,
                         max(1, state.holds),
-                        str(hold.get("reason", "")),
-                        _jsonb(hold.get("by") or {}),
+                        hold.reason if hold else "",
+                        _jsonb(hold.by if hold else {}),
                         dt.datetime.fromtimestamp(rank, dt.UTC),
-                        state.resume or "",
+                        str(state.resume or ""),
                     ),
                 )
             elif kind == "holds":
@@ -636,14 +660,14 @@ class LifecycleStore:
                     "priority = excluded.priority, due_by = excluded.due_by, rule = excluded.rule, "
                     "raised_by = excluded.raised_by",
                     (
-                        task["task_number"],
+                        task.task_number,
                         state.return_id,
-                        task.get("site"),
-                        task["priority"],
-                        _moment(task["due_by"]),
-                        _jsonb(task["rule"]),
-                        task.get("event", "receipt"),
-                        _moment(task["requested_at"]),
+                        task.site,
+                        task.priority,
+                        _moment(task.due_by),
+                        _jsonb(task.rule),
+                        task.event,
+                        _moment(task.requested_at),
                     ),
                 )
             elif kind == "inspections" and rank is None:

@@ -9,7 +9,7 @@ import msgspec
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
-from gateway.lifecycle import HOLDS, LifecycleStore, ReturnState, TimelineEntry, import_from_redis
+from gateway.lifecycle import HOLDS, Hold, LifecycleStore, ReturnState, TimelineEntry, import_from_redis
 from gateway.settings import Settings
 from gateway.storage.keys import (
     lifecycle_applied,
@@ -42,7 +42,7 @@ async def test_a_return_held_in_redis_is_copied_once(
         rma_number="RMA1",
         basis={"kind": "invoice", "number": "90031877"},
         holds=1,
-        hold={"reason": "fraud review", "by": {"type": "user", "id": "u1"}, "at": now.isoformat()},
+        hold=Hold(reason="fraud review", by={"type": "user", "id": "u1"}, at=now.isoformat()),
     )
     user = {"type": "user", "id": "u1"}
     entries = [
