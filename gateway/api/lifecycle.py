@@ -305,7 +305,7 @@ async def approvals_queue(request: Request[Any, Any, Any]) -> Response[bytes]:
     waiting: list[WaitingReturn] = []
     for state, since in await _governed_queue(services, principal, APPROVALS):
         return_id = state.return_id
-        verdict = msgspec.convert(state.verdict, Verdict) if state.verdict else None
+        verdict = state.verdict
         waiting.append(
             WaitingReturn(
                 return_id=return_id,

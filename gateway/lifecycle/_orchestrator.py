@@ -55,6 +55,7 @@ from gateway.lifecycle._rules import Verdict, dispose, validate
 from gateway.lifecycle._status import PARKED, IllegalTransition, allowed_from, is_behind, may_hold, rank
 from gateway.lifecycle._step import LIFECYCLE, WAITING, Step, stamp
 from gateway.lifecycle._store import (
+    Approval,
     ApprovalDecision,
     Change,
     Hold,
@@ -323,7 +324,7 @@ class Orchestrator(Connector):
         try:
             on_event(step, step.delivery.payload, returned)
         except _Parked as parked:
-            step.state.parked.append(msgspec.to_builtins(step.delivery))
+            step.state.parked.append(step.delivery)
             step.note(
                 "parked",
                 _system(step.delivery),
@@ -339,9 +340,9 @@ class Orchestrator(Connector):
         while progress and step.state.parked:
             progress = False
             waiting, step.state.parked = step.state.parked, []
-            for raw in waiting:
+            for parked in waiting:
                 before = len(step.state.parked)
-                step.delivery = msgspec.convert(raw, Delivery)
+                step.delivery = parked
                 status = step.state.status
                 self._apply(step, returned)
                 if len(step.state.parked) == before and step.state.status != status:
@@ -362,7 +363,7 @@ class Orchestrator(Connector):
         policy = state.governed_by(self.policies)
         state.basis = _basis_of_documents(payload)
         verdict = validate(state.request, payload, returned if state.basis else {}, policy)
-        state.verdict = msgspec.to_builtins(verdict)
+        state.verdict = verdict
         documents = [
             {
                 "system": str(payload["system"]),
@@ -403,13 +404,15 @@ class Orchestrator(Connector):
                 "approval_refused", approver, detail="the requesting partner cannot approve its own return"
             )
             return
-        if any(a["approver"]["id"] == approver["id"] for a in state.approvals):
+        if any(a.approver["id"] == approver["id"] for a in state.approvals):
             step.note("approval_refused", approver, detail="this approver has already decided")
             return
-        verdict = msgspec.convert(state.verdict, Verdict)
-        record = {"approver": approver, "decided_at": payload["decided_at"]}
-        if payload.get("comment"):
-            record["comment"] = payload["comment"]
+        verdict = state.verdict
+        if verdict is None:  # waiting for a person means a verdict was given
+            raise PermanentDeliveryFailure(f"return {state.return_id} waits for approval without a verdict")
+        record = Approval(
+            approver=approver, decided_at=payload["decided_at"], comment=payload.get("comment") or None
+        )
         comment = payload.get("comment")
         step.change.decisions.append(
             ApprovalDecision(
@@ -692,7 +695,7 @@ class Orchestrator(Connector):
             "request": state.request,
         }
         if state.approvals:
-            payload["approvals"] = state.approvals
+            payload["approvals"] = msgspec.to_builtins(state.approvals)
         step.emit("return-decision.v1", payload, "decision")
         taken: dict[str, float] = {}
         for line in lines:
@@ -710,7 +713,7 @@ class Orchestrator(Connector):
         rule: dict[str, str],
         *,
         comment: str | None = None,
-        approvals: list[dict[str, Any]] | None = None,
+        approvals: list[Approval] | None = None,
     ) -> None:
         state = step.state
         refused = [
@@ -870,8 +873,8 @@ def _basis_of_state(state: ReturnState) -> dict[str, str] | None:
     if state.basis is not None:
         return state.basis
     for parked in state.parked:
-        if parked.get("contract") == "return-documents":
-            return _basis_of_documents(parked["payload"])
+        if parked.contract == "return-documents":
+            return _basis_of_documents(parked.payload)
     return None
 
 

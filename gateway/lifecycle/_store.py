@@ -43,8 +43,9 @@ from gateway.database.tables import HOLDS as HOLDS_TABLE
 from gateway.errors import DatabaseUnavailable, PermanentDeliveryFailure, RetryableDeliveryFailure
 from gateway.lifecycle._dead_letters import DeadLetterRecord
 from gateway.lifecycle._policy import Policy, PolicyBook
+from gateway.lifecycle._rules import Verdict
 from gateway.lifecycle._status import ReturnStatus
-from gateway.sdk import Emitted
+from gateway.sdk import Delivery, Emitted
 from gateway.settings import Settings
 
 #: The queue of returns waiting for a person's decision.
@@ -94,6 +95,15 @@ class InspectionTask(msgspec.Struct, frozen=True, kw_only=True):
     """What raised it: ``receipt`` or ``carrier_delivery`` (a receipt refines the latter's task)."""
 
 
+class Approval(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An approval a return was given (or the decision that rejected it), as the lifecycle
+    counts them and the ``return-decision`` lists them."""
+
+    approver: dict[str, str]
+    decided_at: str
+    comment: str | None = None
+
+
 class ReturnState(msgspec.Struct, kw_only=True):
     """Where one return stands, and what the lifecycle needs to take it further."""
 
@@ -110,8 +120,8 @@ class ReturnState(msgspec.Struct, kw_only=True):
     resume: ReturnStatus | None = None
     """The status a parked return (posting failed, on hold) left, and goes back to."""
     approvers_needed: int = 0
-    approvals: list[dict[str, Any]] = []
-    verdict: dict[str, Any] | None = None
+    approvals: list[Approval] = []
+    verdict: Verdict | None = None
     rma_number: str | None = None
     documents: list[dict[str, str]] = []
     basis: dict[str, str] | None = None
@@ -136,7 +146,7 @@ class ReturnState(msgspec.Struct, kw_only=True):
     opened: bool = True
     """False while the lifecycle holds the return only because its request (or an event about
     it) died here before it could open it: no request applied yet; a replay of it opens it."""
-    parked: list[dict[str, Any]] = []
+    parked: list[Delivery] = []
     """Events that arrived before the return was ready for them (as deliveries), applied later."""
 
     @property
