@@ -40,20 +40,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
 
 from gateway.errors import ConfigurationError, GatewayError, NotReadyYet, PermanentDeliveryFailure
-from gateway.lifecycle._commands import credit_memo, inspection_task, supplier_claim
+from gateway.lifecycle._commands import (
+    LIFECYCLE,
+    credit_memo,
+    inspection_task,
+    rejection,
+    return_decision,
+    stamp,
+    status_changed,
+    supplier_claim,
+)
 from gateway.lifecycle._dead_letters import record_failure, record_replay, resolve
 from gateway.lifecycle._outbox import OutboxRelay
 from gateway.lifecycle._policy import PolicyBook, PolicyError
 from gateway.lifecycle._rules import Verdict, dispose, validate
 from gateway.lifecycle._status import PARKED, IllegalTransition, allowed_from, is_behind, may_hold, rank
-from gateway.lifecycle._step import LIFECYCLE, WAITING, Step, stamp
+from gateway.lifecycle._step import WAITING, Step
 from gateway.lifecycle._store import (
     Approval,
     ApprovalDecision,
@@ -214,16 +222,7 @@ class Orchestrator(Connector):
         )
         step.emit(
             "return-status-changed.v1",
-            {
-                "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{delivery.message_id}/requested")),
-                "return_id": state.return_id,
-                "external_id": state.external_id,
-                "partner": state.partner,
-                "from_status": None,
-                "to_status": "requested",
-                "changed_at": stamp(now),
-                "actor": actor,
-            },
+            status_changed(state, delivery.message_id, None, "requested", now, actor),
             "status.requested",
         )
         step.change.opening = Opening.of_request(
@@ -684,18 +683,7 @@ class Orchestrator(Connector):
         rule: dict[str, str],
     ) -> None:
         state = step.state
-        payload: dict[str, Any] = {
-            "return_id": state.return_id,
-            "external_id": state.external_id,
-            "decision": decision,
-            "decided_at": stamp(step.now),
-            "decided_by": actor,
-            "rule": rule,
-            "lines": lines,
-            "request": state.request,
-        }
-        if state.approvals:
-            payload["approvals"] = msgspec.to_builtins(state.approvals)
+        payload = return_decision(state, decision, lines, step.now, actor, rule)
         step.emit("return-decision.v1", payload, "decision")
         taken: dict[str, float] = {}
         for line in lines:
@@ -716,32 +704,7 @@ class Orchestrator(Connector):
         approvals: list[Approval] | None = None,
     ) -> None:
         state = step.state
-        refused = [
-            {
-                "line_number": ln["line_number"],
-                "sku": ln["sku"],
-                "requested_quantity": ln["requested_quantity"],
-                "authorized_quantity": 0,
-                "unit_of_measure": ln["unit_of_measure"],
-                "rejection_reason": ln.get("rejection_reason") or reason,
-            }
-            for ln in lines
-        ]
-        request = state.request
-        payload: dict[str, Any] = {
-            "return_id": state.return_id,
-            "external_id": state.external_id,
-            "decision": "rejected",
-            "decided_at": stamp(step.now),
-            "decided_by": actor,
-            "rule": rule,
-            "rejection_reason": reason,
-            "customer": request["customer"],
-            "references": request["references"],
-            "lines": refused,
-        }
-        if comment:
-            payload["notes"] = comment
+        payload = rejection(state, lines, reason, step.now, actor, rule, comment)
         step.emit("return-authorization.v1", payload, "rejection")
         state.approvals += approvals or []
         step.move("rejected", actor, rule=rule, detail=reason + (f": {comment}" if comment else ""))
