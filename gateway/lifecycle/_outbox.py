@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
+import time
 from typing import Any
 
 import msgspec
@@ -39,6 +41,10 @@ IDLE_SECONDS = 1.0
 """How often the relay looks for rows when nobody woke it (rows of another process)."""
 MAX_PAUSE_SECONDS = 10.0
 """The longest pause after a failure (broker or database away)."""
+KEEP_SENT = dt.timedelta(days=7)
+"""How long a sent row is kept (to see what was published, and when) before it is deleted."""
+PURGE_EVERY_SECONDS = 600.0
+"""How often the relay deletes rows sent longer ago than :data:`KEEP_SENT`."""
 
 _envelope = msgspec.json.Decoder(Envelope)
 _payload = msgspec.json.Decoder(dict[str, Any])
@@ -64,6 +70,7 @@ class OutboxRelay:
         self._idle = idle_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._purged_at = 0.0
 
     async def start(self) -> None:
         """Connect to the broker (in the background if it is away) and start relaying."""
@@ -104,9 +111,23 @@ class OutboxRelay:
             pause = 0.0
             if sent == BATCH:
                 continue  # more waiting
+            if time.monotonic() - self._purged_at > PURGE_EVERY_SECONDS:
+                with contextlib.suppress(DatabaseUnavailable):
+                    await self.purge_sent()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._idle)
             self._wake.clear()
+
+    async def purge_sent(self, older_than: dt.timedelta = KEEP_SENT) -> int:
+        """Delete this namespace's rows sent longer ago than ``older_than``; answer how many."""
+        with database_errors(self._url):
+            async with self._pool.connection() as conn:
+                deleted = await conn.execute(
+                    f"DELETE FROM {OUTBOX} WHERE exchange = %s AND sent_at < now() - %s",
+                    (self._exchange, older_than),
+                )
+        self._purged_at = time.monotonic()
+        return deleted.rowcount
 
     async def relay_once(self) -> tuple[int, bool]:
         """Publish one batch of unsent rows, oldest first: (rows sent, whether one failed)."""

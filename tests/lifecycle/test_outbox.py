@@ -97,3 +97,19 @@ async def _refused_then_published(
         mine = [e["message_id"] for e in published if e["correlation_id"] == return_id]
         assert mine == [m for r, m, _, _ in written if r == return_id]  # in the order decided
     assert all(m.routing_key == "note.v1" for m in captured.messages)
+
+
+async def test_rows_sent_long_ago_are_deleted_and_unsent_ones_kept(
+    database: AsyncConnectionPool, settings: Settings, relay: OutboxRelay
+) -> None:
+    store = LifecycleStore(database, settings)
+    return_id, partner = await opened(store)
+    await store.apply(return_id, "m1", _count("m1"), basis_of=_none, partner=partner)
+    await store.apply(return_id, "m2", _count("m2"), basis_of=_none, partner=partner)
+    first, second = await _rows(database, [return_id])
+    async with database.connection() as conn:  # the first went out a week and a day ago
+        await conn.execute(
+            "UPDATE outbox SET sent_at = now() - interval '8 days' WHERE message_id = %s", (first[1],)
+        )
+    assert await relay.purge_sent() >= 1
+    assert [m for _, m, _, _ in await _rows(database, [return_id])] == [second[1]]

@@ -306,7 +306,8 @@ def upgrade() -> None:
         "COMMENT ON COLUMN outbox.source_message_id IS "
         "'the event whose change decided this message (published again on its redelivery)'"
     )
-    op.execute("CREATE INDEX outbox_unsent_idx ON outbox (id) WHERE sent_at IS NULL")
+    op.execute("CREATE INDEX outbox_unsent_idx ON outbox (exchange, id) WHERE sent_at IS NULL")
+    op.execute("CREATE INDEX outbox_sent_idx ON outbox (exchange, sent_at) WHERE sent_at IS NOT NULL")
     op.execute("CREATE INDEX outbox_source_idx ON outbox (source_message_id)")
 
     op.execute(f"GRANT SELECT, INSERT ON timeline_entries, approvals, applied_events TO {APP}")
