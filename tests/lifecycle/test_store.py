@@ -4,6 +4,7 @@ return one after the other, other returns never waiting for them, a redelivery c
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import uuid
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from gateway.errors import DatabaseUnavailable, RetryableDeliveryFailure
 from gateway.lifecycle import LifecycleStore, ReturnState, TimelineEntry
 from gateway.lifecycle._store import Change, Opening
 from gateway.settings import Settings
@@ -184,3 +186,21 @@ async def test_a_return_the_intake_recorded_is_opened_in_its_own_row(
             )
         ).fetchone()
     assert row == ("X-1", "portal", {})  # the intake's columns stay the intake's
+
+
+async def test_a_database_away_is_unavailable_to_readers_and_retryable_to_the_lifecycle(
+    settings: Settings,
+) -> None:
+    away = dataclasses.replace(settings, database_url="postgresql://postgres@127.0.0.1:1/nowhere")
+    pool: AsyncConnectionPool = AsyncConnectionPool(
+        away.database, min_size=0, max_size=1, timeout=0.5, open=False, kwargs={"connect_timeout": 1}
+    )
+    await pool.open(wait=False)
+    try:
+        store = LifecycleStore(pool, away)
+        with pytest.raises(DatabaseUnavailable):
+            await store.get(f"ret_{uuid.uuid4().hex}")
+        with pytest.raises(RetryableDeliveryFailure):
+            await store.apply(f"ret_{uuid.uuid4().hex}", "m1", _count("m1"), basis_of=_none, partner="p")
+    finally:
+        await pool.close()
