@@ -204,3 +204,44 @@ async def test_a_database_away_is_unavailable_to_readers_and_retryable_to_the_li
             await store.apply(f"ret_{uuid.uuid4().hex}", "m1", _count("m1"), basis_of=_none, partner="p")
     finally:
         await pool.close()
+
+
+async def test_returns_against_one_document_count_its_quantities_one_after_the_other(
+    store: LifecycleStore, database: AsyncConnectionPool
+) -> None:
+    partner = f"p-{uuid.uuid4().hex[:8]}"
+    basis = {"kind": "invoice", "number": uuid.uuid4().hex[:10]}
+    return_ids = []
+    for _ in range(8):
+        return_id = f"ret_{uuid.uuid4().hex}"
+        await store.apply(return_id, "m0", _open(return_id, partner), basis_of=_none, partner=partner)
+        return_ids.append(return_id)
+
+    def take_one(state: ReturnState | None, returned: dict[str, float]) -> Change:
+        assert state is not None
+        state.basis = basis
+        entry = TimelineEntry(
+            at=dt.datetime.now(dt.UTC),
+            action="counted",
+            actor=ACTOR,
+            message_id="take",
+            detail=str(returned.get("SKU-1", 0.0)),
+        )
+        return Change(state=state, timeline=[entry], returned={"SKU-1": 1.0})
+
+    await asyncio.gather(
+        *(store.apply(r, "take", take_one, basis_of=lambda s: basis, partner=partner) for r in return_ids)
+    )
+    seen = []
+    for r in return_ids:
+        seen += [float(e.detail or "") for e in await store.timeline(r) if e.action == "counted"]
+    seen.sort()
+    assert seen == [float(n) for n in range(8)]  # each saw what those before it took
+    async with database.connection() as conn:
+        [(total,)] = await (
+            await conn.execute(
+                "SELECT quantity FROM returned_quantities WHERE partner_id = %s AND document_number = %s",
+                (partner, basis["number"]),
+            )
+        ).fetchall()
+    assert float(total) == 8
