@@ -144,8 +144,8 @@ def credit_memo(state: ReturnState, lines: list[dict[str, Any]]) -> dict[str, An
     invoice = request["references"].get("invoice")
     if invoice is None and state.basis and state.basis["kind"] == "invoice":
         invoice = {"number": state.basis["number"]}
-    if invoice is None:
-        invoice = state.credit_invoice
+    if invoice is None and state.credit_invoice is not None:
+        invoice = msgspec.to_builtins(state.credit_invoice)
     if invoice is None:
         return None
     credit: dict[str, Any] = {

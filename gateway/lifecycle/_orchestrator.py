@@ -66,6 +66,7 @@ from gateway.lifecycle._store import (
     Approval,
     ApprovalDecision,
     Change,
+    DocumentReference,
     Hold,
     InspectionTask,
     LifecycleStore,
@@ -582,7 +583,7 @@ class Orchestrator(Connector):
         detail = "released" + (f": {payload['reason']}" if payload.get("reason") else "")
         step.move(state.resume, actor, detail=detail[:500])
         if state.pending_credit:
-            state.credit_invoice = dict(payload["invoice_reference"])
+            state.credit_invoice = msgspec.convert(payload["invoice_reference"], DocumentReference)
             self._credit(step, state.pending_credit)
 
     def _on_credit(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:

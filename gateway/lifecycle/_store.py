@@ -95,6 +95,14 @@ class InspectionTask(msgspec.Struct, frozen=True, kw_only=True):
     """What raised it: ``receipt`` or ``carrier_delivery`` (a receipt refines the latter's task)."""
 
 
+class DocumentReference(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The contracts' DocumentReference: here, the invoice a person named to credit against."""
+
+    number: str
+    date: str | None = None
+    line_number: int | None = None
+
+
 class Approval(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """An approval a return was given (or the decision that rejected it), as the lifecycle
     counts them and the ``return-decision`` lists them."""
@@ -138,7 +146,7 @@ class ReturnState(msgspec.Struct, kw_only=True):
     """How many times it was put on hold (numbers each hold, so a retried release is one event)."""
     pending_credit: list[dict[str, Any]] = []
     """Credit lines held back for want of an invoice to credit against (released with one)."""
-    credit_invoice: dict[str, Any] | None = None
+    credit_invoice: DocumentReference | None = None
     """The invoice the person who released the return named, for the credit memo."""
     dead_letters: list[DeadLetterRecord] = []
     """Dead letters announced about the return: open ones until delivered or discarded, and
