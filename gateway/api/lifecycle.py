@@ -38,7 +38,7 @@ from gateway.registry import ContractRegistry
 
 #: Most returns one queue listing answers (oldest first).
 LIST_LIMIT = 500
-#: Queue entries read from Redis at a time while filtering a shared queue for one tenant.
+#: Queue entries read at a time while filtering a shared queue for one tenant.
 QUEUE_PAGE = 500
 
 

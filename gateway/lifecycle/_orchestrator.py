@@ -2,7 +2,8 @@
 
 It consumes the return's events from RabbitMQ (its queue is fed by the routing table like any
 connector's, and the connector runtime gives it retries, dead letters and deduplication), applies
-each to the return's state in one Redis transaction, and publishes what comes next:
+each to the return's state in one PostgreSQL transaction, and writes what comes next to the
+outbox, which its relay publishes:
 
 * ``return-request``        → the case opens (requested);
 * ``return-documents``      → the ERP's facts: validated, then authorized (``return-decision`` to
