@@ -38,7 +38,7 @@ from gateway.registry import ContractRegistry
 
 #: Most returns one queue listing answers (oldest first).
 LIST_LIMIT = 500
-#: Queue entries read from Redis at a time while filtering a shared queue for one tenant.
+#: Queue entries read at a time while filtering a shared queue for one tenant.
 QUEUE_PAGE = 500
 
 
@@ -305,7 +305,7 @@ async def approvals_queue(request: Request[Any, Any, Any]) -> Response[bytes]:
     waiting: list[WaitingReturn] = []
     for state, since in await _governed_queue(services, principal, APPROVALS):
         return_id = state.return_id
-        verdict = msgspec.convert(state.verdict, Verdict) if state.verdict else None
+        verdict = state.verdict
         waiting.append(
             WaitingReturn(
                 return_id=return_id,
@@ -350,20 +350,20 @@ async def inspections_to_do(
     for return_id, _ in await services.lifecycle.queued(inspections_of(principal.partner)):
         state = await services.lifecycle.get(return_id)
         task = state.inspection if state is not None else None
-        if state is None or task is None or (site is not None and task["site"] != site):
+        if state is None or task is None or (site is not None and task.site != site):
             continue
         to_do.append(
             InspectionToDo(
                 return_id=return_id,
                 external_id=state.external_id,
                 rma_number=state.rma_number,
-                task_number=task["task_number"],
-                site=task["site"],
-                priority=task["priority"],
-                requested_at=task["requested_at"],
-                due_by=task["due_by"],
-                overdue=dt.datetime.fromisoformat(task["due_by"]) < now,
-                rule=task["rule"],
+                task_number=task.task_number,
+                site=task.site,
+                priority=task.priority,
+                requested_at=task.requested_at,
+                due_by=task.due_by,
+                overdue=dt.datetime.fromisoformat(task.due_by) < now,
+                rule=task.rule,
             )
         )
     return answer(request, InspectionsDocument(object="list", data=to_do))
@@ -487,7 +487,7 @@ async def holds_queue(request: Request[Any, Any, Any]) -> Response[bytes]:
     for state, since in await _governed_queue(services, principal, HOLDS):
         if state.status != "on_hold":
             continue
-        hold = state.hold or {}
+        hold = state.hold
         held.append(
             HeldReturn(
                 return_id=state.return_id,
@@ -495,8 +495,8 @@ async def holds_queue(request: Request[Any, Any, Any]) -> Response[bytes]:
                 external_id=state.external_id,
                 held_since=dt.datetime.fromtimestamp(since, dt.UTC),
                 age_seconds=int(now - since),
-                reason=str(hold.get("reason", "")),
-                held_by=dict(hold.get("by") or {}),
+                reason=hold.reason if hold else "",
+                held_by=dict(hold.by) if hold else {},
                 resumes_at=state.resume,
                 needs_invoice=bool(state.pending_credit),
             )

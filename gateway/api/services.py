@@ -98,7 +98,7 @@ class Services:
         returns = ReturnStore(redis, settings)
         idempotency = IdempotencyStore(redis, settings)
         stack.push_async_callback(idempotency.aclose)
-        lifecycle = LifecycleStore(redis, settings)
+        lifecycle = LifecycleStore(database, settings)
         policies = policies or PolicyBook.load(settings.policies_dir, settings.contracts_dir)
         webhooks = WebhookIntake(
             settings, routing=routing, mappings=mappings, redis=redis, returns=returns, publisher=publisher

@@ -147,7 +147,7 @@ class ReturnEvents:
         state = await self._governed(principal, return_id, "approves")
         if state.status not in WAITING:
             raise StatusConflict(f"return {return_id} is {state.status}: nothing waits for approval")
-        if any(a["approver"]["id"] == principal.key_id for a in state.approvals):
+        if any(a.approver["id"] == principal.key_id for a in state.approvals):
             raise StatusConflict(f"this approver already approved return {return_id}; another must")
         submitted = decode_json(body)
         fields = submitted if isinstance(submitted, dict) else {}

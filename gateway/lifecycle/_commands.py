@@ -1,17 +1,122 @@
-"""The documents the lifecycle asks systems to act on, built from a return's state: the
-inspection task when the goods arrive, the draft credit memo for what inspection found
-creditable, and the claim to a vendor who pays."""
+"""Every payload the lifecycle publishes, each built here and nowhere else, from a return's
+state: the status change announced on every move, the decision sent to the ERP (or the
+rejection sent back), the inspection task when the goods arrive, the draft credit memo for
+what inspection found creditable, and the claim to a vendor who pays."""
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
+
 from gateway.lifecycle._policy import InspectionRule
 from gateway.lifecycle._rules import Claim, credit_totals
-from gateway.lifecycle._step import LIFECYCLE, stamp
 from gateway.lifecycle._store import ReturnState
+
+#: The actor of what the lifecycle decides by rule.
+LIFECYCLE: dict[str, str] = {"type": "system", "id": "lifecycle"}
+
+
+def stamp(moment: dt.datetime) -> str:
+    """RFC 3339 in UTC with ``Z``, as the contracts' ``DateTime`` wants it."""
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def status_changed(
+    state: ReturnState,
+    message_id: str,
+    came_from: str | None,
+    to: str,
+    at: dt.datetime,
+    actor: dict[str, str],
+    *,
+    rule: dict[str, str] | None = None,
+    detail: str | None = None,
+) -> dict[str, Any]:
+    """``return-status-changed``: one per move, its id stable for the event that made it."""
+    event: dict[str, Any] = {
+        "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{message_id}/{to}")),
+        "return_id": state.return_id,
+        "external_id": state.external_id,
+        "partner": state.partner,
+        "from_status": came_from,
+        "to_status": to,
+        "changed_at": stamp(at),
+        "actor": actor,
+    }
+    if state.rma_number:
+        event["rma_number"] = state.rma_number
+    if rule:
+        event["rule"] = rule
+    if detail:
+        event["reason"] = detail[:500]
+    return event
+
+
+def return_decision(
+    state: ReturnState,
+    decision: str,
+    lines: list[dict[str, Any]],
+    at: dt.datetime,
+    actor: dict[str, str],
+    rule: dict[str, str],
+) -> dict[str, Any]:
+    """``return-decision`` to the ERP: authorize these lines (it answers with the RMA)."""
+    payload: dict[str, Any] = {
+        "return_id": state.return_id,
+        "external_id": state.external_id,
+        "decision": decision,
+        "decided_at": stamp(at),
+        "decided_by": actor,
+        "rule": rule,
+        "lines": lines,
+        "request": state.request,
+    }
+    if state.approvals:
+        payload["approvals"] = msgspec.to_builtins(state.approvals)
+    return payload
+
+
+def rejection(
+    state: ReturnState,
+    lines: list[dict[str, Any]],
+    reason: str,
+    at: dt.datetime,
+    actor: dict[str, str],
+    rule: dict[str, str],
+    comment: str | None = None,
+) -> dict[str, Any]:
+    """``return-authorization`` rejected: every line refused, with its reason."""
+    refused = [
+        {
+            "line_number": ln["line_number"],
+            "sku": ln["sku"],
+            "requested_quantity": ln["requested_quantity"],
+            "authorized_quantity": 0,
+            "unit_of_measure": ln["unit_of_measure"],
+            "rejection_reason": ln.get("rejection_reason") or reason,
+        }
+        for ln in lines
+    ]
+    request = state.request
+    payload: dict[str, Any] = {
+        "return_id": state.return_id,
+        "external_id": state.external_id,
+        "decision": "rejected",
+        "decided_at": stamp(at),
+        "decided_by": actor,
+        "rule": rule,
+        "rejection_reason": reason,
+        "customer": request["customer"],
+        "references": request["references"],
+        "lines": refused,
+    }
+    if comment:
+        payload["notes"] = comment
+    return payload
 
 
 def supplier_claim(state: ReturnState, claim: Claim, now: dt.datetime) -> dict[str, Any]:
@@ -39,8 +144,8 @@ def credit_memo(state: ReturnState, lines: list[dict[str, Any]]) -> dict[str, An
     invoice = request["references"].get("invoice")
     if invoice is None and state.basis and state.basis["kind"] == "invoice":
         invoice = {"number": state.basis["number"]}
-    if invoice is None:
-        invoice = state.credit_invoice
+    if invoice is None and state.credit_invoice is not None:
+        invoice = msgspec.to_builtins(state.credit_invoice)
     if invoice is None:
         return None
     credit: dict[str, Any] = {

@@ -2,7 +2,8 @@
 
 It consumes the return's events from RabbitMQ (its queue is fed by the routing table like any
 connector's, and the connector runtime gives it retries, dead letters and deduplication), applies
-each to the return's state in one Redis transaction, and publishes what comes next:
+each to the return's state in one PostgreSQL transaction, and writes what comes next to the
+outbox, which its relay publishes:
 
 * ``return-request``        → the case opens (requested);
 * ``return-documents``      → the ERP's facts: validated, then authorized (``return-decision`` to
@@ -37,21 +38,44 @@ timeline and changes nothing. An event on a rejected or closed return is refused
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
 
-from gateway.errors import GatewayError, NotReadyYet, PermanentDeliveryFailure
-from gateway.lifecycle._commands import credit_memo, inspection_task, supplier_claim
+from gateway.errors import ConfigurationError, GatewayError, NotReadyYet, PermanentDeliveryFailure
+from gateway.lifecycle._commands import (
+    LIFECYCLE,
+    credit_memo,
+    inspection_task,
+    rejection,
+    return_decision,
+    stamp,
+    status_changed,
+    supplier_claim,
+)
 from gateway.lifecycle._dead_letters import record_failure, record_replay, resolve
+from gateway.lifecycle._outbox import OutboxRelay
 from gateway.lifecycle._policy import PolicyBook, PolicyError
 from gateway.lifecycle._rules import Verdict, dispose, validate
 from gateway.lifecycle._status import PARKED, IllegalTransition, allowed_from, is_behind, may_hold, rank
-from gateway.lifecycle._step import LIFECYCLE, WAITING, Step, stamp
-from gateway.lifecycle._store import Change, LifecycleStore, ReturnState, TimelineEntry, inspections_of
+from gateway.lifecycle._step import WAITING, Step
+from gateway.lifecycle._store import (
+    Approval,
+    ApprovalDecision,
+    Change,
+    DocumentReference,
+    Hold,
+    InspectionTask,
+    LifecycleStore,
+    Opening,
+    ReturnState,
+    TimelineEntry,
+    inspections_of,
+)
 from gateway.records import ReturnRecord, ReturnStore
 from gateway.sdk import Connector, Delivery, Emitted, RuntimeContext, handler
 
@@ -79,9 +103,35 @@ class Orchestrator(Connector):
     """Routing-table entry: ``use: gateway.lifecycle:Orchestrator`` (no target)."""
 
     def attach(self, context: RuntimeContext) -> None:
-        self._store = LifecycleStore(context.redis, context.settings)
+        if context.database is None:
+            raise ConfigurationError(
+                "the lifecycle keeps its record in PostgreSQL: it needs the database pool"
+            )
+        self._relay = OutboxRelay(context.database, context.settings)
+        self._store = LifecycleStore(context.database, context.settings, on_outbox=self._relay.wake)
         self._records = ReturnStore(context.redis, context.settings)
         self.policies = PolicyBook.load(context.settings.policies_dir, context.settings.contracts_dir)
+        self._relay_started: asyncio.Task[None] | None = None
+        with contextlib.suppress(RuntimeError):  # no loop yet: started with the first delivery
+            asyncio.get_running_loop()
+            self._start_relay()
+
+    def _start_relay(self) -> asyncio.Task[None]:
+        """Start the relay once, as soon as there is a loop: rows an earlier process left unsent
+        go out without waiting for an event."""
+        if self._relay_started is None:
+            self._relay_started = asyncio.ensure_future(self._relay.start())
+        return self._relay_started
+
+    async def aclose(self) -> None:
+        """Stop the outbox relay (what it has not published yet stays in the outbox)."""
+        relay = getattr(self, "_relay", None)
+        if relay is not None:
+            if self._relay_started is not None:
+                with contextlib.suppress(Exception):
+                    await self._relay_started
+            await relay.aclose()
+        await super().aclose()
 
     @handler(
         "return-request.v1",
@@ -97,7 +147,9 @@ class Orchestrator(Connector):
         "return-hold.v1",
     )
     async def _advance_return(self, delivery: Delivery) -> Sequence[Emitted] | None:
-        """Apply the event to the return's state (see :meth:`decide`) and answer what comes next."""
+        """Apply the event to the return's state (see :meth:`decide`) in one transaction, what
+        comes next written to the outbox, which the relay publishes: nothing for the runtime to."""
+        await self._start_relay()
         basis_of: Callable[[ReturnState], Any] = _basis_of_state
         if delivery.contract == "return-documents":
             basis = _basis_of_documents(delivery.payload)
@@ -105,15 +157,17 @@ class Orchestrator(Connector):
         record = None
         if delivery.contract == "delivery-failed" and delivery.payload.get("connector") == self.name:
             record = await self._records.get(delivery.correlation_id)  # if it was never opened
-        emitted = await self._store.apply(
+        await self._store.apply(
             delivery.correlation_id,
             delivery.message_id,
             lambda state, returned: self.decide(
                 delivery, state, returned, dt.datetime.now(dt.UTC), record=record
             ),
             basis_of=basis_of,
+            partner=delivery.partner,
+            contract=delivery.message_type,
         )
-        return [Emitted(**e) for e in emitted]
+        return None
 
     # -- deciding -----------------------------------------------------------------------
     def decide(
@@ -170,17 +224,15 @@ class Orchestrator(Connector):
         )
         step.emit(
             "return-status-changed.v1",
-            {
-                "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{delivery.message_id}/requested")),
-                "return_id": state.return_id,
-                "external_id": state.external_id,
-                "partner": state.partner,
-                "from_status": None,
-                "to_status": "requested",
-                "changed_at": stamp(now),
-                "actor": actor,
-            },
+            status_changed(state, delivery.message_id, None, "requested", now, actor),
             "status.requested",
+        )
+        step.change.opening = Opening.of_request(
+            request,
+            contract=delivery.contract,
+            version=delivery.version,
+            message_id=delivery.message_id,
+            accepted_at=delivery.occurred_at,
         )
         return step.change
 
@@ -233,7 +285,7 @@ class Orchestrator(Connector):
             request={},
             resume="requested",
             opened=False,
-            hold={"reason": reason, "by": LIFECYCLE, "at": stamp(now)},
+            hold=Hold(reason=reason, by=LIFECYCLE, at=stamp(now)),
         )
         step = Step(state, delivery, now)
         step.change.timeline.append(
@@ -248,6 +300,13 @@ class Orchestrator(Connector):
         failed = record_failure(state.dead_letters, payload)
         link = failed.link() if failed else {"connector": self.name, "message_id": payload["message_id"]}
         step.enter("on_hold", LIFECYCLE, detail=reason, dead_letter=link)
+        step.change.opening = Opening.of_request(
+            _request_of(record),
+            contract=record.contract,
+            version=record.contract_version,
+            message_id=record.message_id,
+            accepted_at=record.accepted_at,
+        )
         return step.change
 
     def _apply(self, step: Step, returned: dict[str, float]) -> None:
@@ -266,7 +325,7 @@ class Orchestrator(Connector):
         try:
             on_event(step, step.delivery.payload, returned)
         except _Parked as parked:
-            step.state.parked.append(msgspec.to_builtins(step.delivery))
+            step.state.parked.append(step.delivery)
             step.note(
                 "parked",
                 _system(step.delivery),
@@ -282,9 +341,9 @@ class Orchestrator(Connector):
         while progress and step.state.parked:
             progress = False
             waiting, step.state.parked = step.state.parked, []
-            for raw in waiting:
+            for parked in waiting:
                 before = len(step.state.parked)
-                step.delivery = msgspec.convert(raw, Delivery)
+                step.delivery = parked
                 status = step.state.status
                 self._apply(step, returned)
                 if len(step.state.parked) == before and step.state.status != status:
@@ -305,7 +364,7 @@ class Orchestrator(Connector):
         policy = state.governed_by(self.policies)
         state.basis = _basis_of_documents(payload)
         verdict = validate(state.request, payload, returned if state.basis else {}, policy)
-        state.verdict = msgspec.to_builtins(verdict)
+        state.verdict = verdict
         documents = [
             {
                 "system": str(payload["system"]),
@@ -346,14 +405,28 @@ class Orchestrator(Connector):
                 "approval_refused", approver, detail="the requesting partner cannot approve its own return"
             )
             return
-        if any(a["approver"]["id"] == approver["id"] for a in state.approvals):
+        if any(a.approver["id"] == approver["id"] for a in state.approvals):
             step.note("approval_refused", approver, detail="this approver has already decided")
             return
-        verdict = msgspec.convert(state.verdict, Verdict)
-        record = {"approver": approver, "decided_at": payload["decided_at"]}
-        if payload.get("comment"):
-            record["comment"] = payload["comment"]
+        verdict = state.verdict
+        if verdict is None:  # waiting for a person means a verdict was given
+            raise PermanentDeliveryFailure(f"return {state.return_id} waits for approval without a verdict")
+        record = Approval(
+            approver=approver, decided_at=payload["decided_at"], comment=payload.get("comment") or None
+        )
         comment = payload.get("comment")
+        step.change.decisions.append(
+            ApprovalDecision(
+                message_id=step.delivery.message_id,
+                decision=payload["decision"],
+                approver=approver,
+                approver_partner=payload.get("approver_partner"),
+                decided_at=dt.datetime.fromisoformat(payload["decided_at"]),
+                rule=verdict.rule,
+                comment=comment,
+                rejection_reason=payload.get("rejection_reason") if payload["decision"] == "reject" else None,
+            )
+        )
         if payload["decision"] == "reject":
             reason = payload.get("rejection_reason") or "policy_violation"
             self._reject(
@@ -433,6 +506,7 @@ class Orchestrator(Connector):
         conditions = ", ".join(sorted({line["condition_code"] for line in payload["lines"]}))
         step.move("inspected", inspector, detail=f"{len(payload['lines'])} line(s): {conditions}")
         step.change.queues[inspections_of(state.partner)] = None
+        step.change.inspected = payload
         policy = state.governed_by(self.policies)
         disposed = dispose(state.request, payload, policy)
         for finding in disposed.findings:
@@ -474,7 +548,7 @@ class Orchestrator(Connector):
             reason = "no invoice to credit: the request named none; release it with the invoice"
             step.state.pending_credit = lines
             step.move("on_hold", LIFECYCLE, detail=reason)
-            step.state.hold = {"reason": reason, "by": LIFECYCLE, "at": stamp(step.now)}
+            step.state.hold = Hold(reason=reason, by=LIFECYCLE, at=stamp(step.now))
             return
         step.state.pending_credit = []
         step.emit("credit-memo.v1", credit, "credit")
@@ -492,7 +566,7 @@ class Orchestrator(Connector):
                 step.note("hold_refused", actor, detail=f"a {state.status} return cannot be held")
                 return
             step.move("on_hold", actor, detail=str(payload["reason"])[:500])
-            state.hold = {"reason": payload["reason"], "by": actor, "at": payload["decided_at"]}
+            state.hold = Hold(reason=payload["reason"], by=actor, at=payload["decided_at"])
             return
         if not state.opened:
             step.note(
@@ -510,7 +584,7 @@ class Orchestrator(Connector):
         detail = "released" + (f": {payload['reason']}" if payload.get("reason") else "")
         step.move(state.resume, actor, detail=detail[:500])
         if state.pending_credit:
-            state.credit_invoice = dict(payload["invoice_reference"])
+            state.credit_invoice = msgspec.convert(payload["invoice_reference"], DocumentReference)
             self._credit(step, state.pending_credit)
 
     def _on_credit(self, step: Step, payload: dict[str, Any], returned: dict[str, float]) -> None:
@@ -588,7 +662,9 @@ class Orchestrator(Connector):
             self._resume_posting(step, actor, detail, link)
         if not state.opened and state.hold is not None and not state.open_dead_letters:
             # Nothing left to replay: the hold says so, for the person who finds it in the queue.
-            state.hold = {**state.hold, "reason": f"{detail[:400]}; the return was never opened"}
+            state.hold = msgspec.structs.replace(
+                state.hold, reason=f"{detail[:400]}; the return was never opened"
+            )
 
     def _resume_posting(self, step: Step, actor: dict[str, str], detail: str, link: dict[str, str]) -> None:
         """Back where a return whose posting failed was, once no failed posting is open any more."""
@@ -609,18 +685,7 @@ class Orchestrator(Connector):
         rule: dict[str, str],
     ) -> None:
         state = step.state
-        payload: dict[str, Any] = {
-            "return_id": state.return_id,
-            "external_id": state.external_id,
-            "decision": decision,
-            "decided_at": stamp(step.now),
-            "decided_by": actor,
-            "rule": rule,
-            "lines": lines,
-            "request": state.request,
-        }
-        if state.approvals:
-            payload["approvals"] = state.approvals
+        payload = return_decision(state, decision, lines, step.now, actor, rule)
         step.emit("return-decision.v1", payload, "decision")
         taken: dict[str, float] = {}
         for line in lines:
@@ -638,35 +703,10 @@ class Orchestrator(Connector):
         rule: dict[str, str],
         *,
         comment: str | None = None,
-        approvals: list[dict[str, Any]] | None = None,
+        approvals: list[Approval] | None = None,
     ) -> None:
         state = step.state
-        refused = [
-            {
-                "line_number": ln["line_number"],
-                "sku": ln["sku"],
-                "requested_quantity": ln["requested_quantity"],
-                "authorized_quantity": 0,
-                "unit_of_measure": ln["unit_of_measure"],
-                "rejection_reason": ln.get("rejection_reason") or reason,
-            }
-            for ln in lines
-        ]
-        request = state.request
-        payload: dict[str, Any] = {
-            "return_id": state.return_id,
-            "external_id": state.external_id,
-            "decision": "rejected",
-            "decided_at": stamp(step.now),
-            "decided_by": actor,
-            "rule": rule,
-            "rejection_reason": reason,
-            "customer": request["customer"],
-            "references": request["references"],
-            "lines": refused,
-        }
-        if comment:
-            payload["notes"] = comment
+        payload = rejection(state, lines, reason, step.now, actor, rule, comment)
         step.emit("return-authorization.v1", payload, "rejection")
         state.approvals += approvals or []
         step.move("rejected", actor, rule=rule, detail=reason + (f": {comment}" if comment else ""))
@@ -715,7 +755,7 @@ class Orchestrator(Connector):
         (same number, same due time)."""
         state = step.state
         issued = state.inspection
-        refines = issued is not None and issued.get("event") == "carrier_delivery" and event == "receipt"
+        refines = issued is not None and issued.event == "carrier_delivery" and event == "receipt"
         if not lines or (issued is not None and not refines):
             return  # one task per return; a delivery of nothing authorized has nothing to inspect
         policy = state.governed_by(self.policies)
@@ -725,10 +765,16 @@ class Orchestrator(Connector):
             state, (rule, reference), {"event": event, "document": document}, lines, site, step.now
         )
         if issued is not None:
-            task["requested_at"], task["due_by"] = issued["requested_at"], issued["due_by"]
-        state.inspection = {
-            key: task[key] for key in ("task_number", "site", "due_by", "priority", "rule", "requested_at")
-        } | {"event": event}
+            task["requested_at"], task["due_by"] = issued.requested_at, issued.due_by
+        state.inspection = InspectionTask(
+            task_number=task["task_number"],
+            site=task["site"],
+            due_by=task["due_by"],
+            priority=task["priority"],
+            rule=task["rule"],
+            requested_at=task["requested_at"],
+            event=event,
+        )
         step.emit("inspection-task.v1", task, "inspection-task")
         due = dt.datetime.fromisoformat(task["due_by"])
         step.change.queues[inspections_of(state.partner)] = due.timestamp()
@@ -763,13 +809,18 @@ class Orchestrator(Connector):
         return lines
 
 
-def _channel_of(record: ReturnRecord) -> str:
-    """The channel the accepted request names (``""`` if it cannot be read)."""
+def _request_of(record: ReturnRecord) -> dict[str, Any]:
+    """The request as accepted (``{}`` if it cannot be read)."""
     try:
         request = msgspec.json.decode(record.request)
     except msgspec.DecodeError:
-        return ""
-    return str(request.get("channel", "")) if isinstance(request, dict) else ""
+        return {}
+    return request if isinstance(request, dict) else {}
+
+
+def _channel_of(record: ReturnRecord) -> str:
+    """The channel the accepted request names (``""`` if it cannot be read)."""
+    return str(_request_of(record).get("channel", ""))
 
 
 def _system(delivery: Delivery, documents: Sequence[dict[str, str]] = ()) -> dict[str, str]:
@@ -787,8 +838,8 @@ def _basis_of_state(state: ReturnState) -> dict[str, str] | None:
     if state.basis is not None:
         return state.basis
     for parked in state.parked:
-        if parked.get("contract") == "return-documents":
-            return _basis_of_documents(parked["payload"])
+        if parked.contract == "return-documents":
+            return _basis_of_documents(parked.payload)
     return None
 
 

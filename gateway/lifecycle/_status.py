@@ -11,10 +11,33 @@ and may go back to it, or on from it, once the cause is gone.
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
 from gateway.errors import GatewayError
+
+
+class ReturnStatus(StrEnum):
+    """The contracts' ``ReturnStatus``, as one type: a test keeps it equal to the contracts'
+    vocabulary, and the migration's ``CHECK`` on ``returns.status`` to it."""
+
+    REQUESTED = "requested"
+    VALIDATED = "validated"
+    PENDING_APPROVAL = "pending_approval"
+    AUTHORIZED = "authorized"
+    REJECTED = "rejected"
+    LABEL_ISSUED = "label_issued"
+    IN_TRANSIT = "in_transit"
+    RECEIVED = "received"
+    INSPECTED = "inspected"
+    DISPOSITIONED = "dispositioned"
+    CREDITED = "credited"
+    CLOSED = "closed"
+    VALIDATION_FAILED = "validation_failed"
+    POSTING_FAILED = "posting_failed"
+    ON_HOLD = "on_hold"
+
 
 ROAD: Final = (
     "requested",

@@ -5,25 +5,18 @@ it leaves and the commands it emits, gathered for the store to write in one tran
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
+from gateway.lifecycle._commands import status_changed
 from gateway.lifecycle._status import PARKED, check_move
 from gateway.lifecycle._store import APPROVALS, HOLDS, Change, ReturnState, TimelineEntry
 from gateway.sdk import Delivery, Emitted
 
-#: The actor of what the lifecycle decides by rule.
-LIFECYCLE: dict[str, str] = {"type": "system", "id": "lifecycle"}
 #: Statuses in which a return waits for a person (the approvals queue).
 WAITING = frozenset({"pending_approval", "validation_failed"})
-
-
-def stamp(moment: dt.datetime) -> str:
-    """RFC 3339 in UTC with ``Z``, as the contracts' ``DateTime`` wants it."""
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 class Step:
@@ -120,20 +113,7 @@ class Step:
             documents=list(documents),
             dead_letter=dead_letter,
         )
-        event: dict[str, Any] = {
-            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.delivery.message_id}/{to}")),
-            "return_id": state.return_id,
-            "external_id": state.external_id,
-            "partner": state.partner,
-            "from_status": came_from,
-            "to_status": to,
-            "changed_at": stamp(self.now),
-            "actor": actor,
-        }
-        if state.rma_number:
-            event["rma_number"] = state.rma_number
-        if rule:
-            event["rule"] = rule
-        if detail:
-            event["reason"] = detail[:500]
+        event = status_changed(
+            state, self.delivery.message_id, came_from, to, self.now, actor, rule=rule, detail=detail
+        )
         self.emit("return-status-changed.v1", event, f"status.{to}")

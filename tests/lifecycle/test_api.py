@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 from litestar.testing import AsyncTestClient
+from psycopg_pool import AsyncConnectionPool
 
 from gateway.api import create_app
 from gateway.broker import events_exchange_name
@@ -63,6 +64,7 @@ async def desk(
     settings: Settings,
     registry: ContractRegistry,
     redis: aioredis.Redis,
+    database: AsyncConnectionPool,
     amqp: AbstractRobustConnection,
     make_key: KeyFactory,
 ) -> AsyncIterator[Desk]:
@@ -75,22 +77,30 @@ async def desk(
         channel = await amqp.channel(publisher_confirms=True)
         out = await capture(amqp, events_exchange_name(settings), settings.amqp_name("capture", "events"))
         runtime = connector_runtime(
-            Orchestrator("lifecycle"), settings=routed, spec=table.connectors["lifecycle"], redis=redis
+            Orchestrator("lifecycle"),
+            settings=routed,
+            spec=table.connectors["lifecycle"],
+            redis=redis,
+            database=database,
         )
         await runtime.start()
         try:
             from gateway.lifecycle import LifecycleStore
 
+            lifecycle = Lifecycle(routed, channel, LifecycleStore(database, settings), out, runtime)
             yield Desk(
                 client,
-                Lifecycle(routed, channel, LifecycleStore(redis, settings), out, runtime),
-                requester=await make_key("acme", ("returns:write", "returns:read", "returns:approve")),
+                lifecycle,
+                requester=await make_key(
+                    lifecycle.partner, ("returns:write", "returns:read", "returns:approve")
+                ),
                 approver=await make_key("operations", ("returns:read", "returns:approve")),
                 second_approver=await make_key("operations", ("returns:read", "returns:approve")),
                 rival=await make_key("rival", ("returns:write", "returns:read", "returns:approve")),
             )
         finally:
             await runtime.stop()
+            await runtime.connector.aclose()
             await delete_routing_topology(amqp, settings, TABLE)
 
 
@@ -103,7 +113,7 @@ async def test_a_high_value_return_needs_two_approvers_and_never_its_requester(d
     assert waiting["rule"]["id"] == "credit-over-20000"
     assert waiting["approvers_needed"] == 2 and waiting["approvals_given"] == 0
     assert waiting["estimated_credit"] == [{"amount": "27000.00", "currency": "EUR"}]
-    assert waiting["age_seconds"] >= 0 and waiting["partner"] == "acme"
+    assert waiting["age_seconds"] >= 0 and waiting["partner"] == desk.lifecycle.partner
     assert return_id not in [
         w["return_id"] for w in (await desk.get(desk.requester, "/v1/approvals")).json()["data"]
     ]
@@ -128,6 +138,12 @@ async def test_a_high_value_return_needs_two_approvers_and_never_its_requester(d
     second = await desk.decide(desk.second_approver, return_id, decision="approve", comment="checked")
     assert second.json()["complete"] is True
     await desk.lifecycle.reaches(return_id, "authorized")
+    decisions = await desk.lifecycle.store.decisions(return_id)  # the approvals table, append-only
+    assert [(d.decision, d.comment) for d in decisions] == [
+        ("approve", "known customer"),
+        ("approve", "checked"),
+    ]
+    assert len({d.approver["id"] for d in decisions}) == 2 and decisions[0].rule is not None
     decision = await desk.lifecycle.one("return-decision.v1", return_id)
     assert [a.get("comment") for a in decision["approvals"]] == ["known customer", "checked"]
     assert decision["rule"]["id"] == "credit-over-20000"

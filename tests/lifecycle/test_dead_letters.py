@@ -18,6 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 from litestar.testing import AsyncTestClient
+from psycopg_pool import AsyncConnectionPool
 
 from gateway.api import create_app
 from gateway.broker import events_exchange_name
@@ -64,6 +65,7 @@ class Watch:
     settings: Settings
     amqp: AbstractRobustConnection
     redis: aioredis.Redis
+    database: AsyncConnectionPool
     crm: SandboxState
     events: CapturedQueue
     """Everything published to the events exchange."""
@@ -141,6 +143,7 @@ async def watch(
     settings: Settings,
     registry: ContractRegistry,
     redis: aioredis.Redis,
+    database: AsyncConnectionPool,
     amqp: AbstractRobustConnection,
     make_key: KeyFactory,
 ) -> AsyncIterator[Watch]:
@@ -155,7 +158,11 @@ async def watch(
             async with AsyncTestClient(create_app(routed, registry), raise_server_exceptions=False) as client:
                 for name, spec in table.connectors.items():
                     runtime = connector_runtime(
-                        build_connector(name, spec), settings=routed, spec=spec, redis=redis
+                        build_connector(name, spec),
+                        settings=routed,
+                        spec=spec,
+                        redis=redis,
+                        database=database,
                     )
                     await runtime.start()
                     runtimes.append(runtime)
@@ -167,6 +174,7 @@ async def watch(
                     routed,
                     amqp,
                     redis,
+                    database,
                     crm,
                     events,
                     requester=await make_key("acme"),
@@ -294,7 +302,7 @@ async def test_a_request_dead_lettered_at_the_lifecycle_holds_the_return_until_i
     assert waiting["held_by"] == {"type": "system", "id": "lifecycle"} and "replay" in waiting["reason"]
     release = await watch.post(f"/v1/returns/{return_id}/release", {"reason": "go on"})
     assert release.status_code == 409, release.text  # only a replay of the request can open it
-    state = await LifecycleStore(watch.redis, watch.settings).get(return_id)
+    state = await LifecycleStore(watch.database, watch.settings).get(return_id)
     assert state is not None and state.external_id == request["external_id"]
 
     replayed = await watch.post(f"{exception['href']}/replay", {"payload": request})  # corrected

@@ -15,6 +15,7 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
+from psycopg_pool import AsyncConnectionPool
 
 from gateway.broker import events_exchange_name
 from gateway.envelope import Envelope, trace_context
@@ -58,6 +59,8 @@ class Lifecycle:
     store: LifecycleStore
     out: CapturedQueue
     runtime: ConnectorRuntime
+    partner: str = dataclasses.field(default_factory=lambda: f"acme-{uuid.uuid4().hex[:8]}")
+    """The test's own partner: the quantities returned against its documents are its own."""
 
     async def publish(
         self, message_type: str, payload: dict[str, Any], return_id: str, message_id: str | None = None
@@ -70,7 +73,7 @@ class Lifecycle:
             correlation_id=return_id,
             contract=contract,
             version=version,
-            partner="acme",
+            partner=self.partner,
             occurred_at=__import__("datetime").datetime.now(__import__("datetime").UTC),
             trace=trace_context(None, None),
             payload=msgspec.Raw(msgspec.json.encode(payload)),
@@ -121,20 +124,28 @@ class Lifecycle:
 
 @pytest.fixture
 async def lifecycle(
-    settings: Settings, redis: aioredis.Redis, amqp: AbstractRobustConnection
+    settings: Settings,
+    redis: aioredis.Redis,
+    database: AsyncConnectionPool,
+    amqp: AbstractRobustConnection,
 ) -> AsyncIterator[Lifecycle]:
     table = parse_routing_table(TABLE)
     await declare_topology(settings, table)
     channel = await amqp.channel(publisher_confirms=True)
     out = await capture(amqp, events_exchange_name(settings), settings.amqp_name("capture", "events"))
     runtime = connector_runtime(
-        Orchestrator("lifecycle"), settings=settings, spec=table.connectors["lifecycle"], redis=redis
+        Orchestrator("lifecycle"),
+        settings=settings,
+        spec=table.connectors["lifecycle"],
+        redis=redis,
+        database=database,
     )
     await runtime.start()
     try:
-        yield Lifecycle(settings, channel, LifecycleStore(redis, settings), out, runtime)
+        yield Lifecycle(settings, channel, LifecycleStore(database, settings), out, runtime)
     finally:
         await runtime.stop()
+        await runtime.connector.aclose()
         await delete_routing_topology(amqp, settings, TABLE)
 
 
@@ -258,7 +269,7 @@ async def test_a_return_travels_the_whole_road_and_every_step_is_on_its_timeline
     assert [(ln["location"], ln["checks"]) for ln in task["lines"]] == [
         ("QRN-01-A", ["condition", "serial_numbers", "function_test", "completeness"])
     ] * 2
-    queue = inspections_of("acme")
+    queue = inspections_of(lifecycle.partner)
     assert return_id in [r for r, _ in await lifecycle.store.queued(queue)]
     await lifecycle.publish("inspection-result.v1", inspection(return_id), return_id)
     await lifecycle.reaches(return_id, "dispositioned")
@@ -284,6 +295,8 @@ async def test_a_return_travels_the_whole_road_and_every_step_is_on_its_timeline
     await lifecycle.reaches(return_id, "closed")
 
     assert await lifecycle.statuses(return_id) == UNAPPROVED_ROAD
+    in_table = await lifecycle.store.documents(return_id)  # the documents table
+    assert ("netsuite", "returnAuthorization", "40007", "RMA40007") in in_table and len(in_table) >= 2
     timeline = await lifecycle.store.timeline(return_id)
     rules = {e.rule["id"] for e in timeline if e.rule}
     assert {
@@ -332,7 +345,9 @@ async def test_the_receipt_after_a_delivery_scan_refines_the_same_inspection_tas
     assert len(lifecycle.emitted("inspection-task.v1", return_id)) == 2
 
 
-async def test_a_redelivered_event_changes_nothing(lifecycle: Lifecycle, redis: aioredis.Redis) -> None:
+async def test_a_redelivered_event_changes_nothing(
+    lifecycle: Lifecycle, redis: aioredis.Redis, database: AsyncConnectionPool
+) -> None:
     return_id, _ = await authorized(lifecycle)
     message_id = await lifecycle.publish("receipt.v1", receipt(return_id), return_id)
     await lifecycle.reaches(return_id, "received")
@@ -341,22 +356,24 @@ async def test_a_redelivered_event_changes_nothing(lifecycle: Lifecycle, redis: 
     # The same message again, as the broker redelivers it, and past the runtime's own ledger:
     await lifecycle.publish("receipt.v1", receipt(return_id), return_id, message_id=message_id)
     orchestrator = Orchestrator("lifecycle")
-    orchestrator.attach(RuntimeContext(settings=lifecycle.settings, redis=redis))
+    orchestrator.attach(RuntimeContext(settings=lifecycle.settings, redis=redis, database=database))
     again = msgspec.convert(
         {
             "message_id": message_id,
             "correlation_id": return_id,
             "contract": "receipt",
             "version": "v1",
-            "partner": "acme",
+            "partner": lifecycle.partner,
             "occurred_at": "2024-03-18T10:00:00Z",
             "payload": receipt(return_id),
         },
         Delivery,
     )
-    first = await orchestrator.handle(again)
-    second = await orchestrator.handle(again)
-    assert first == second  # the same commands, the same message ids: consumers deduplicate
+    try:  # applied already: nothing changes, nothing more is written to publish
+        assert await orchestrator.handle(again) is None
+        assert await orchestrator.handle(again) is None
+    finally:
+        await orchestrator.aclose()
     await wait_until(lambda: lifecycle.runtime.outcomes.total() >= 5, within=10, what="the duplicate")
     assert await lifecycle.store.timeline(return_id) == timeline
     assert await lifecycle.statuses(return_id) == ["requested", "validated", "authorized", "received"]
@@ -489,7 +506,9 @@ def hold(return_id: str, action: str, partner: str = "operations", **extra: Any)
 
 async def test_events_that_come_while_a_return_is_held_wait_for_its_release(lifecycle: Lifecycle) -> None:
     return_id = await opened(lifecycle)
-    await lifecycle.publish("return-hold.v1", hold(return_id, "hold", partner="acme"), return_id)  # its own
+    await lifecycle.publish(
+        "return-hold.v1", hold(return_id, "hold", partner=lifecycle.partner), return_id
+    )  # its own
     await wait_until(lambda: _noted(lifecycle, return_id, "hold_refused"), within=10, what="the refusal")
     await lifecycle.publish("return-hold.v1", hold(return_id, "hold"), return_id)
     await lifecycle.reaches(return_id, "on_hold")
@@ -626,3 +645,37 @@ async def test_documents_that_waited_for_a_release_count_what_earlier_returns_to
     await lifecycle.reaches(second, "rejected")  # nothing of the invoice is left to return
     rejection = await lifecycle.one("return-authorization.v1", second)
     assert rejection["rejection_reason"] == "exceeds_returnable_quantity"
+
+
+async def test_losing_redis_changes_nothing_of_a_return_and_the_next_event_applies(
+    lifecycle: Lifecycle, redis: aioredis.Redis
+) -> None:
+    return_id, _ = await authorized(lifecycle)
+    await lifecycle.publish("receipt.v1", receipt(return_id), return_id)
+    await lifecycle.reaches(return_id, "received")
+    queue = inspections_of(lifecycle.partner)
+    state, timeline, queued = (
+        await lifecycle.store.get(return_id),
+        await lifecycle.store.timeline(return_id),
+        await lifecycle.store.queued(queue),
+    )
+    assert return_id in [r for r, _ in queued]
+
+    keys = [k async for k in redis.scan_iter(match=f"*{lifecycle.settings.namespace}*", count=500)]
+    assert keys  # the runtime's ledger at least: what may be lost
+    await redis.delete(*keys)  # this test's namespace, as a Redis restarted empty leaves it
+
+    assert await lifecycle.store.get(return_id) == state
+    assert await lifecycle.store.timeline(return_id) == timeline
+    assert await lifecycle.store.queued(queue) == queued
+    await lifecycle.publish("inspection-result.v1", inspection(return_id), return_id)
+    await lifecycle.reaches(return_id, "dispositioned")
+    assert return_id not in [r for r, _ in await lifecycle.store.queued(queue)]
+    assert await lifecycle.statuses(return_id) == [
+        "requested",
+        "validated",
+        "authorized",
+        "received",
+        "inspected",
+        "dispositioned",
+    ]

@@ -3,12 +3,21 @@ policy files are checked at start-up with every problem named."""
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 from pathlib import Path
 
 import pytest
 
-from gateway.lifecycle import ROAD, TRANSITIONS, IllegalTransition, PolicyBook, PolicyError, check_move
+from gateway.lifecycle import (
+    ROAD,
+    TRANSITIONS,
+    IllegalTransition,
+    PolicyBook,
+    PolicyError,
+    ReturnStatus,
+    check_move,
+)
 from gateway.lifecycle._status import allowed_from, contract_statuses, is_behind
 from gateway.settings import PROJECT_ROOT
 from tests.support.lifecycle import UNAPPROVED_ROAD
@@ -17,6 +26,7 @@ CONTRACTS = PROJECT_ROOT / "contracts"
 
 
 def test_the_model_covers_exactly_the_contract_vocabulary() -> None:
+    assert [s.value for s in ReturnStatus] == contract_statuses(CONTRACTS)
     assert set(TRANSITIONS) == set(contract_statuses(CONTRACTS))
     for targets in TRANSITIONS.values():
         assert targets <= set(TRANSITIONS)
@@ -168,3 +178,12 @@ def test_a_partner_policy_beats_the_default(tmp_path: Path) -> None:
 def test_no_policy_files_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="no policy files"):
         PolicyBook.load(tmp_path, CONTRACTS)
+
+
+def test_the_database_checks_the_same_statuses() -> None:
+    path = PROJECT_ROOT / "gateway/database/migrations/versions/0002_returns_and_lifecycle.py"
+    spec = importlib.util.spec_from_file_location("migration_0002", path)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    assert set(migration.STATUSES) == {s.value for s in ReturnStatus}

@@ -77,6 +77,7 @@ def upgrade() -> None:
             pending_credit    jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(pending_credit) = 'array'),
             credit_invoice    jsonb,
             parked_events     jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(parked_events) = 'array'),
+            lifecycle         jsonb NOT NULL DEFAULT '{{}}' CHECK (jsonb_typeof(lifecycle) = 'object'),
             UNIQUE (partner_id, external_id),
             CHECK ((basis_kind IS NULL) = (basis_number IS NULL))
         )
@@ -89,6 +90,11 @@ def upgrade() -> None:
         ("verdict", "the validation verdict of the policy rules"),
         ("basis_kind", "the ERP document (shipment, invoice, order) returned quantities count against"),
         ("parked_events", "events that came before the return was ready for them, applied later"),
+        (
+            "lifecycle",
+            "the rest of the lifecycle''s working state (documents as posted, approvals, the open hold and "
+            "inspection task, authorized lines, dead-letter exceptions), written with the columns",
+        ),
     ):
         op.execute(f"COMMENT ON COLUMN returns.{column} IS '{says}'")
     for name, columns in (
@@ -280,7 +286,7 @@ def upgrade() -> None:
         """
         CREATE TABLE outbox (
             id                 bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            message_id         text NOT NULL UNIQUE,
+            message_id         text NOT NULL,
             source_message_id  text NOT NULL,
             return_id          text REFERENCES returns (id),
             exchange           text NOT NULL,
@@ -291,7 +297,8 @@ def upgrade() -> None:
             created_at         timestamptz NOT NULL DEFAULT now(),
             sent_at            timestamptz,
             attempts           integer NOT NULL DEFAULT 0,
-            last_error         text
+            last_error         text,
+            UNIQUE (exchange, message_id)
         )
         """
     )
@@ -299,7 +306,8 @@ def upgrade() -> None:
         "COMMENT ON COLUMN outbox.source_message_id IS "
         "'the event whose change decided this message (published again on its redelivery)'"
     )
-    op.execute("CREATE INDEX outbox_unsent_idx ON outbox (id) WHERE sent_at IS NULL")
+    op.execute("CREATE INDEX outbox_unsent_idx ON outbox (exchange, id) WHERE sent_at IS NULL")
+    op.execute("CREATE INDEX outbox_sent_idx ON outbox (exchange, sent_at) WHERE sent_at IS NOT NULL")
     op.execute("CREATE INDEX outbox_source_idx ON outbox (source_message_id)")
 
     op.execute(f"GRANT SELECT, INSERT ON timeline_entries, approvals, applied_events TO {APP}")
