@@ -51,7 +51,7 @@ connectors:
     options: {{path: /records}}
     prefetch: {prefetch}
     retry_delays_ms: [100, 1000, 5000]
-    circuit: {{failure_threshold: 50, open_seconds: 5}}
+    circuit: {{open_seconds: 5}}
 routes:
   - {{id: returns, message: return-request.v1, to: [sink]}}
 """

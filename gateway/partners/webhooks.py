@@ -19,12 +19,12 @@ answer is permanent and the message is dead-lettered with the endpoint's reply. 
 endpoints, one that took the event is recorded (per message and endpoint, in Redis) and is
 not called again when the message comes back for the others.
 
-In the routing table it has no ``target``; its options set the HTTP client::
+In the routing table it has no ``target``, so no circuit breaker (one partner's dead endpoint
+must not pause the others); its options set the HTTP client::
 
     partner-webhooks:
       use: gateway.partners.webhooks:PartnerWebhookConnector
       options: {timeout_seconds: 10}
-      circuit: {failure_threshold: 1000}   # one partner's dead endpoint must not pause the others
 """
 
 from __future__ import annotations

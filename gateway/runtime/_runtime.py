@@ -41,6 +41,7 @@ from gateway.broker import EventPublisher, broker_errors
 from gateway.broker.headers import ATTEMPT, DEAD_REASON, DEFERRALS, FIRST_FAILURE, LAST_ERROR, DeadReason
 from gateway.errors import (
     BrokerUnavailable,
+    CircuitOpen,
     DeliveryFailed,
     NotReadyYet,
     PermanentDeliveryFailure,
@@ -48,7 +49,7 @@ from gateway.errors import (
     StoreUnavailable,
 )
 from gateway.routing import ConnectorSpec, connector_queue, dead_exchange, retry_exchange
-from gateway.runtime._circuit import CircuitOpen, State, TargetCircuit
+from gateway.runtime._circuit import State, TargetCircuit
 from gateway.runtime._effects import EffectLedger
 from gateway.runtime._retry import RetryPlan
 from gateway.sdk import Connector, Delivery, Emitted, RuntimeContext
@@ -137,6 +138,8 @@ class ConnectorRuntime:
         self._ledger = EffectLedger(redis, settings, lease_seconds=settings.effect_lease_seconds)
         self._prefetch = prefetch or spec.prefetch
         self.circuit = TargetCircuit(connector.name, spec.circuit, on_change=self._circuit_changed)
+        if connector.has_target:  # the breaker counts each of the target's calls, once tried
+            connector.target.guard = self.circuit
         self._circuit_lock = asyncio.Lock()
         self._circuit_tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -198,7 +201,12 @@ class ConnectorRuntime:
             if self._stopping:
                 return
             if state == "opened":
-                log.warning("%s: circuit open, pausing for %.1f s", self.name, self.circuit.open_seconds)
+                log.warning(
+                    "%s: circuit open (%s), pausing for %.1f s",
+                    self.name,
+                    self.circuit.reason,
+                    self.circuit.open_seconds,
+                )
                 await self._stop_consuming()
                 await asyncio.sleep(self.circuit.open_seconds)
                 if not self._stopping and self.circuit.state != "closed":
@@ -266,10 +274,10 @@ class ConnectorRuntime:
 
     async def _apply(self, delivery: Delivery, *, deferrals: int) -> Decision:
         try:
-            if self.connector.has_target:
-                emitted = await self.circuit.call(lambda: self.connector.handle(delivery))
-            else:  # its failures are its own domain's (a return not opened yet), not a system down
-                emitted = await self.connector.handle(delivery)
+            if self.connector.has_target:  # the target's calls are counted as they are made
+                self.circuit.admit()
+            # without one, its failures are its own domain's (a return not opened yet), not a system down
+            emitted = await self.connector.handle(delivery)
             if emitted:
                 await self._emit(delivery, emitted)
         except Exception as exc:
