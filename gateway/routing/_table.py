@@ -92,8 +92,9 @@ class TargetSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Tries of a call that is safe to repeat (GET, HEAD, PUT, DELETE, OPTIONS, or a POST or PATCH
     carrying an idempotency key), the first included, before its retryable failure (5xx, 429,
     timeout, refused connection) goes to the runtime's retry tiers. They wait a jittered
-    exponential backoff from 0.1 s, at least the target's ``Retry-After``. 1 retries nothing
-    here; other calls are only tried again when their connection failed to open."""
+    exponential backoff from 0.1 s, at least the target's ``Retry-After``, and none starts
+    ``timeout_seconds`` or more after the first (a call takes at most about twice that). 1
+    retries nothing here; other calls are only tried again when their connection failed to open."""
     max_retry_after_seconds: Annotated[float, msgspec.Meta(ge=0, le=60)] = 5.0
     """Longest ``Retry-After`` waited in-process; a target asking for longer is left to the retry
     tiers at once, so the message does not hold its place in the prefetch meanwhile."""

@@ -26,8 +26,10 @@ from tenacity import (
     retry_if_exception,
     retry_if_exception_type,
     stop_after_attempt,
+    stop_before_delay,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from gateway.errors import CircuitOpen, RetryableDeliveryFailure
@@ -95,11 +97,19 @@ def worth_another_try(max_retry_after: float) -> Callable[[BaseException], bool]
     return worth
 
 
-def call_retrying(tries: int, max_retry_after: float) -> AsyncRetrying:
-    """The retry policy of one target's calls that are safe to repeat; ``copy()`` it per call."""
+def within(tries: int, seconds: float) -> stop_base:
+    """Stop after ``tries``, or before a try that would start ``seconds`` or more after the
+    first: with ``seconds`` the target's timeout, a call takes at most about twice that, so it
+    stays within the effect lease its message holds."""
+    return stop_after_attempt(tries) | stop_before_delay(seconds)
+
+
+def call_retrying(tries: int, max_retry_after: float, seconds: float = 3600.0) -> AsyncRetrying:
+    """The retry policy of one target's calls that are safe to repeat; ``copy()`` it per call
+    (with ``stop=within(...)`` for the time a call has left)."""
     return AsyncRetrying(
         retry=retry_if_exception(worth_another_try(max_retry_after)),
-        stop=stop_after_attempt(tries),
+        stop=within(tries, seconds),
         wait=wait_retry_after(),
         before_sleep=before_sleep_log(log, logging.INFO),
         reraise=True,

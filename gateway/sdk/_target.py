@@ -18,6 +18,7 @@ measured with ``bench.delivery``: HTTP is most of what bounds a connector proces
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Protocol
 
 import httpx
@@ -32,6 +33,7 @@ from gateway.sdk._retrying import (
     call_retrying,
     repeatable,
     short_retry,
+    within,
     worth_another_try,
 )
 
@@ -65,7 +67,8 @@ class Target:
         self.name = name
         env = os.environ if environ is None else environ
         headers = {"User-Agent": "returns-gateway", **static_headers(spec, env, name)}
-        self._retrying = call_retrying(spec.tries, spec.max_retry_after_seconds)
+        self._retrying = call_retrying(spec.tries, spec.max_retry_after_seconds, spec.timeout_seconds)
+        self._timeout = spec.timeout_seconds
         self._worth_another_try = worth_another_try(spec.max_retry_after_seconds)
         self._tries = spec.tries
         self._token = token_source(spec, env, name, self._retrying)
@@ -101,13 +104,15 @@ class Target:
             headers["Idempotency-Key"] = idempotency_key
         again = repeatable(method, idempotency_key) and self._tries > 1
         ticket = self.guard.admit() if self.guard is not None else 0
+        started = time.monotonic()
         try:
             try:  # the first try runs outside tenacity: it is the common case
                 response = await self._exchange(method, url, headers, kwargs, again)
             except RetryableDeliveryFailure as failure:
                 if not (again and self._worth_another_try(failure)):
                     raise
-                response = await self._try_again(failure, method, url, headers, kwargs)
+                left = self._timeout - (time.monotonic() - started)
+                response = await self._try_again(failure, left, method, url, headers, kwargs)
         except BaseException as exc:
             if self.guard is not None:
                 self.guard.record(ticket, exc)
@@ -119,13 +124,15 @@ class Target:
     async def _try_again(
         self,
         failure: RetryableDeliveryFailure,
+        left: float,
         method: str,
         url: str,
         headers: dict[str, str],
         kwargs: dict[str, Any],
     ) -> httpx.Response:
         """The further tries of a call safe to repeat, after its first try failed with ``failure``
-        (tenacity's first attempt answers that failure, so it waits as it asked)."""
+        (tenacity's first attempt answers that failure, so it waits as it asked); none starts
+        ``left`` seconds or more from now (the target's timeout, less the first try's time)."""
         first: list[RetryableDeliveryFailure] = [failure]
 
         async def attempt() -> httpx.Response:
@@ -135,7 +142,8 @@ class Target:
                 self.guard.admit()  # opened meanwhile: stop here, the breaker decides
             return await self._exchange(method, url, headers, kwargs, True)
 
-        response: httpx.Response = await self._retrying.copy()(attempt)
+        retrying = self._retrying.copy(stop=within(self._tries, left))
+        response: httpx.Response = await retrying(attempt)
         return response
 
     async def _exchange(

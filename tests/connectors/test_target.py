@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -155,5 +157,19 @@ async def test_the_circuit_hears_each_call_once_after_its_tries() -> None:
             with pytest.raises(CircuitOpen):  # not sent at all while open
                 await target.post("/records", json={}, idempotency_key="k3")
             assert sandbox.times_for("k3") == []
+        finally:
+            await target.aclose()
+
+
+async def test_no_try_starts_once_the_timeout_has_passed_since_the_first() -> None:
+    with running_sandbox() as (base_url, sandbox):
+        target = Target("records", TargetSpec(base_url=base_url, timeout_seconds=1, tries=10))
+        try:
+            sandbox.faults.extend([Fault(503, delay=0.4)] * 10)  # slow failures: 0.4 s each
+            started = time.monotonic()
+            with pytest.raises(RetryableDeliveryFailure, match="answered 503"):
+                await target.post("/records", json={}, idempotency_key="k1")
+            assert time.monotonic() - started < 2.0  # within twice the timeout, not ten tries
+            assert 2 <= len(sandbox.times_for("k1")) <= 3
         finally:
             await target.aclose()
