@@ -26,7 +26,7 @@ from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
 from gateway.sandbox import Fault
 from gateway.sdk import Connector
 from tests.support.erp import CONTRACTS, decided, decision, only, request
-from tests.support.profiles import TRIES, connector_on, delivery
+from tests.support.profiles import connector_on, delivery
 
 USE = "connectors.erp.business_central:BusinessCentralConnector"
 OPTIONS = {"tenant": TENANT, "environment": ENVIRONMENT, "company_id": COMPANY_ID, "return_site": "DC-HAM"}
@@ -225,9 +225,7 @@ async def test_a_malformed_lookup_reply_is_retryable(bc: Connector, sandbox: Bus
 
 async def test_a_timeout_is_retryable(sandbox: BusinessCentralSandbox) -> None:
     async with connector_on(sandbox, USE, name="erp", options=OPTIONS, timeout_seconds=0.3) as bc:
-        sandbox.state.faults.append(
-            Fault(status=None, delay=1.0, path=f"{COMPANY}/salesInvoices", times=TRIES)
-        )
+        sandbox.state.faults.append(Fault(status=None, delay=1.0, path=f"{COMPANY}/salesInvoices"))
         with pytest.raises(RetryableDeliveryFailure, match="unreachable"):
             await bc.handle(delivery("return-request.v1", request()))
 

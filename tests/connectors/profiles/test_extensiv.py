@@ -160,7 +160,7 @@ async def test_a_malformed_reply_is_retryable_and_the_retry_finds_the_receiver(
 
 async def test_a_timeout_is_retryable(sandbox: ExtensivSandbox) -> None:
     async with connector_on(sandbox, USE, name="wms", options=OPTIONS, timeout_seconds=0.3) as extensiv:
-        sandbox.state.faults.append(Fault(status=None, delay=1.0, method="POST", path=RECEIVERS, times=TRIES))
+        sandbox.state.faults.append(Fault(status=None, delay=1.0, method="POST", path=RECEIVERS))
         with pytest.raises(RetryableDeliveryFailure, match="unreachable"):
             await extensiv.handle(delivery("return-authorization.v1", authorization()))
 

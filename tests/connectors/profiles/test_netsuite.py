@@ -212,7 +212,7 @@ async def test_a_malformed_lookup_reply_is_retryable(netsuite: Connector, sandbo
 
 async def test_a_timeout_is_retryable(sandbox: NetSuiteSandbox) -> None:
     async with connector_on(sandbox, USE, name="erp", timeout_seconds=0.3) as netsuite:
-        sandbox.state.faults.append(Fault(status=None, delay=1.0, path=f"{RECORDS}/invoice", times=TRIES))
+        sandbox.state.faults.append(Fault(status=None, delay=1.0, path=f"{RECORDS}/invoice"))
         with pytest.raises(RetryableDeliveryFailure, match="unreachable"):
             await netsuite.handle(delivery("return-request.v1", request()))
 
