@@ -19,7 +19,8 @@ Every error the gateway raises descends from :class:`GatewayError`::
     │   └── DatabaseUnavailable        PostgreSQL down, refusing us, or timed out
     ├── DeliveryFailed                 a connector could not apply a message to its target system
     │   ├── RetryableDeliveryFailure   timeout, connection error, 429, 5xx: retry with backoff
-    │   │   ├── CircuitOpen            [runtime] the target's breaker is open: not called, not an attempt
+    │   │   ├── CircuitOpen            the target's breaker is open: not called, not an attempt
+    │   │   ├── TargetUnreachable      no answer at all (refused, reset, timed out): counts toward a breaker
     │   │   └── NotReadyYet            early for what it depends on (a return not opened): waits, no attempt
     │   └── PermanentDeliveryFailure   4xx, contract or mapping error: dead-letter at once
     │       └── MappingFailure         [mapping] a message its mapping cannot map: dead-lettered until fixed
@@ -162,6 +163,20 @@ class RetryableDeliveryFailure(DeliveryFailed):
         super().__init__(detail, status_code=status_code, code=code)
         self.retry_after = retry_after
         """Seconds the target asked us to wait (``Retry-After``), honoured as a lower bound."""
+
+
+class CircuitOpen(RetryableDeliveryFailure):
+    """The target's circuit is open: it was not called; try after ``retry_after`` seconds.
+
+    Raised by the connector runtime's breaker (:mod:`gateway.runtime`), and seen by a target's
+    in-process retry (:mod:`gateway.sdk`), which never retries it: the breaker decides when
+    the target is called again."""
+
+
+class TargetUnreachable(RetryableDeliveryFailure):
+    """The target did not answer at all: the connection was refused, reset or dropped, or the
+    reply did not come in time. Calls failing so one after another mean the system is down,
+    whatever their share of the calls (the breaker counts them apart)."""
 
 
 class NotReadyYet(RetryableDeliveryFailure):

@@ -21,7 +21,9 @@ Duplicates: EasyPost documents no idempotency key and creates a new shipment for
 reference (the return id): found and bought, it is answered as it is; found unbought, it is
 bought; not found, it is created. EasyPost refuses to buy a shipment twice
 (``SHIPMENT.POSTAGE.EXISTS``), which covers a buy whose reply was lost. A repeat therefore
-buys one label.
+buys one label. The buy is safe to repeat and goes out with an idempotency key (tried again
+in-process on a 503 or 429); the create is not (a repeat would make a second shipment), so it
+is only tried again through the runtime, which reads by reference first.
 
 Errors are ``{"error": {"code", "message", "errors": [...]}}``; 429 is EasyPost's throttle
 (load-based, no fixed limit: ``Retry-After`` is honoured when present, else the runtime's
@@ -138,7 +140,10 @@ class EasyPostConnector(Connector, Receiver):
         rate = self._choose_rate(shipment)
         url = f"{SHIPMENTS}/{shipment['id']}/buy"
         try:
-            return reply_json(await self.target.post(url, json={"rate": {"id": rate["id"]}}))  # type: ignore[no-any-return]
+            bought = await self.target.post(
+                url, json={"rate": {"id": rate["id"]}}, idempotency_key=f"{shipment['id']}.buy"
+            )
+            return reply_json(bought)  # type: ignore[no-any-return]
         except PermanentDeliveryFailure as failure:
             if failure.code != POSTAGE_EXISTS:  # bought by a try whose reply we lost
                 raise

@@ -29,7 +29,9 @@ return id in an external id field (``options.external_id_field``, ``Return_Id__c
 Each mapping's ``tables/case-status.yaml`` turns the canonical step into the org's Status picklist.
 
 Idempotency is the upsert's own: a repeat updates the same Case (Salesforce answers 200,
-``created: false``). Messages may arrive out of order: each sets only the fields it knows, so
+``created: false``). So an upsert is safe to repeat and goes out with an idempotency key (the
+record and the SHA-256 of its fields: the same key is the same effect), which also has a 503
+or 429 tried again in-process. Messages may arrive out of order: each sets only the fields it knows, so
 whichever comes first creates the Case and the others fill it in; Status follows the last
 message applied (a late tracking scan can move it back; the per-step fields stay).
 
@@ -43,6 +45,7 @@ warning is logged, and a failure while the allowance is used up is retryable.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import urllib.parse
@@ -172,7 +175,8 @@ class SalesforceConnector(Connector):
     async def _upsert(
         self, sobject: str, records: str, return_id: str, fields: dict[str, Any]
     ) -> dict[str, Any]:
-        response = await self.target.patch(f"{records}/{urllib.parse.quote(return_id, safe='')}", json=fields)
+        path = f"{records}/{urllib.parse.quote(return_id, safe='')}"
+        response = await self.target.patch(path, json=fields, idempotency_key=_upsert_key(path, fields))
         self._watch_usage(response)
         if response.status_code == 204:  # API versions before 46.0 answer an update with no body
             return {"success": True, "created": False}
@@ -235,6 +239,12 @@ class SalesforceConnector(Connector):
                 percent,
             )
         return usage
+
+
+def _upsert_key(path: str, fields: dict[str, Any]) -> str:
+    """The idempotency key of an upsert: the record it writes and what it writes there."""
+    content = msgspec.json.encode([path, fields], order="sorted")
+    return f"sf-{hashlib.sha256(content).hexdigest()}"
 
 
 def _first_code(errors: Any) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
@@ -30,16 +31,27 @@ Lookup = Callable[[DocumentKind, str], Awaitable[dict[str, Any] | None]]
 
 async def read_documents(lookup: Lookup, request: Mapping[str, Any], system: str) -> dict[str, Any]:
     """The ``return-documents`` payload for a request: every referenced order, invoice and
-    shipment the ERP holds, and those it does not. Deciding is the lifecycle's job."""
+    shipment the ERP holds, and those it does not. Deciding is the lifecycle's job.
+
+    The three are looked up at once: a lookup waiting out a throttled call (``Retry-After``)
+    does not hold the others back. The first failure cancels the rest and is the answer."""
+    references = [
+        (kind, request["references"][kind]["number"])
+        for kind in ("order", "invoice", "shipment")
+        if request["references"].get(kind) is not None
+    ]
+    lookups = [asyncio.ensure_future(lookup(kind, number)) for kind, number in references]  # type: ignore[arg-type]
+    try:
+        documents = await asyncio.gather(*lookups)
+    except BaseException:
+        for pending in lookups:
+            pending.cancel()
+        raise
     found: list[dict[str, Any]] = []
     missing: list[dict[str, str]] = []
-    for kind in ("order", "invoice", "shipment"):
-        reference = request["references"].get(kind)
-        if reference is None:
-            continue
-        document = await lookup(kind, reference["number"])  # type: ignore[arg-type]
+    for (kind, number), document in zip(references, documents, strict=True):
         if document is None:
-            missing.append({"kind": kind, "number": reference["number"]})
+            missing.append({"kind": kind, "number": number})
         else:
             found.append(document)
     return {

@@ -27,7 +27,10 @@ companies({id})/<entitySet>``, tokens from the Microsoft identity platform
 
 Idempotency is this connector's: Business Central does not keep ``externalDocumentNumber``
 unique, so every create is preceded by ``$filter=externalDocumentNumber eq '<key>'`` and a
-retry finds what the first try made. The key is ``RGW`` + the 32 hex digits of the gateway id
+retry finds what the first try made. Its creates are therefore not safe to repeat blindly and
+carry no idempotency key: only its reads (and a line's DELETE, where a repeat finds the line
+gone) are tried again in-process; a failed create goes back through the runtime, which looks
+first. The key is ``RGW`` + the 32 hex digits of the gateway id
 (35 characters, the field's length). Options: ``tenant``, ``environment``, ``company_id``,
 ``non_stock_location``.
 """
@@ -215,9 +218,15 @@ class BusinessCentralConnector(Connector):
         if sorted(map(_line_fact, held)) == sorted(map(_line_fact, wanted)):
             return etag
         for line in held:
-            await self.target.request(
-                "DELETE", f"{path}/{CREDIT_LINES}({line['id']})", headers={"If-Match": line["@odata.etag"]}
-            )
+            try:
+                await self.target.request(
+                    "DELETE",
+                    f"{path}/{CREDIT_LINES}({line['id']})",
+                    headers={"If-Match": line["@odata.etag"]},
+                )
+            except PermanentDeliveryFailure as failure:
+                if failure.status_code != 404:  # gone: deleted by a try whose reply was lost
+                    raise
         for line in wanted:
             await self.target.post(f"{path}/{CREDIT_LINES}", json=line)
         return str(reply_json(await self.target.get(path))["@odata.etag"])

@@ -13,7 +13,9 @@
 
 Idempotency is NetSuite's own: every record carries the message id as ``externalId``, and
 NetSuite refuses a second record with it (``DUP_RCRD``), which this connector reads as
-"already done" and then reads the existing record. Errors come as ``o:errorDetails``;
+"already done" and then reads the existing record. So a create is safe to repeat: it goes out
+with the ``externalId`` as its idempotency key, and a 503 or 429 is tried again in-process
+like the reads. Errors come as ``o:errorDetails``;
 NetSuite throttles with 429 ``CONCURRENCY_LIMIT_EXCEEDED`` and no ``Retry-After``.
 """
 
@@ -161,7 +163,9 @@ class NetSuiteConnector(Connector):
     ) -> dict[str, Any]:
         """Create the record, or find the one an earlier try created; answer it as NetSuite holds it."""
         try:
-            await self.target.post(via or f"{RECORDS}/{record_type}", json=body)
+            await self.target.post(
+                via or f"{RECORDS}/{record_type}", json=body, idempotency_key=str(body["externalId"])
+            )
         except PermanentDeliveryFailure as failure:
             if failure.code != DUPLICATE:
                 raise

@@ -18,7 +18,9 @@ Modelled on the public 3PL Warehouse Manager API: OAuth 2.0 client credentials a
 Idempotency is Extensiv's own: the RMA number is the receiver's ``referenceNum``, unique per
 customer, so a repeat is refused (400 ``DuplicateReferenceNumber``, modelled: the public docs do
 not give the code) and this connector then finds the receiver by ``referenceNum`` and checks it
-is this return's (``poNum`` holds the gateway's return id). Errors come as ``ErrorCode`` and
+is this return's (``poNum`` holds the gateway's return id). The create is therefore safe to
+repeat and goes out with the ``referenceNum`` as its idempotency key (a 503 or 429 is tried
+again in-process). Errors come as ``ErrorCode`` and
 ``Hint``. Extensiv publishes no request quota: a 429 (or 503) is retried, honouring ``Retry-After``.
 
 Options (routing table): ``customer_id`` (the distributor's customer id in the 3PL's Warehouse
@@ -122,7 +124,9 @@ class ExtensivConnector(Connector, Receiver):
     async def expect(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create the receiver, or find the one an earlier try created; answer it as Extensiv holds it."""
         try:
-            response = await self.target.post(RECEIVERS, json=body, headers=HAL)
+            response = await self.target.post(
+                RECEIVERS, json=body, headers=HAL, idempotency_key=str(body["referenceNum"])
+            )
         except PermanentDeliveryFailure as failure:
             if failure.code != DUPLICATE:
                 raise

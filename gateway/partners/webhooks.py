@@ -20,12 +20,12 @@ endpoints, one that took the event is recorded (per message and endpoint, in Red
 not called again when the message comes back for the others. That marker may be lost with
 Redis: the endpoint is then called again with the same ``RGW-Event-Id``, which it deduplicates.
 
-In the routing table it has no ``target``; its options set the HTTP client::
+In the routing table it has no ``target``, so no circuit breaker (one partner's dead endpoint
+must not pause the others); its options set the HTTP client::
 
     partner-webhooks:
       use: gateway.partners.webhooks:PartnerWebhookConnector
       options: {timeout_seconds: 10}
-      circuit: {failure_threshold: 1000}   # one partner's dead endpoint must not pause the others
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Example (``routes.yaml``)::
       erp:
         use: gateway.builtin.webhook:WebhookConnector   # what `returns-gateway connector run erp` runs
         target: {base_url: "https://erp.internal", timeout_seconds: 10, token_env: RGW_ERP_TOKEN}
-        circuit: {failure_threshold: 5, open_seconds: 30}
+        circuit: {failure_rate: 0.5, minimum_calls: 20, window_seconds: 30, open_seconds: 30}
         delivery_limit: 10          # deliveries before a message is dead-lettered as poison
         retry_delays_ms: [1000, 5000, 30000, 120000, 600000]
       crm: {}
@@ -88,13 +88,39 @@ class TargetSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Environment variable holding the target's bearer token: secrets never sit in this file."""
     auth: OAuth2ClientCredentials | BasicAuth | None = None
     """How else to authenticate; credentials are named by environment variable, never written here."""
+    tries: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
+    """Tries of a call that is safe to repeat (GET, HEAD, PUT, DELETE, OPTIONS, or a POST or PATCH
+    carrying an idempotency key), the first included, before its retryable failure (5xx, 429,
+    timeout, refused connection) goes to the runtime's retry tiers. They wait a jittered
+    exponential backoff from 0.1 s, at least the target's ``Retry-After``, and none starts
+    ``timeout_seconds`` or more after the first (a call takes at most about twice that). 1
+    retries nothing here; other calls are only tried again when their connection failed to open."""
+    max_retry_after_seconds: Annotated[float, msgspec.Meta(ge=0, le=60)] = 5.0
+    """Longest ``Retry-After`` waited in-process; a target asking for longer is left to the retry
+    tiers at once, so the message does not hold its place in the prefetch meanwhile."""
 
 
 class CircuitSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """When to stop calling a target that keeps failing, and for how long."""
+    """When a target counts as down, so its connector stops calling it, and for how long.
 
-    failure_threshold: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 5
-    """Consecutive retryable failures (timeouts, 5xx, 429, refused connections) that open it."""
+    Every call to the target counts once, after its in-process tries (``target.tries``): a
+    failure is a retryable one (5xx, 429, timeout, refused connection); any answer the target
+    gave otherwise, a 4xx included, is a success (the system is up). The circuit opens when
+    either holds: ``failure_rate`` of the calls in the last ``window_seconds`` failed, and there
+    were at least ``minimum_calls`` of them; or ``consecutive_failures`` calls in a row got no
+    answer at all. Some calls failing is not the system being down.
+    """
+
+    failure_rate: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
+    """Share of failed calls in the window that opens it."""
+    minimum_calls: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 20
+    """Calls the window must hold before its failure rate counts: a few failures among a few
+    calls (a quiet hour) open nothing."""
+    window_seconds: Annotated[float, msgspec.Meta(ge=1, le=600)] = 30.0
+    """How far back the failure rate looks (the last ``window_seconds``, sliding by the second)."""
+    consecutive_failures: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 5
+    """Calls in a row that got no answer at all (connection refused or reset, timed out) that
+    open it, whatever the window holds: a system that is gone is down after a few calls."""
     open_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
     """How long it stays open; then one trial message decides whether it closes again."""
 
@@ -167,12 +193,23 @@ def _check(table: RoutingTable) -> list[str]:
     return problems
 
 
+#: Settings a table may still carry from an earlier version, and what took their place.
+_RENAMED = {
+    "failure_threshold": (
+        " (circuit.failure_threshold is gone: the circuit opens on a failure rate over a window,"
+        " failure_rate, minimum_calls and window_seconds, or on consecutive_failures calls in a row"
+        " that got no answer)"
+    ),
+}
+
+
 def parse_routing_table(text: bytes | str, *, source: str = "routing table") -> RoutingTable:
     """Decode and cross-check a routing table; every problem is reported at once."""
     try:
         table = msgspec.yaml.decode(text, type=RoutingTable)
     except msgspec.ValidationError as exc:
-        raise RoutingTableError(f"{source}: {exc}") from exc
+        hint = _RENAMED.get(str(exc).partition("`")[2].partition("`")[0], "")
+        raise RoutingTableError(f"{source}: {exc}{hint}") from exc
     except msgspec.DecodeError as exc:
         raise RoutingTableError(f"{source}: not valid YAML: {exc}") from exc
     problems = _check(table)

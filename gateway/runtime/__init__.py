@@ -6,7 +6,8 @@ It knows nothing of returns: what to announce about a dead letter, and about a r
 that went through, are notices it is given (:mod:`gateway.worker` gives it the lifecycle's).
 """
 
-from gateway.runtime._circuit import CircuitOpen, TargetCircuit
+from gateway.errors import CircuitOpen
+from gateway.runtime._circuit import TargetCircuit
 from gateway.runtime._effects import EffectLedger
 from gateway.runtime._loading import build_connector, connector_class
 from gateway.runtime._retry import RetryPlan

@@ -52,6 +52,7 @@ from gateway.broker.headers import (
 )
 from gateway.errors import (
     BrokerUnavailable,
+    CircuitOpen,
     DeliveryFailed,
     NotReadyYet,
     PermanentDeliveryFailure,
@@ -59,7 +60,7 @@ from gateway.errors import (
     StoreUnavailable,
 )
 from gateway.routing import ConnectorSpec, connector_queue, dead_exchange, retry_exchange
-from gateway.runtime._circuit import CircuitOpen, State, TargetCircuit
+from gateway.runtime._circuit import State, TargetCircuit
 from gateway.runtime._effects import EffectLedger
 from gateway.runtime._retry import RetryPlan
 from gateway.sdk import Connector, Delivery, Emitted, RuntimeContext
@@ -174,6 +175,8 @@ class ConnectorRuntime:
         self._ledger = EffectLedger(redis, settings, lease_seconds=settings.effect_lease_seconds)
         self._prefetch = prefetch or spec.prefetch
         self.circuit = TargetCircuit(connector.name, spec.circuit, on_change=self._circuit_changed)
+        if connector.has_target:  # the breaker counts each of the target's calls, once tried
+            connector.target.guard = self.circuit
         self._circuit_lock = asyncio.Lock()
         self._circuit_tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -238,7 +241,12 @@ class ConnectorRuntime:
             if self._stopping:
                 return
             if state == "opened":
-                log.warning("%s: circuit open, pausing for %.1f s", self.name, self.circuit.open_seconds)
+                log.warning(
+                    "%s: circuit open (%s), pausing for %.1f s",
+                    self.name,
+                    self.circuit.reason,
+                    self.circuit.open_seconds,
+                )
                 await self._stop_consuming()
                 await asyncio.sleep(self.circuit.open_seconds)
                 if not self._stopping and self.circuit.state != "closed":
@@ -312,10 +320,10 @@ class ConnectorRuntime:
     async def _apply(self, delivery: Delivery, *, deferrals: int, replay_of: str | None) -> Decision:
         try:
             async with self._ledger.holding(self.name, delivery.message_id):
-                if self.connector.has_target:
-                    emitted = await self.circuit.call(lambda: self.connector.handle(delivery))
-                else:  # its failures are its own domain's (a return not opened yet), not a system down
-                    emitted = await self.connector.handle(delivery)
+                if self.connector.has_target:  # the target's calls are counted as they are made
+                    self.circuit.admit()
+                # without one, its failures are its own domain's (a return not opened yet), not a system down
+                emitted = await self.connector.handle(delivery)
                 emitted = [*(emitted or ()), *self._replay_delivered(delivery, replay_of)]
                 if emitted:
                     await self._emit(delivery, emitted)

@@ -6,7 +6,10 @@ writes its routes and its error format; this kit adds, on every sandbox:
 * authentication: OAuth2 client credentials (a token endpoint issues bearer tokens) or
   HTTP Basic, answered in the system's own 401 shape when missing or wrong;
 * ``POST /_sandbox/faults`` — queue faults: a status (429 with ``Retry-After``, 5xx...), a
-  slow reply, a malformed body; optionally only for a method and a path prefix;
+  slow reply, a malformed body; optionally only for a method and a path prefix; each used
+  ``times`` times, or with a ``rate`` by that share of the requests until removed. They apply
+  to every call, the token endpoint's included;
+* ``GET /_sandbox/faults`` — the faults in force; ``DELETE /_sandbox/faults`` removes them all;
 * ``GET /_sandbox/records`` — what it holds, to count postings;
 * ``GET /_sandbox/requests`` — every request it saw, faulted ones included;
 * ``POST /_sandbox/reset`` — forget everything.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import random
 import secrets
 import socket
 import threading
@@ -23,11 +27,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 import uvicorn
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, delete, get, post
 from litestar.handlers import BaseRouteHandler
 from litestar.params import JSONBody
 
@@ -35,7 +39,8 @@ CONTROL_PREFIX = "/_sandbox"
 
 
 class Fault(msgspec.Struct, kw_only=True):
-    """One injected misbehaviour, used ``times`` times by requests it matches."""
+    """One injected misbehaviour, used ``times`` times by requests it matches, or, with a
+    ``rate``, by that share of them until it is removed."""
 
     status: int | None = 503
     """Answer this status (in the system's error shape); ``None`` answers normally."""
@@ -48,6 +53,10 @@ class Fault(msgspec.Struct, kw_only=True):
     path: str | None = None
     """Only requests whose path starts with this."""
     times: int = 1
+    rate: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    """Fault each request it matches with this probability (``times`` is then unused), until
+    removed. Rate faults a request matches share one draw, so their rates add up: a 503 at
+    0.15 and a 429 at 0.15 fault 30 % of requests, never one request twice."""
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method.upper() == method) and (
@@ -77,6 +86,8 @@ class SandboxState:
     faults: list[Fault] = field(default_factory=list)
     tokens: set[str] = field(default_factory=set)
     next_id: int = 100
+    rng: random.Random = field(default_factory=random.Random)
+    """Draws for rate faults; seed it for a repeatable run."""
 
     def new_id(self) -> str:
         with self.lock:
@@ -112,13 +123,23 @@ class SandboxState:
             return len(self.records.get(collection, {}))
 
     def take_fault(self, method: str, path: str) -> Fault | None:
+        """The fault a request gets, if any: the first that matches, a counted one used up by one,
+        a rate fault taken if the request's draw falls in its share."""
         with self.lock:
+            draw: float | None = None
             for fault in self.faults:
-                if fault.matches(method, path):
+                if not fault.matches(method, path):
+                    continue
+                if fault.rate is None:
                     fault.times -= 1
                     if fault.times <= 0:
                         self.faults.remove(fault)
                     return fault
+                if draw is None:
+                    draw = self.rng.random()
+                if draw < fault.rate:
+                    return fault
+                draw -= fault.rate
         return None
 
     def requests_to(self, method: str, path_prefix: str) -> list[Seen]:
@@ -233,6 +254,18 @@ class Sandbox:
                 state.faults.extend(faults)
                 return {"queued": len(state.faults)}
 
+        @get(f"{CONTROL_PREFIX}/faults")
+        async def faults() -> list[dict[str, Any]]:
+            with state.lock:
+                return [msgspec.to_builtins(f) for f in state.faults]
+
+        @delete(f"{CONTROL_PREFIX}/faults", status_code=200)
+        async def remove_faults() -> dict[str, int]:
+            with state.lock:
+                removed = len(state.faults)
+                state.faults.clear()
+                return {"removed": removed}
+
         @get(f"{CONTROL_PREFIX}/records")
         async def records() -> dict[str, Any]:
             with state.lock:
@@ -251,7 +284,7 @@ class Sandbox:
                 state.faults.clear()
 
         return Litestar(
-            [add_faults, records, requests, reset, *self.handlers()],
+            [add_faults, faults, remove_faults, records, requests, reset, *self.handlers()],
             before_request=self._before,
             openapi_config=None,
             debug=False,

@@ -2,7 +2,9 @@
 credentials with the token cached until shortly before it expires.
 
 The client credentials grant is one form POST and a cache; it runs on the target's own
-pooled client, so a connector keeps one HTTP stack rather than a second OAuth client's.
+pooled client, so a connector keeps one HTTP stack rather than a second OAuth client's. The
+grant is safe to repeat (it only issues a token), so a failed one is tried again like the
+target's idempotent calls, while the requests waiting for the token wait for that one fetch.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections.abc import Mapping
 
 import httpx
+from tenacity import AsyncRetrying
 
 from gateway.errors import ConfigurationError
 from gateway.routing import BasicAuth, OAuth2ClientCredentials, TargetSpec
@@ -37,8 +40,15 @@ class ClientCredentialsToken:
     #: Renew this long before the token's stated expiry, so no request carries a dying token.
     EARLY_SECONDS = 60.0
 
-    def __init__(self, spec: OAuth2ClientCredentials, environ: Mapping[str, str], target: str) -> None:
+    def __init__(
+        self,
+        spec: OAuth2ClientCredentials,
+        environ: Mapping[str, str],
+        target: str,
+        retrying: AsyncRetrying | None = None,
+    ) -> None:
         self._spec = spec
+        self._retrying = retrying
         self._client_id = _secret(environ, spec.client_id_env, target)
         self._client_secret = _secret(environ, spec.client_secret_env, target)
         self._token: str | None = None
@@ -51,7 +61,10 @@ class ClientCredentialsToken:
         if self._token is None or time.monotonic() >= self._expires_at:
             async with self._lock:  # one fetch however many requests are waiting for it
                 if self._token is None or time.monotonic() >= self._expires_at:
-                    await self._fetch(client)
+                    if self._retrying is None:
+                        await self._fetch(client)
+                    else:
+                        await self._retrying.copy()(self._fetch, client)
         return f"Bearer {self._token}"
 
     def invalidate(self) -> None:
@@ -89,8 +102,10 @@ def static_headers(spec: TargetSpec, environ: Mapping[str, str], target: str) ->
 
 
 def token_source(
-    spec: TargetSpec, environ: Mapping[str, str] | None, target: str
+    spec: TargetSpec, environ: Mapping[str, str] | None, target: str, retrying: AsyncRetrying | None = None
 ) -> ClientCredentialsToken | None:
+    """The token fetcher of a target with OAuth2 client credentials; ``retrying`` is the policy a
+    failed grant is tried again under (none: the failure is the caller's at once)."""
     if isinstance(spec.auth, OAuth2ClientCredentials):
-        return ClientCredentialsToken(spec.auth, os.environ if environ is None else environ, target)
+        return ClientCredentialsToken(spec.auth, os.environ if environ is None else environ, target, retrying)
     return None

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
+from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure, TargetUnreachable
 
 #: Statuses that mean "later": throttled, or the target failing on its side.
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -89,8 +89,9 @@ def reply_json(response: httpx.Response) -> Any:
 
 @contextmanager
 def target_errors() -> Iterator[None]:
-    """Timeouts and connection failures talking to a target are retryable."""
+    """Timeouts and connection failures talking to a target are retryable: the target is
+    :class:`TargetUnreachable` (which a circuit breaker counts apart from the answers it gave)."""
     try:
         yield
     except httpx.TransportError as exc:
-        raise RetryableDeliveryFailure(f"target unreachable: {exc!r}") from exc
+        raise TargetUnreachable(f"target unreachable: {exc!r}") from exc

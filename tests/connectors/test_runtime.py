@@ -38,12 +38,18 @@ from tests.support.sandbox import Fault, SandboxState
 from tests.support.tcp_proxy import proxy_to
 from tests.support.waiting import wait_until
 
+# tries: 1: these tests are about the runtime's own retries, so the target tries each call once
+# (its in-process retries are tested in test_transient.py).
 TABLE = """
 connectors:
   records:
     use: tests.connectors.test_runtime:RecordsConnector
-    target: {{base_url: "{base_url}", timeout_seconds: 2}}
-    circuit: {{failure_threshold: {threshold}, open_seconds: 1}}
+    target: {{base_url: "{base_url}", timeout_seconds: 2, tries: 1}}
+    circuit:
+      minimum_calls: {minimum_calls}
+      window_seconds: 10
+      consecutive_failures: 1000
+      open_seconds: 1
     prefetch: 8
     max_attempts: 4
     delivery_limit: 5
@@ -88,11 +94,11 @@ async def running_harness(
     amqp: AbstractRobustConnection,
     make_key: KeyFactory,
     *,
-    circuit_threshold: int = 1000,
+    minimum_calls: int = 1000,
 ) -> AsyncIterator[Harness]:
     """Gateway, sandbox target and one connector runtime built from the routing table."""
     async with (
-        routed_gateway(tmp_path, settings, registry, amqp, TABLE, threshold=circuit_threshold) as routed,
+        routed_gateway(tmp_path, settings, registry, amqp, TABLE, minimum_calls=minimum_calls) as routed,
         running_connector(routed, "records", redis) as runtime,
     ):
         yield Harness(routed.client, runtime, routed.sandbox, await make_key(), routed.settings, amqp)
@@ -212,7 +218,7 @@ async def test_the_circuit_opens_on_a_down_target_and_closes_when_it_is_back(
     make_key: KeyFactory,
 ) -> None:
     async with running_harness(
-        tmp_path, settings, registry, redis, amqp, make_key, circuit_threshold=3
+        tmp_path, settings, registry, redis, amqp, make_key, minimum_calls=3
     ) as harness:
         harness.sandbox.down = True
         for _ in range(6):
@@ -362,7 +368,7 @@ NO_TARGET_TABLE = """
 connectors:
   ordering:
     use: tests.connectors.test_runtime:NotYetConnector
-    circuit: {{failure_threshold: 1, open_seconds: 30}}
+    circuit: {{minimum_calls: 1, consecutive_failures: 1, open_seconds: 30}}
     max_attempts: 3
     retry_delays_ms: [100, 200]
 routes:
@@ -394,7 +400,7 @@ async def test_a_connector_without_a_target_never_opens_a_circuit(
         for _ in range(2):
             response = await routed.client.post("/v1/returns", json=return_request(), headers=headers(key))
             assert response.status_code == 202
-        # threshold 1: with a circuit, the first failure would pause the queue for 30 s
+        # with a circuit, the first failure would pause the queue for 30 s
         await wait_until(lambda: runtime.outcomes[Outcome.DEAD] == 2, within=15, what="both dead-lettered")
         assert runtime.circuit.state == "closed"
         assert runtime.outcomes[Outcome.RETRY] == 4

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
-from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
-from gateway.routing import TargetSpec, parse_routing_table
-from gateway.runtime import build_connector
+from connectors.erp.netsuite_sandbox import NetSuiteSandbox
+from gateway.errors import CircuitOpen, PermanentDeliveryFailure, RetryableDeliveryFailure
+from gateway.routing import CircuitSpec, TargetSpec, parse_routing_table
+from gateway.runtime import TargetCircuit, build_connector
+from gateway.sandbox import Fault as SandboxFault
+from gateway.sandbox import running
 from gateway.sdk import Target, TargetConfigError
+from tests.support.profiles import ENV, target_spec
 from tests.support.sandbox import Fault, running_sandbox
 from tests.support.server import free_port
 
@@ -61,3 +67,109 @@ def test_the_routing_table_names_the_connector_class_and_its_target() -> None:
             build_connector(
                 "crm", parse_routing_table(f"connectors: {{crm: {{use: '{bad}'}}}}").connectors["crm"]
             )
+
+
+async def test_a_call_safe_to_repeat_honours_retry_after_in_process() -> None:
+    with running_sandbox() as (base_url, sandbox):
+        target = Target("records", TargetSpec(base_url=base_url))
+        try:
+            sandbox.faults.append(Fault(429, retry_after="1"))
+            response = await target.post("/records", json={}, idempotency_key="k1")
+            assert response.status_code == 201
+            first, second = sandbox.times_for("k1")
+            assert second - first >= 0.95  # the target asked for 1 s; the backoff alone is ~0.1 s
+            assert sandbox.effects == {"k1": 1}
+        finally:
+            await target.aclose()
+
+
+async def test_its_tries_are_counted_and_a_long_retry_after_is_left_to_the_runtime() -> None:
+    with running_sandbox() as (base_url, sandbox):
+        target = Target("records", TargetSpec(base_url=base_url, tries=3, max_retry_after_seconds=2))
+        try:
+            sandbox.faults.extend([Fault(503)] * 3)
+            with pytest.raises(RetryableDeliveryFailure, match="answered 503"):
+                await target.post("/records", json={}, idempotency_key="k1")
+            assert len(sandbox.times_for("k1")) == 3
+
+            sandbox.faults.append(Fault(503, retry_after="3"))  # longer than it waits in-process
+            with pytest.raises(RetryableDeliveryFailure) as caught:
+                await target.post("/records", json={}, idempotency_key="k2")
+            assert caught.value.retry_after == 3 and len(sandbox.times_for("k2")) == 1
+        finally:
+            await target.aclose()
+
+
+async def test_a_post_without_an_idempotency_key_is_not_sent_again_after_a_503() -> None:
+    with running_sandbox() as (base_url, sandbox):
+        target = Target("records", TargetSpec(base_url=base_url))
+        try:
+            sandbox.faults.append(Fault(503))
+            with pytest.raises(RetryableDeliveryFailure, match="answered 503"):
+                await target.post("/records", json={})
+            assert len(sandbox.requests) == 1  # it may have been applied: only the runtime decides
+            assert sandbox.effects == {}
+        finally:
+            await target.aclose()
+
+
+async def test_a_get_is_tried_again_with_its_token_renewed_as_needed() -> None:
+    sandbox = NetSuiteSandbox()
+    with running(sandbox) as base_url:
+        spec = target_spec(sandbox, base_url)
+        target = Target("erp", spec, environ=ENV)
+        try:
+            token = sandbox.token_path or ""
+            sandbox.state.faults.extend(
+                [
+                    SandboxFault(status=503, path=token),
+                    SandboxFault(status=429, retry_after="0", method="GET", times=2),
+                ]
+            )
+            response = await target.get("/services/rest/record/v1/salesOrder/9001")
+            assert response.json()["tranId"] == "4500118832"
+            assert [(s.method, s.status) for s in sandbox.state.requests] == [
+                ("POST", 503),  # the token grant, tried again by itself
+                ("POST", 0),
+                ("GET", 429),
+                ("GET", 429),
+                ("GET", 0),
+            ]
+        finally:
+            await target.aclose()
+
+
+async def test_the_circuit_hears_each_call_once_after_its_tries() -> None:
+    spec = CircuitSpec(failure_rate=0.5, minimum_calls=1)
+    with running_sandbox() as (base_url, sandbox):
+        target = Target("records", TargetSpec(base_url=base_url, tries=2))
+        circuit = TargetCircuit("records", spec)
+        target.guard = circuit
+        try:
+            sandbox.faults.append(Fault(503))
+            await target.post("/records", json={}, idempotency_key="k1")  # failed, then answered
+            assert circuit.state == "closed"  # one call, and it succeeded (counting tries: 1 of 2 failed)
+
+            sandbox.faults.extend([Fault(503)] * 2)
+            with pytest.raises(RetryableDeliveryFailure):
+                await target.post("/records", json={}, idempotency_key="k2")
+            assert circuit.state == "opened"
+            with pytest.raises(CircuitOpen):  # not sent at all while open
+                await target.post("/records", json={}, idempotency_key="k3")
+            assert sandbox.times_for("k3") == []
+        finally:
+            await target.aclose()
+
+
+async def test_no_try_starts_once_the_timeout_has_passed_since_the_first() -> None:
+    with running_sandbox() as (base_url, sandbox):
+        target = Target("records", TargetSpec(base_url=base_url, timeout_seconds=1, tries=10))
+        try:
+            sandbox.faults.extend([Fault(503, delay=0.4)] * 10)  # slow failures: 0.4 s each
+            started = time.monotonic()
+            with pytest.raises(RetryableDeliveryFailure, match="answered 503"):
+                await target.post("/records", json={}, idempotency_key="k1")
+            assert time.monotonic() - started < 2.0  # within twice the timeout, not ten tries
+            assert 2 <= len(sandbox.times_for("k1")) <= 3
+        finally:
+            await target.aclose()

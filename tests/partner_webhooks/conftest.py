@@ -41,7 +41,6 @@ connectors:
   partner-webhooks:
     use: gateway.partners.webhooks:PartnerWebhookConnector
     options: {{timeout_seconds: 2}}
-    circuit: {{failure_threshold: 1000}}
     max_attempts: 3
     retry_delays_ms: [200, 500, 1000, 2000]
 routes:

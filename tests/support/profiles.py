@@ -19,6 +19,9 @@ from gateway.sdk import Connector, Delivery, Target
 from gateway.settings import PROJECT_ROOT
 
 CLIENT_ID, CLIENT_SECRET = "sandbox-client", "sandbox-secret"
+TRIES = TargetSpec(base_url="http://sandbox.invalid").tries
+"""In-process tries of a call safe to repeat, by default: a fault used this many times on such a
+call reaches the runtime, one used fewer times is absorbed by the target's retry."""
 ENV = {"TEST_CLIENT_ID": CLIENT_ID, "TEST_CLIENT_SECRET": CLIENT_SECRET}
 
 

@@ -18,7 +18,7 @@ from gateway.sandbox import Credentials, Fault
 from gateway.sdk import Connector, Inbound, WebhookRejected
 from gateway.settings import PROJECT_ROOT
 from tests.support.payloads import RETURN_REQUEST
-from tests.support.profiles import connector_on, delivery
+from tests.support.profiles import TRIES, connector_on, delivery
 
 USE = "connectors.carrier.easypost:EasyPostConnector"
 SHIPMENTS = "/v2/shipments"
@@ -161,11 +161,27 @@ async def test_a_server_error_is_retryable_and_the_retry_buys_once(
     easypost: Connector, sandbox: EasyPostSandbox
 ) -> None:
     message = delivery("return-authorization.v1", authorization())
-    sandbox.state.faults.append(Fault(status=503, method="POST", path=f"{SHIPMENTS}/shp_"))
+    sandbox.state.faults.append(Fault(status=503, method="POST", path=f"{SHIPMENTS}/shp_", times=TRIES))
     with pytest.raises(RetryableDeliveryFailure, match="answered 503"):
         await easypost.handle(message)
     await easypost.handle(message)
     assert sandbox.state.count("shipments") == 1 and sandbox.state.count("purchases") == 1
+
+
+async def test_only_the_buy_is_tried_again_in_process(easypost: Connector, sandbox: EasyPostSandbox) -> None:
+    # EasyPost makes a new shipment for every create, but refuses a second buy: only the buy
+    # is safe to repeat at once; a failed create goes back to the runtime, which reads first.
+    sandbox.state.faults.append(Fault(status=503, method="POST", path=f"{SHIPMENTS}/shp_"))
+    message = delivery("return-authorization.v1", authorization())
+    await easypost.handle(message)
+    assert [s.status for s in sandbox.state.requests_to("POST", f"{SHIPMENTS}/shp_")] == [503, 0]
+    assert sandbox.state.count("purchases") == 1
+
+    sandbox.state.faults.append(Fault(status=503, method="POST", path=SHIPMENTS))
+    with pytest.raises(RetryableDeliveryFailure, match="answered 503"):
+        await easypost.handle(delivery("return-authorization.v1", authorization(return_id="ret_another")))
+    creates = [s for s in sandbox.state.requests_to("POST", SHIPMENTS) if not s.path.endswith("/buy")]
+    assert [s.status for s in creates] == [0, 503]  # the first return's, then the refused one, once
 
 
 async def test_a_timeout_is_retryable(sandbox: EasyPostSandbox) -> None:

@@ -18,7 +18,7 @@ from gateway.registry import ContractRegistry
 from gateway.sandbox import Fault
 from gateway.sdk import Connector, Inbound, WebhookRejected
 from gateway.settings import PROJECT_ROOT
-from tests.support.profiles import connector_on, delivery
+from tests.support.profiles import TRIES, connector_on, delivery
 
 USE = "connectors.wms.extensiv:ExtensivConnector"
 SECRET_ENV = "TEST_EXTENSIV_WEBHOOK_SECRET"
@@ -140,7 +140,7 @@ async def test_a_server_error_is_retryable_and_the_retry_creates_once(
     extensiv: Connector, sandbox: ExtensivSandbox
 ) -> None:
     message = delivery("return-authorization.v1", authorization())
-    sandbox.state.faults.append(Fault(status=503, method="POST", path=RECEIVERS))
+    sandbox.state.faults.append(Fault(status=503, method="POST", path=RECEIVERS, times=TRIES))
     with pytest.raises(RetryableDeliveryFailure, match="answered 503"):
         await extensiv.handle(message)
     await extensiv.handle(message)

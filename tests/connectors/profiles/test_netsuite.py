@@ -18,7 +18,7 @@ from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure
 from gateway.sandbox import Fault
 from gateway.sdk import Connector
 from tests.support.erp import CONTRACTS, decided, decision, only, request
-from tests.support.profiles import connector_on, delivery
+from tests.support.profiles import TRIES, connector_on, delivery
 
 USE = "connectors.erp.netsuite:NetSuiteConnector"
 RECORDS = "/services/rest/record/v1"
@@ -155,11 +155,25 @@ async def test_a_repeat_is_refused_by_netsuite_and_answered_with_the_first_recor
 
 
 async def test_concurrency_throttling_is_retryable(netsuite: Connector, sandbox: NetSuiteSandbox) -> None:
-    sandbox.state.faults.append(Fault(status=429, method="POST", path=RA))
+    sandbox.state.faults.append(Fault(status=429, method="POST", path=RA, times=TRIES))
     with pytest.raises(RetryableDeliveryFailure, match="CONCURRENCY_LIMIT_EXCEEDED") as caught:
         await netsuite.handle(decided())
     assert caught.value.status_code == 429
     assert sandbox.state.count("returnAuthorization") == 0
+    assert len(sandbox.state.requests_to("POST", RA)) == TRIES
+
+
+async def test_a_throttled_create_is_tried_again_in_process_with_its_external_id(
+    netsuite: Connector, sandbox: NetSuiteSandbox
+) -> None:
+    # NetSuite refuses a second record with the externalId, so the create is safe to repeat.
+    sandbox.state.faults.append(Fault(status=429, method="POST", path=RA))
+    message = decided()
+    only(await netsuite.handle(message), "return-authorization.v1")
+    posts = sandbox.state.requests_to("POST", RA)
+    assert [s.status for s in posts] == [429, 0]
+    assert {s.idempotency for s in posts} == {message.message_id}
+    assert sandbox.state.count("returnAuthorization") == 1
 
 
 async def test_retry_after_is_kept_for_the_runtime(netsuite: Connector, sandbox: NetSuiteSandbox) -> None:
@@ -173,7 +187,7 @@ async def test_a_server_error_is_retryable_and_the_retry_posts_once(
     netsuite: Connector, sandbox: NetSuiteSandbox
 ) -> None:
     message = decided()
-    sandbox.state.faults.append(Fault(status=500, method="POST", path=RA))
+    sandbox.state.faults.append(Fault(status=500, method="POST", path=RA, times=TRIES))
     with pytest.raises(RetryableDeliveryFailure, match="answered 500"):
         await netsuite.handle(message)
     only(await netsuite.handle(message), "return-authorization.v1")

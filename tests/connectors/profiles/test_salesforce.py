@@ -313,6 +313,7 @@ async def test_a_malformed_reply_is_retryable_and_the_retry_leaves_one_case(
 async def test_a_timeout_is_retryable_and_the_retry_leaves_one_case(sandbox: SalesforceSandbox) -> None:
     message = step("return-request", "defective-ssd-with-serials", new_return_id())
     async with connector_on(sandbox, USE, name="crm", timeout_seconds=0.3) as salesforce:
+        # The timed-out try spent the call's time (timeout_seconds): it goes to the runtime.
         sandbox.state.faults.append(Fault(status=None, delay=1.0, method="PATCH", path=CASES))
         with pytest.raises(RetryableDeliveryFailure, match="unreachable"):
             await salesforce.handle(message)
