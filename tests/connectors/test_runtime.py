@@ -488,7 +488,7 @@ async def test_redis_stalling_or_vanishing_mid_run_strands_no_message(
     async with proxy_to(settings.redis_url, default_port=6379) as proxy:
         through = connect_redis(proxy.through(settings.redis_url))
         async with (
-            routed_gateway(tmp_path, settings, registry, amqp, TABLE, threshold=1000) as routed,
+            routed_gateway(tmp_path, settings, registry, amqp, TABLE, minimum_calls=1000) as routed,
             running_connector(routed, "records", through) as runtime,
         ):
             harness = Harness(routed.client, runtime, routed.sandbox, await make_key(), routed.settings, amqp)
