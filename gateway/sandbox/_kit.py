@@ -6,7 +6,8 @@ writes its routes and its error format; this kit adds, on every sandbox:
 * authentication: OAuth2 client credentials (a token endpoint issues bearer tokens) or
   HTTP Basic, answered in the system's own 401 shape when missing or wrong;
 * ``POST /_sandbox/faults`` — queue faults: a status (429 with ``Retry-After``, 5xx...), a
-  slow reply, a malformed body; optionally only for a method and a path prefix;
+  slow reply, a malformed body; optionally only for a method and a path prefix; each used
+  ``times`` times, or with a ``rate`` by that share of the requests;
 * ``GET /_sandbox/records`` — what it holds, to count postings;
 * ``GET /_sandbox/requests`` — every request it saw, faulted ones included;
 * ``POST /_sandbox/reset`` — forget everything.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import random
 import secrets
 import socket
 import threading
@@ -48,6 +50,10 @@ class Fault(msgspec.Struct, kw_only=True):
     path: str | None = None
     """Only requests whose path starts with this."""
     times: int = 1
+    rate: float | None = None
+    """Fault this share of the requests it matches instead (``times`` is then unused). Rate
+    faults share one draw per request, so their rates add up: a 503 at 0.15 and a 429 at 0.15
+    fault 30 % of the requests, never one twice."""
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method.upper() == method) and (
@@ -113,12 +119,20 @@ class SandboxState:
 
     def take_fault(self, method: str, path: str) -> Fault | None:
         with self.lock:
+            draw: float | None = None
             for fault in self.faults:
-                if fault.matches(method, path):
+                if not fault.matches(method, path):
+                    continue
+                if fault.rate is None:
                     fault.times -= 1
                     if fault.times <= 0:
                         self.faults.remove(fault)
                     return fault
+                if draw is None:
+                    draw = random.random()
+                if draw < fault.rate:
+                    return fault
+                draw -= fault.rate
         return None
 
     def requests_to(self, method: str, path_prefix: str) -> list[Seen]:
