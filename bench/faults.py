@@ -30,7 +30,8 @@ def _per_system(counts: dict[str, int]) -> str:
 
 def summary(tallies: list[Tally]) -> str:
     """One line per scenario, as a Markdown table (docs/faults.md keeps it). Per system the
-    figures read erp/wms/carrier/crm; a drain time with ``+`` ran out of time."""
+    figures read erp/wms/carrier/crm; duplicates count returns posted twice under one id or
+    two (strays); a drain time with ``+`` ran out of time."""
     lines = [
         "| scenario | accepted | delivered | duplicates | missing | dead letters | drain s | verdict |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -39,9 +40,10 @@ def summary(tallies: list[Tally]) -> str:
         drain = f"{t.drain_seconds:.1f}" + ("" if t.drained else "+")
         dead = sum(t.dead_letters.values())
         verdict = "ok" if not t.problems() else "FAILED"
+        twice = {system: t.duplicates[system] + t.strays[system] for system in SYSTEMS}
         lines.append(
             f"| {t.scenario} | {t.accepted}/{t.asked} | {_per_system(t.delivered)}"
-            f" | {_per_system(t.duplicates)} | {_per_system(t.missing)} | {dead} | {drain} | {verdict} |"
+            f" | {_per_system(twice)} | {_per_system(t.missing)} | {dead} | {drain} | {verdict} |"
         )
     return "\n".join(lines)
 

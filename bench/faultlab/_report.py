@@ -17,13 +17,14 @@ def format_tally(tally: Tally) -> str:
         f"  accepted            {tally.accepted} of {tally.asked}"
         + (f"  (refused along the way: {_counts(tally.refusals)})" if tally.refusals else ""),
         f"  statuses            {_counts(tally.statuses)}",
-        f"  {'system':18}{'delivered':>10}{'duplicates':>12}{'replays':>9}{'missing':>9}{'faulted':>9}",
+        f"  {'system':18}{'delivered':>10}{'duplicates':>12}{'strays':>8}{'replays':>9}{'missing':>9}"
+        f"{'faulted':>9}",
     ]
     for system in SYSTEMS:
         replays = str(tally.replays[system]) if system in tally.replays else "-"
         lines.append(
             f"  {system:18}{tally.delivered[system]:>10}{tally.duplicates[system]:>12}"
-            f"{replays:>9}{tally.missing[system]:>9}{tally.faulted[system]:>9}"
+            f"{tally.strays[system]:>8}{replays:>9}{tally.missing[system]:>9}{tally.faulted[system]:>9}"
         )
     lines += [
         f"  dead letters        {sum(tally.dead_letters.values())} ({_counts(tally.dead_letters)});"

@@ -97,7 +97,8 @@ async def count(run: Run, *, drained: bool, quiet_at: float) -> Tally:
     exceptional = {r for r, s in seen.items() if s.exception}
     run.note("returns read")
     letters = await browse_dead_letters(stack.settings, list(stack.table.connectors))
-    delivered, duplicates, replays = count_postings(stack.sandboxes, return_ids)
+    postings = count_postings(stack.sandboxes, return_ids)
+    delivered = postings.delivered
     statuses = collections.Counter(s.status for s in seen.values())
     return Tally(
         scenario="",
@@ -106,8 +107,9 @@ async def count(run: Run, *, drained: bool, quiet_at: float) -> Tally:
         refusals=dict(run.driver.refusals()),
         statuses=dict(statuses.most_common()),
         delivered={s: len(delivered[s]) for s in SYSTEMS},
-        duplicates=duplicates,
-        replays=replays,
+        duplicates=postings.duplicates,
+        replays=postings.replays,
+        strays=postings.strays,
         missing={s: sum(1 for r in return_ids if r not in delivered[s] | exceptional) for s in SYSTEMS},
         faulted=injected_faults(stack.sandboxes),
         dead_letters=dead_letter_counts(letters, stack.table.connectors),

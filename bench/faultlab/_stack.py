@@ -35,7 +35,8 @@ from gateway.settings import Settings
 from gateway.storage import connect_redis
 
 PROFILES = ("netsuite", "extensiv", "easypost", "salesforce")
-START_TIMEOUT_SECONDS = 60.0
+START_TIMEOUT_SECONDS = 120.0
+"""Starting eight processes on two busy cores can take a minute."""
 RATE_LIMIT = 1_000_000
 """Requests per second allowed to the partner and per webhook source: the limiter runs, never throttles."""
 

@@ -3,7 +3,8 @@ records and requests, and the broker's queues.
 
 * **delivered** per system: returns with their posting there (ERP RMA, WMS receiver, carrier
   label bought, CRM case);
-* **duplicates**: returns with more than one such record in a system;
+* **duplicates**: returns with more than one such record in a system; **strays**: records for a
+  return id the partner was never given (the same return accepted twice, one id lost);
 * **replays**: repeats the system's own idempotency refused (a second create of an RMA or a
   receiver, a second label purchase): harmless, but each is a posting tried again;
 * **missing**: returns without a posting and without a visible exception;
@@ -72,6 +73,8 @@ class Tally:
     delivered: dict[str, int]
     duplicates: dict[str, int]
     replays: dict[str, int]
+    strays: dict[str, int]
+    """Postings for returns the partner was never given (see :class:`Postings`)."""
     missing: dict[str, int]
     faulted: dict[str, int]
     """Calls each sandbox answered with an injected fault (429 or 5xx)."""
@@ -103,6 +106,8 @@ class Tally:
         for system in SYSTEMS:
             if self.duplicates.get(system):
                 found.append(f"{self.duplicates[system]} returns posted more than once to {system}")
+            if self.strays.get(system):
+                found.append(f"{self.strays[system]} postings in {system} for returns the partner never got")
             if self.missing.get(system):
                 found.append(f"{self.missing[system]} returns missing from {system} without an exception")
         if self.silent_dead_letters:
@@ -118,38 +123,48 @@ class Tally:
         return {k: v for k, v in counts.items() if v}
 
 
-def _owners(record: dict[str, Any], wanted: set[str]) -> set[str]:
-    return set(return_ids_in(record)) & wanted
+@dataclasses.dataclass
+class Postings:
+    """What the sandboxes hold for a run's returns, per system."""
+
+    delivered: dict[str, set[str]]
+    """The returns posted there."""
+    duplicates: dict[str, int]
+    """Returns posted there more than once."""
+    replays: dict[str, int]
+    """Repeated creates the system refused."""
+    strays: dict[str, int]
+    """Postings for returns the partner was never given an id for: a return accepted twice
+    (under two ids), one of them lost to the partner."""
 
 
-def count_postings(
-    sandboxes: dict[str, Sandbox], return_ids: Iterable[str]
-) -> tuple[dict[str, set[str]], dict[str, int], dict[str, int]]:
-    """Per system: the returns posted there, how many were posted more than once, and how
-    many repeated creates the system refused."""
+def count_postings(sandboxes: dict[str, Sandbox], return_ids: Iterable[str]) -> Postings:
+    """Count what each system holds for ``return_ids`` (a stack's sandboxes hold one run's)."""
     wanted = set(return_ids)
-    delivered: dict[str, set[str]] = {}
-    duplicates: dict[str, int] = {}
-    replays: dict[str, int] = {}
+    counted = Postings(delivered={}, duplicates={}, replays={}, strays={})
     for system in SYSTEMS:
         posting, state = POSTINGS[system], sandboxes[system].state
         records = collections.Counter[str]()
         posted: set[str] = set()
+        strays = 0
         for record in state.all(posting.collection):
-            for owner in _owners(record, wanted):
+            mentioned = set(return_ids_in(record))
+            strays += bool(mentioned) and not mentioned & wanted
+            for owner in mentioned & wanted:
                 records[owner] += 1
                 if posting.posted(record):
                     posted.add(owner)
-        delivered[system] = posted
-        duplicates[system] = sum(1 for n in records.values() if n > 1)
+        counted.delivered[system] = posted
+        counted.duplicates[system] = sum(1 for n in records.values() if n > 1)
+        counted.strays[system] = strays
         if posting.create is not None:
             method, path_test = posting.create
             with state.lock:
                 creates = sum(
                     1 for s in state.requests if s.method == method and s.status == 0 and path_test(s.path)
                 )
-            replays[system] = max(0, creates - sum(records.values()))
-    return delivered, duplicates, replays
+            counted.replays[system] = max(0, creates - sum(records.values()) - strays)
+    return counted
 
 
 Get = Callable[[str], Awaitable[httpx.Response]]
