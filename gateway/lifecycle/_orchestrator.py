@@ -80,7 +80,7 @@ class Orchestrator(Connector):
 
     def attach(self, context: RuntimeContext) -> None:
         self._store = LifecycleStore(context.redis, context.settings)
-        self._records = ReturnStore(context.redis, context.settings)
+        self._records = ReturnStore(context.database, context.settings)
         self.policies = PolicyBook.load(context.settings.policies_dir, context.settings.contracts_dir)
 
     @handler(

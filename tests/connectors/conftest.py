@@ -14,6 +14,7 @@ from aio_pika.abc import AbstractRobustConnection
 from litestar.testing import AsyncTestClient
 
 from gateway.api import create_app
+from gateway.database import open_pool
 from gateway.registry import ContractRegistry
 from gateway.routing import parse_routing_table
 from gateway.runtime import ConnectorRuntime, build_connector
@@ -73,16 +74,21 @@ async def routed_gateway(
 async def running_connector(
     routed: RoutedGateway, name: str, redis: aioredis.Redis
 ) -> AsyncIterator[ConnectorRuntime]:
-    """Connector ``name`` of the routed gateway's table, built and run as ``connector run`` does."""
+    """Connector ``name`` of the routed gateway's table, built and run as ``connector run`` does
+    (with a pool on the test run's database lent to it)."""
     spec = parse_routing_table(routed.table).connectors[name]
     connector = build_connector(name, spec)
-    runtime = connector_runtime(connector, settings=routed.settings, spec=spec, redis=redis)
+    database = await open_pool(routed.settings.database, max_size=2)
+    runtime = connector_runtime(
+        connector, settings=routed.settings, spec=spec, redis=redis, database=database
+    )
     await runtime.start()
     try:
         yield runtime
     finally:
         await runtime.stop()
         await connector.aclose()
+        await database.close()
 
 
 @dataclass

@@ -21,6 +21,7 @@ from litestar.testing import AsyncTestClient
 
 from gateway.api import create_app
 from gateway.broker import events_exchange_name
+from gateway.database import open_pool
 from gateway.envelope import Envelope, trace_context
 from gateway.lifecycle import LifecycleStore, Orchestrator
 from gateway.records import ReturnRecord, ReturnStore
@@ -70,6 +71,8 @@ class Watch:
     requester: str
     operator: str
     """``admin`` (the dead-letter desk) and ``returns:approve`` (holds) in the tenant that decides."""
+    returns: ReturnStore
+    """The record of returns (PostgreSQL), on the pool the connectors are lent."""
 
     async def submit(self) -> str:
         response = await self.client.post(
@@ -144,6 +147,7 @@ async def watch(
     amqp: AbstractRobustConnection,
     make_key: KeyFactory,
 ) -> AsyncIterator[Watch]:
+    database = await open_pool(settings.database, max_size=4)
     with running_sandbox() as (base_url, crm):
         text = TABLE.format(base_url=base_url)
         routes = tmp_path / "routes.yaml"
@@ -155,7 +159,11 @@ async def watch(
             async with AsyncTestClient(create_app(routed, registry), raise_server_exceptions=False) as client:
                 for name, spec in table.connectors.items():
                     runtime = connector_runtime(
-                        build_connector(name, spec), settings=routed, spec=spec, redis=redis
+                        build_connector(name, spec),
+                        settings=routed,
+                        spec=spec,
+                        redis=redis,
+                        database=database,
                     )
                     await runtime.start()
                     runtimes.append(runtime)
@@ -173,12 +181,14 @@ async def watch(
                     operator=await make_key(
                         "operations", ("admin", "returns:read", "returns:approve"), rate_limit=10_000
                     ),
+                    returns=ReturnStore(database, routed),
                 )
         finally:
             for runtime in runtimes:
                 await runtime.stop()
                 await runtime.connector.aclose()
             await delete_routing_topology(amqp, settings, text)
+            await database.close()
 
 
 def _link(connector: str, message_id: str) -> str:
@@ -191,7 +201,7 @@ async def test_a_system_s_dead_letter_is_an_open_exception_until_its_replay_is_d
     watch.crm.faults.append(Fault(status=400))  # the CRM refuses the case once
     return_id = await watch.submit()
     [exception] = await watch.shows(return_id, 1)
-    record = await ReturnStore(watch.redis, watch.settings).get(return_id)
+    record = await watch.returns.get(return_id)
     assert record is not None
     assert exception["connector"] == "crm" and exception["message_id"] == record.message_id
     assert exception["message_type"] == "return-request.v1"
@@ -252,8 +262,7 @@ async def _accepted_but_unworkable(watch: Watch) -> tuple[str, dict[str, Any]]:
         message_id=message_id,
         request=msgspec.Raw(msgspec.json.encode(request)),
     )
-    key, value = ReturnStore(watch.redis, watch.settings).entry(record)
-    await watch.redis.set(key, value)
+    assert await watch.returns.put(record)
     broken = {k: v for k, v in request.items() if k != "lines"}
     envelope = Envelope(
         message_id=message_id,
