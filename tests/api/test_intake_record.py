@@ -15,7 +15,7 @@ from gateway.settings import Settings
 from tests.conftest import Gateway, KeyFactory
 from tests.support.broker import capture
 from tests.support.payloads import headers, return_request
-from tests.support.records import key_rows, lines_of, returns_of
+from tests.support.records import key_rows, lines_of, query, returns_of
 
 
 @pytest.fixture
@@ -107,3 +107,39 @@ async def test_a_replay_warms_the_fast_path_again(
     # The record answered, and Redis holds the answer again (the fast path replays it).
     assert [name async for name in redis.scan_iter(match=gateway.settings.key("idem", "globex", "*"))]
     assert ("done", first.json()["id"]) in await key_rows(gateway.settings.database, "globex")
+
+
+async def _drop_gateway_sessions(url: str) -> int:
+    """End the gateway's PostgreSQL sessions on this run's database, as a failover would."""
+    rows = await query(
+        url,
+        """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+           WHERE datname = current_database() AND application_name = %s AND pid <> pg_backend_pid()""",
+        ["returns-gateway"],  # the pool's application_name
+    )
+    return len(rows)
+
+
+async def test_a_lost_database_connection_is_a_503_and_the_retry_is_one_return(
+    gateway: Gateway, make_key: KeyFactory, events
+) -> None:  # type: ignore[no-untyped-def]
+    key = await make_key("acme")
+    warm = await gateway.client.post("/v1/returns", json=return_request(), headers=headers(key))
+    assert warm.status_code == 202  # the pool holds open sessions now
+    assert await _drop_gateway_sessions(gateway.settings.database) > 0
+
+    payload = return_request()
+    request_headers = headers(key)
+    outcomes = []
+    for _ in range(20):  # each dropped session fails once, then the pool makes a new one
+        response = await gateway.client.post("/v1/returns", json=payload, headers=request_headers)
+        outcomes.append(response.status_code)
+        if response.status_code != 503:
+            break
+        assert response.headers["retry-after"]
+        assert response.json()["type"] == "urn:returns-gateway:problem:service-unavailable"
+    assert outcomes[0] == 503 and outcomes[-1] == 202, outcomes
+    return_id = response.json()["id"]
+    marker = await gateway.client.post("/v1/returns", json=return_request(), headers=headers(key))
+    assert (await events.ids_through(marker.json()["id"])).count(return_id) == 1
+    assert len(await returns_of(gateway.settings.database, "acme", payload["external_id"])) == 1
