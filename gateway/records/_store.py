@@ -217,8 +217,7 @@ class ReturnStore:
         try:
             with database_errors(self._settings.database):
                 async with _autocommit(self._database) as connection:
-                    row = await (await connection.execute(_RESERVE, params)).fetchone()
-                    assert row is not None
+                    row = await _reserve_lazily(connection, params)
                     claimed, accepted_at = row
                     if claimed and accepted_at is not None:  # the common case: one round trip
                         return Reservation(request.return_id, request.message_id, _utc(accepted_at))
@@ -434,6 +433,21 @@ class ReturnStore:
             "lease": self._settings.idempotency_lease_seconds,
             "ttl": self._settings.idempotency_ttl_seconds,
         }
+
+
+async def _reserve_lazily(connection: psycopg.AsyncConnection[Any], params: dict[str, object]) -> Any:
+    """:data:`_RESERVE` committed without waiting for its WAL to reach the disk, in one round trip
+    (pipelined ``BEGIN``, ``SET LOCAL``, the statement, ``COMMIT``).
+
+    Safe because the reservation is only worth keeping once the confirm commits, and that commit
+    waits for every WAL record before it, this one included. What a crash of PostgreSQL in
+    between loses is a reservation whose confirm then fails (503): the key is still claimed in
+    Redis, and its retry reserves again under the same ids. Half the fsyncs of an accepted return.
+    """
+    async with connection.pipeline(), connection.transaction():
+        await connection.execute("SET LOCAL synchronous_commit TO OFF")
+        cursor = await connection.execute(_RESERVE, params)
+    return await cursor.fetchone()
 
 
 def key_digest(key: str) -> str:
