@@ -40,6 +40,7 @@ from gateway.records import (
     ReturnStore,
     StoredAnswer,
     render_receipt,
+    unstorable,
 )
 from gateway.registry import Contract
 
@@ -190,6 +191,9 @@ class ReturnIntake:
                 raise ContractViolation(
                     "the body must be a JSON object", [Violation("", "expected an object")]
                 )
+            violations = unstorable(payload)
+            if violations:
+                raise ContractViolation("the payload holds values the record cannot keep", violations)
         return payload
 
     async def _publish(

@@ -15,7 +15,14 @@ from gateway.records._returns import (
     render_receipt,
     render_return,
 )
-from gateway.records._store import Reservation, ReturnRequest, ReturnStore, StoredAnswer, key_digest
+from gateway.records._store import (
+    Reservation,
+    ReturnRequest,
+    ReturnStore,
+    StoredAnswer,
+    key_digest,
+    unstorable,
+)
 
 __all__ = [
     "INITIAL_STATUS",
@@ -30,4 +37,5 @@ __all__ = [
     "key_digest",
     "render_receipt",
     "render_return",
+    "unstorable",
 ]

@@ -26,6 +26,7 @@ import datetime as dt
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import msgspec
@@ -448,6 +449,27 @@ async def _reserve_lazily(connection: psycopg.AsyncConnection[Any], params: dict
         await connection.execute("SET LOCAL synchronous_commit TO OFF")
         cursor = await connection.execute(_RESERVE, params)
     return await cursor.fetchone()
+
+
+_QUANTUM = Decimal("0.000001")
+
+
+def unstorable(payload: dict[str, object]) -> list[Violation]:
+    """What of a request that met its contract the record cannot keep as sent: quantities are
+    kept to 6 decimals (``numeric(18, 6)``), so one that rounds to 0 would be a line the
+    database refuses once the return is published. Checked before anything is claimed."""
+    lines = payload.get("lines")
+    found = []
+    for index, line in enumerate(lines if isinstance(lines, list) else []):
+        quantity = line.get("quantity") if isinstance(line, dict) else None
+        number = isinstance(quantity, int | float) and not isinstance(quantity, bool)
+        if number and Decimal(repr(quantity)).quantize(_QUANTUM, ROUND_HALF_UP) <= 0:
+            found.append(
+                Violation(
+                    f"/lines/{index}/quantity", "below 0.000001, the smallest quantity the record keeps"
+                )
+            )
+    return found
 
 
 def key_digest(key: str) -> str:

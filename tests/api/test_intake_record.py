@@ -143,3 +143,15 @@ async def test_a_lost_database_connection_is_a_503_and_the_retry_is_one_return(
     marker = await gateway.client.post("/v1/returns", json=return_request(), headers=headers(key))
     assert (await events.ids_through(marker.json()["id"])).count(return_id) == 1
     assert len(await returns_of(gateway.settings.database, "acme", payload["external_id"])) == 1
+
+
+async def test_a_quantity_the_record_cannot_keep_is_refused_before_anything_is_claimed(
+    gateway: Gateway, make_key: KeyFactory
+) -> None:
+    key = await make_key("acme")
+    payload = return_request()
+    payload["lines"][0]["quantity"] = 5e-324  # meets the contract (> 0), rounds to 0 at 6 decimals
+    refused = await gateway.client.post("/v1/returns", json=payload, headers=headers(key))
+    assert refused.status_code == 422, refused.text
+    assert [e["pointer"] for e in refused.json()["errors"]] == ["/lines/0/quantity"]
+    assert await returns_of(gateway.settings.database, "acme", payload["external_id"]) == []
