@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -47,6 +47,7 @@ from gateway.errors import (
     NotFound,
     Violation,
 )
+from gateway.records._batching import StatementBatcher
 from gateway.records._returns import INITIAL_STATUS, ReturnRecord
 from gateway.settings import Settings
 
@@ -68,6 +69,16 @@ class StoredAnswer(msgspec.Struct, frozen=True):
     status_code: int
     body: bytes
     headers: dict[str, str]
+
+
+_Reserved = tuple[bool, dt.datetime | None]
+"""Per request of a batch: whether its key was claimed, and when its return row was accepted."""
+
+
+class _Confirmation(msgspec.Struct, frozen=True):
+    request: ReturnRequest
+    reservation: Reservation
+    answer: StoredAnswer
 
 
 class ReturnRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,30 +109,43 @@ _INTAKE_COLUMNS = """
     accepted_at = now(), updated_at = now(), status_since = now()
 """
 
-_RESERVE = f"""
-WITH partner AS (
-    INSERT INTO {PARTNERS} (id) VALUES (%(partner)s) ON CONFLICT DO NOTHING
+_RESERVE_MANY = f"""
+WITH input AS (
+    SELECT partner, key, fingerprint, external_id, return_id, message_id, token, request::jsonb AS request,
+        contract, contract_version, n
+    FROM unnest(%(partner)s::text[], %(key)s::text[], %(fingerprint)s::text[], %(external_id)s::text[],
+        %(return_id)s::text[], %(message_id)s::text[], %(token)s::text[], %(request)s::text[],
+        %(contract)s::text[], %(contract_version)s::text[])
+        WITH ORDINALITY AS i(partner, key, fingerprint, external_id, return_id, message_id, token, request,
+            contract, contract_version, n)
+), partner AS (
+    INSERT INTO {PARTNERS} (id) SELECT DISTINCT partner FROM input ON CONFLICT DO NOTHING
 ), claim AS (
     INSERT INTO {IDEMPOTENCY_KEYS}
         (partner_id, key, fingerprint, state, return_id, message_id, token, lease_until, expires_at)
-    VALUES (%(partner)s, %(key)s, %(fingerprint)s, 'in_flight', %(return_id)s, %(message_id)s, %(token)s,
-        now() + make_interval(secs => %(lease)s), now() + make_interval(secs => %(ttl)s))
+    SELECT partner, key, fingerprint, 'in_flight', return_id, message_id, token,
+        now() + make_interval(secs => %(lease)s), now() + make_interval(secs => %(ttl)s)
+    FROM input ORDER BY n
     ON CONFLICT DO NOTHING
-    RETURNING 1
+    RETURNING token
 ), reserved AS (
     INSERT INTO {RETURNS} (id, partner_id, external_id, channel, customer_account, customer_name,
         reason_code, requested_date, contract, contract_version, message_id, request, accepted_at,
         updated_at, status_since)
-    SELECT %(return_id)s, %(partner)s, %(external_id)s, %(request)s ->> 'channel',
-        %(request)s -> 'customer' ->> 'account_number', %(request)s -> 'customer' ->> 'name',
-        %(request)s ->> 'reason_code', (%(request)s ->> 'requested_date')::date, %(contract)s,
-        %(contract_version)s, %(message_id)s, %(request)s, now(), now(), now()
-    WHERE EXISTS (SELECT FROM claim)
+    SELECT return_id, partner, external_id, request ->> 'channel',
+        request -> 'customer' ->> 'account_number', request -> 'customer' ->> 'name',
+        request ->> 'reason_code', (request ->> 'requested_date')::date, contract,
+        contract_version, message_id, request, now(), now(), now()
+    FROM input JOIN claim USING (token) ORDER BY n
     ON CONFLICT DO NOTHING
-    RETURNING accepted_at
+    RETURNING id, accepted_at
 )
-SELECT EXISTS (SELECT FROM claim) AS claimed, (SELECT accepted_at FROM reserved) AS accepted_at
+SELECT claim.token IS NOT NULL, reserved.accepted_at
+FROM input LEFT JOIN claim USING (token) LEFT JOIN reserved ON reserved.id = input.return_id
+ORDER BY n
 """
+"""The fast path of :meth:`ReturnStore.reserve` for a batch of requests: per request, in order,
+whether its key was claimed and, if its return row went in too, when it was accepted."""
 
 LINES_FROM = f"""INSERT INTO {RETURN_LINES} (return_id, line_number, sku, description, quantity,
         unit_of_measure, unit_price, currency, reason_code, order_line_number, serial_numbers, lot_numbers)
@@ -135,19 +159,30 @@ LINES_FROM = f"""INSERT INTO {RETURN_LINES} (return_id, line_number, sku, descri
 """The lines of the returns in ``{source}`` (a CTE or table with ``id`` and ``request``),
 written from the request as accepted."""
 
-_CONFIRM = f"""
-WITH published AS (
+_CONFIRM_MANY = f"""
+WITH input AS (
+    SELECT * FROM unnest(%(return_id)s::text[], %(partner)s::text[], %(key)s::text[], %(token)s::text[],
+        %(status)s::integer[], %(headers)s::text[], %(body)s::bytea[])
+        WITH ORDINALITY AS i(return_id, partner, key, token, status, headers, body, n)
+), published AS (
     UPDATE {RETURNS} SET published_at = coalesce(published_at, now())
-    WHERE id = %(return_id)s
+    FROM (SELECT DISTINCT return_id FROM input) AS confirmed
+    WHERE id = confirmed.return_id
     RETURNING id, request
 ), lines AS (
     {LINES_FROM.format(source="published")}
+), done AS (
+    UPDATE {IDEMPOTENCY_KEYS} AS k
+    SET state = 'done', token = NULL, lease_until = NULL, response_status = input.status,
+        response_headers = input.headers::jsonb, response_body = input.body, updated_at = now()
+    FROM input
+    WHERE k.partner_id = input.partner AND k.key = input.key AND k.token = input.token
+    RETURNING input.n
 )
-UPDATE {IDEMPOTENCY_KEYS}
-SET state = 'done', token = NULL, lease_until = NULL, response_status = %(status)s,
-    response_headers = %(headers)s, response_body = %(body)s, updated_at = now()
-WHERE partner_id = %(partner)s AND key = %(key)s AND token = %(token)s
+SELECT done.n IS NOT NULL FROM input LEFT JOIN done USING (n) ORDER BY n
 """
+"""The returns of a batch published (with their lines), their keys done with the answer: per
+request, in order, whether its key was still its own."""
 
 _PUT = f"""
 WITH partner AS (
@@ -180,6 +215,9 @@ class ReturnStore:
     def __init__(self, database: AsyncConnectionPool | None, settings: Settings) -> None:
         self._pool = database
         self._settings = settings
+        # Concurrent requests share statements, round trips and commits.
+        self._reserving: StatementBatcher[ReturnRequest, _Reserved] = StatementBatcher(self._reserve_many)
+        self._confirming: StatementBatcher[_Confirmation, bool] = StatementBatcher(self._confirm_many)
 
     @property
     def _database(self) -> AsyncConnectionPool:
@@ -214,21 +252,60 @@ class ReturnStore:
         notes); a :class:`StoredAnswer` when the key was already answered. Raises 409 (in flight,
         duplicate external id) or 422 (the key used with another payload, a value PostgreSQL
         cannot hold); the ids of the :class:`Reservation` may be an earlier attempt's."""
-        params = self._params(request)
         try:
+            claimed, accepted_at = await self._reserving.submit(request)
+            if claimed and accepted_at is not None:  # the common case: one shared statement
+                return Reservation(request.return_id, request.message_id, accepted_at)
+            # The claim, if the statement made it, is kept: refused below, it is undone.
             with database_errors(self._settings.database):
                 async with _autocommit(self._database) as connection:
-                    row = await _reserve_lazily(connection, params)
-                    claimed, accepted_at = row
-                    if claimed and accepted_at is not None:  # the common case: one round trip
-                        return Reservation(request.return_id, request.message_id, _utc(accepted_at))
-                    # The claim, if this statement made it, is kept: refused below, it is undone.
-                    return await self._reserve_slowly(connection, request, params, fresh=claimed)
+                    return await self._reserve_slowly(
+                        connection, request, self._params(request), fresh=claimed
+                    )
         except psycopg.DataError as exc:  # a date that does not exist, a NUL PostgreSQL cannot store
             raise ContractViolation(
                 f"the request holds a value the record cannot keep: {exc.diag.message_primary or exc}",
                 [Violation("", str(exc.diag.message_primary or exc))],
             ) from exc
+
+    async def _reserve_many(self, requests: Sequence[ReturnRequest]) -> list[_Reserved | BaseException]:
+        """:data:`_RESERVE_MANY`, committed without waiting for its WAL to reach the disk, in one
+        round trip (pipelined ``BEGIN``, ``SET LOCAL``, the statement, ``COMMIT``).
+
+        Safe because a reservation is only worth keeping once its confirm commits, and that commit
+        waits for every WAL record before it, this one included. What a crash of PostgreSQL in
+        between loses is a reservation whose confirm then fails (503): the key is still claimed in
+        Redis, and its retry reserves again under the same ids. Half the fsyncs of a return.
+
+        A value PostgreSQL refuses fails the statement: each request of the batch is then tried on
+        its own, so only the one that holds it hears of it.
+        """
+        columns = {
+            "partner": [r.partner for r in requests],
+            "key": [key_digest(r.key) for r in requests],
+            "fingerprint": [r.fingerprint for r in requests],
+            "external_id": [r.external_id for r in requests],
+            "return_id": [r.return_id for r in requests],
+            "message_id": [r.message_id for r in requests],
+            "token": [r.token for r in requests],
+            "request": [r.body.decode() for r in requests],
+            "contract": [r.contract for r in requests],
+            "contract_version": [r.contract_version for r in requests],
+            "lease": self._settings.idempotency_lease_seconds,
+            "ttl": self._settings.idempotency_ttl_seconds,
+        }
+        try:
+            with database_errors(self._settings.database):
+                async with _autocommit(self._database) as connection:
+                    async with connection.pipeline(), connection.transaction():
+                        await connection.execute("SET LOCAL synchronous_commit TO OFF")
+                        cursor = await connection.execute(_RESERVE_MANY, columns)
+                    rows = await cursor.fetchall()
+        except psycopg.DataError as exc:
+            if len(requests) == 1:
+                return [exc]
+            return [(await self._reserve_many([request]))[0] for request in requests]
+        return [(bool(claimed), None if at is None else _utc(at)) for claimed, at in rows]
 
     async def _reserve_slowly(
         self,
@@ -349,22 +426,24 @@ class ReturnStore:
 
     async def confirm(self, request: ReturnRequest, reservation: Reservation, answer: StoredAnswer) -> bool:
         """The broker confirmed: the return is published, its lines written, the key ``done`` with
-        ``answer``; one statement. ``False`` when the key was taken over meanwhile."""
+        ``answer``; one statement (shared with concurrent confirms), committed to disk before it
+        returns. ``False`` when the key was taken over meanwhile."""
+        return await self._confirming.submit(_Confirmation(request, reservation, answer))
+
+    async def _confirm_many(self, confirmations: Sequence[_Confirmation]) -> list[bool]:
+        columns = {
+            "return_id": [c.reservation.return_id for c in confirmations],
+            "partner": [c.request.partner for c in confirmations],
+            "key": [key_digest(c.request.key) for c in confirmations],
+            "token": [c.request.token for c in confirmations],
+            "status": [c.answer.status_code for c in confirmations],
+            "headers": [msgspec.json.encode(c.answer.headers).decode() for c in confirmations],
+            "body": [c.answer.body for c in confirmations],
+        }
         with database_errors(self._settings.database):
             async with _autocommit(self._database) as connection:
-                cursor = await connection.execute(
-                    _CONFIRM,
-                    {
-                        "return_id": reservation.return_id,
-                        "partner": request.partner,
-                        "key": key_digest(request.key),
-                        "token": request.token,
-                        "status": answer.status_code,
-                        "headers": Jsonb(answer.headers),
-                        "body": answer.body,
-                    },
-                )
-                return cursor.rowcount == 1
+                cursor = await connection.execute(_CONFIRM_MANY, columns)
+                return [bool(done) for (done,) in await cursor.fetchall()]
 
     async def release(self, request: ReturnRequest) -> None:
         """The publish failed: the key may be retried (with the same ids); the return row stays
@@ -434,21 +513,6 @@ class ReturnStore:
             "lease": self._settings.idempotency_lease_seconds,
             "ttl": self._settings.idempotency_ttl_seconds,
         }
-
-
-async def _reserve_lazily(connection: psycopg.AsyncConnection[Any], params: dict[str, object]) -> Any:
-    """:data:`_RESERVE` committed without waiting for its WAL to reach the disk, in one round trip
-    (pipelined ``BEGIN``, ``SET LOCAL``, the statement, ``COMMIT``).
-
-    Safe because the reservation is only worth keeping once the confirm commits, and that commit
-    waits for every WAL record before it, this one included. What a crash of PostgreSQL in
-    between loses is a reservation whose confirm then fails (503): the key is still claimed in
-    Redis, and its retry reserves again under the same ids. Half the fsyncs of an accepted return.
-    """
-    async with connection.pipeline(), connection.transaction():
-        await connection.execute("SET LOCAL synchronous_commit TO OFF")
-        cursor = await connection.execute(_RESERVE, params)
-    return await cursor.fetchone()
 
 
 _QUANTUM = Decimal("0.000001")

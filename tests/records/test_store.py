@@ -224,3 +224,20 @@ async def test_import_from_redis_copies_returns_and_answers_once(
     assert replay == StoredAnswer(record.id, 202, body, {"Location": f"/v1/returns/{record.id}"})
     with pytest.raises(DuplicateReturn):
         await store.reserve(_request(partner, payload))
+
+
+async def test_concurrent_requests_share_statements_and_a_bad_value_fails_only_its_own(
+    store: ReturnStore, partner: str, settings: Settings
+) -> None:
+    requests = [_request(partner, return_request()) for _ in range(8)]
+    requests[3] = _request(partner, return_request(requested_date="2026-02-30"))
+    outcomes = await asyncio.gather(*(store.reserve(r) for r in requests), return_exceptions=True)
+    assert isinstance(outcomes[3], ContractViolation)
+    reserved = [(r, o) for r, o in zip(requests, outcomes, strict=True) if isinstance(o, Reservation)]
+    assert len(reserved) == 7
+    confirmed = await asyncio.gather(*(store.confirm(r, o, _answer(o)) for r, o in reserved))
+    assert confirmed == [True] * 7
+    for request, reservation in reserved:
+        assert reservation.return_id == request.return_id
+        assert await store.holder(partner, request.external_id) == request.return_id
+        assert len(await lines_of(settings.database, request.return_id)) >= 1
