@@ -24,12 +24,17 @@ the calls on their way, as the Redis batcher does; a lone request never waits.""
 
 
 class StatementBatcher(Generic[In, Out]):
-    """Runs ``run`` on the items of concurrent callers, a batch at a time."""
+    """Runs ``run`` on the items of concurrent callers, up to ``in_flight`` batches at a time (a
+    batch that waits for an fsync need not hold back the calls made meanwhile)."""
 
-    def __init__(self, run: Callable[[Sequence[In]], Awaitable[Sequence[Out]]]) -> None:
+    def __init__(
+        self, run: Callable[[Sequence[In]], Awaitable[Sequence[Out]]], *, in_flight: int = 1
+    ) -> None:
         self._run = run
         self._queue: list[tuple[In, asyncio.Future[Out]]] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._in_flight = in_flight
+        self._senders = 0  # counted in the senders themselves: no gap between the last item and the count
+        self._tasks: set[asyncio.Task[None]] = set()  # held, so a running sender is never collected
         self._loaded = False
 
     async def submit(self, item: In) -> Out:
@@ -37,8 +42,11 @@ class StatementBatcher(Generic[In, Out]):
         loop = asyncio.get_running_loop()
         result: asyncio.Future[Out] = loop.create_future()
         self._queue.append((item, result))
-        if self._sender is None:
-            self._sender = loop.create_task(self._send_waiting())
+        if self._senders < self._in_flight:
+            self._senders += 1
+            sender = loop.create_task(self._send_waiting())
+            self._tasks.add(sender)
+            sender.add_done_callback(self._tasks.discard)
         return await result
 
     async def _send_waiting(self) -> None:
@@ -57,7 +65,7 @@ class StatementBatcher(Generic[In, Out]):
                 _settle(result, exc)
             raise
         finally:  # no await between the empty queue and this: a new call always finds a sender
-            self._sender = None
+            self._senders -= 1
 
     async def _send(self, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:
         try:

@@ -52,6 +52,9 @@ from gateway.records._returns import INITIAL_STATUS, ReturnRecord
 from gateway.settings import Settings
 
 _MAX_ID_LENGTH = 64
+_BATCHES_IN_FLIGHT = 3
+"""Statements of each kind on their way at once: a confirm waits for its fsync, and the calls
+made meanwhile need not wait for it to start theirs (PostgreSQL commits them together)."""
 
 
 class Reservation(msgspec.Struct, frozen=True):
@@ -216,8 +219,12 @@ class ReturnStore:
         self._pool = database
         self._settings = settings
         # Concurrent requests share statements, round trips and commits.
-        self._reserving: StatementBatcher[ReturnRequest, _Reserved] = StatementBatcher(self._reserve_many)
-        self._confirming: StatementBatcher[_Confirmation, bool] = StatementBatcher(self._confirm_many)
+        self._reserving: StatementBatcher[ReturnRequest, _Reserved] = StatementBatcher(
+            self._reserve_many, in_flight=_BATCHES_IN_FLIGHT
+        )
+        self._confirming: StatementBatcher[_Confirmation, bool] = StatementBatcher(
+            self._confirm_many, in_flight=_BATCHES_IN_FLIGHT
+        )
 
     @property
     def _database(self) -> AsyncConnectionPool:
