@@ -95,7 +95,7 @@ class Services:
         deadletters = DeadLetterDesk(settings, registry=registry, database=database, routing=routing)
         stack.push_async_callback(deadletters.aclose)
         keys = KeyStore(database, settings)
-        returns = ReturnStore(redis, settings)
+        returns = ReturnStore(database, settings)
         idempotency = IdempotencyStore(redis, settings)
         stack.push_async_callback(idempotency.aclose)
         lifecycle = LifecycleStore(database, settings)

@@ -28,6 +28,7 @@ Importer = Callable[["aioredis.Redis", Settings, "AsyncConnectionPool"], Awaitab
 IMPORTS: tuple[tuple[str, str], ...] = (
     ("API keys and partners", "gateway.auth"),
     ("webhook endpoints", "gateway.partners.endpoints"),
+    ("accepted returns and their idempotency keys", "gateway.records"),
     ("return lifecycles", "gateway.lifecycle"),
     ("EDI interchanges and acknowledgements", "gateway.edi.intake"),
     ("dead-letter audit", "gateway.deadletters"),
@@ -59,7 +60,7 @@ async def import_everything(settings: Settings, say: Callable[[str], None]) -> d
 
 
 def import_redis() -> None:
-    """Copy keys, partners, endpoints, return lifecycles, EDI records and the dead-letter audit from
+    """Copy keys, partners, endpoints, returns, their lifecycles, EDI records and the dead-letter audit from
     Redis (RGW_REDIS_URL, RGW_NAMESPACE) into PostgreSQL (RGW_DATABASE_URL); safe to run again."""
     try:
         asyncio.run(import_everything(Settings.from_env(), typer.echo))

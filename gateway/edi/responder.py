@@ -28,7 +28,12 @@ from gateway.edi._partners import PartnerDirectory, ResponseEndpoint
 from gateway.edi._responses import EdiResponse, ResponseStore
 from gateway.edi.edifact_retins import build_retins
 from gateway.edi.x12_180_response import build_180_response
-from gateway.errors import PermanentDeliveryFailure, RetryableDeliveryFailure, StoreUnavailable
+from gateway.errors import (
+    DatabaseUnavailable,
+    PermanentDeliveryFailure,
+    RetryableDeliveryFailure,
+    StoreUnavailable,
+)
 from gateway.partners.webhooks import partner_client, partner_error, partner_options
 from gateway.records import ReturnStore
 from gateway.sdk import Connector, Delivery, RuntimeContext, handler, raise_for_target, target_errors
@@ -47,7 +52,7 @@ class X12ResponseConnector(Connector):
         self._settings = context.settings
         self._redis = context.redis
         self._responses = ResponseStore(context.redis, context.settings)
-        self._returns = ReturnStore(context.redis, context.settings)
+        self._returns = ReturnStore(context.database, context.settings)
         self._partners = PartnerDirectory.load(context.settings.edi_partners_file)
         self._client = partner_client(partner_options(self))
 
@@ -62,7 +67,7 @@ class X12ResponseConnector(Connector):
             if origin is None:
                 return  # not an EDI return: the partner hears through its own channels
             record = await self._returns.get(return_id)
-        except StoreUnavailable as exc:
+        except (StoreUnavailable, DatabaseUnavailable) as exc:
             raise RetryableDeliveryFailure(str(exc)) from exc
         if record is None:
             raise RetryableDeliveryFailure(f"return {return_id} is not recorded yet")

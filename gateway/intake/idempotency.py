@@ -18,6 +18,10 @@ The claim also reserves the partner's ``external_id``, so the same return submit
 two different keys still becomes one return. Given the request's rate-limit
 :class:`~gateway.intake.ratelimit.Admission`, the claim's script counts the request first, in the
 same round trip, and touches no key when the partner is over its limit.
+
+Redis is the fast path, not the record: for return requests, PostgreSQL keeps every key and
+its answer too, and decides what Redis forgot (:class:`gateway.records.ReturnStore`); a flushed
+Redis costs a round trip to the database, never an answer or a second return.
 """
 
 from __future__ import annotations

@@ -1,13 +1,26 @@
 """Return intake: the use case behind ``POST /v1/returns``, free of HTTP details.
 
-Order matters: a payload is validated before its key is claimed (a refused payload
-stores nothing, as with Stripe), and the return is recorded only after the broker
-confirmed its message; any failure in between releases the key for a retry.
+Order matters:
+
+1. the payload is validated before its key is claimed (a refused payload stores nothing, as
+   with Stripe);
+2. the key is claimed in Redis, the fast path that also counts the rate limit and answers most
+   replays and conflicts in one round trip;
+3. the key and the return row are reserved in PostgreSQL, the record, whose uniques on
+   (partner, key) and (partner, external id) decide what Redis may have forgotten
+   (:meth:`ReturnStore.reserve <gateway.records.ReturnStore.reserve>`);
+4. the message is published and confirmed by the broker;
+5. PostgreSQL marks the return published and the key answered, in one statement; then Redis
+   keeps the answer for fast replays.
+
+A failure before the confirm releases the key (in both) for a retry with the same ids; after
+it, the key is never released: a crash leaves it in flight until its lease ends, and a retry
+then publishes again under the same message id, which consumers deduplicate.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import logging
 import uuid
 
 import msgspec
@@ -15,14 +28,24 @@ import msgspec
 from gateway.auth import Principal
 from gateway.broker import BrokerPublisher
 from gateway.envelope import Envelope, TraceContext
-from gateway.errors import ContractViolation, DuplicateReturn, Violation
+from gateway.errors import ContractViolation, DuplicateReturn, StoreUnavailable, Violation
 from gateway.intake.idempotency import Claim, IdempotencyStore, StoredResponse, fingerprint
 from gateway.intake.payloads import ContractChecks, decode_json
 from gateway.intake.ratelimit import Admission
-from gateway.records import INITIAL_STATUS, ReturnRecord, ReturnStore, render_receipt
+from gateway.records import (
+    INITIAL_STATUS,
+    Reservation,
+    ReturnRecord,
+    ReturnRequest,
+    ReturnStore,
+    StoredAnswer,
+    render_receipt,
+    unstorable,
+)
 from gateway.registry import Contract
 
 RETURN_REQUEST = ("return-request", "v1")
+log = logging.getLogger(__name__)
 
 
 def new_ids() -> tuple[str, str]:
@@ -69,27 +92,80 @@ class ReturnIntake:
         itself (one Redis round trip for both); a throttled request claims nothing.
         """
         payload = await self._valid(body)
+        payload_fingerprint = fingerprint(payload)
+        external_id = str(payload["external_id"])
         outcome = await self._idempotency.claim(
             partner=principal.partner,
             key=idempotency_key,
-            payload_fingerprint=fingerprint(payload),
-            external_id=str(payload["external_id"]),
+            payload_fingerprint=payload_fingerprint,
+            external_id=external_id,
             new_ids=new_ids(),
             admission=admission,
         )
         if isinstance(outcome, StoredResponse):
             return Accepted(outcome, replayed=True)
-        now = dt.datetime.now(dt.UTC)
-        request = msgspec.Raw(body)
+        request = ReturnRequest(
+            partner=principal.partner,
+            key=idempotency_key,
+            fingerprint=payload_fingerprint,
+            external_id=external_id,
+            return_id=outcome.return_id,
+            message_id=outcome.message_id,
+            token=outcome.token,
+            contract=self._contract.name,
+            contract_version=self._contract.version,
+            body=body,
+        )
         try:
-            await self._publish(principal, outcome, payload, request, trace, now)
+            reserved = await self._returns.reserve(request)
         except BaseException:
             await self._idempotency.release(outcome)
             raise
-        # Published: from here on the key is never released. If recording fails the claim
-        # stays in flight until its lease ends; a retry then takes it over with the same
-        # message id, which consumers deduplicate.
-        return Accepted(await self._record(principal, outcome, payload, request, now), replayed=False)
+        if isinstance(reserved, StoredAnswer):  # answered before, and Redis forgot it
+            response = StoredResponse(reserved.status_code, reserved.body, reserved.headers)
+            await self._remember(outcome, response, reserved.return_id)
+            return Accepted(response, replayed=True)
+        try:
+            await self._publish(principal, reserved, payload, msgspec.Raw(body), trace)
+        except BaseException:
+            await self._returns.release(request)
+            await self._idempotency.release(outcome)
+            raise
+        # Published: from here on the key is never released (see the module's notes).
+        record = ReturnRecord(
+            id=reserved.return_id,
+            partner=principal.partner,
+            external_id=external_id,
+            status=INITIAL_STATUS,
+            contract=self._contract.name,
+            contract_version=self._contract.version,
+            accepted_at=reserved.accepted_at,
+            updated_at=reserved.accepted_at,
+            message_id=reserved.message_id,
+            request=msgspec.Raw(body),
+        )
+        response = StoredResponse(
+            status_code=202,
+            body=render_receipt(record),
+            headers={"Location": f"/v1/returns/{reserved.return_id}"},
+        )
+        await self._returns.confirm(
+            request,
+            reserved,
+            StoredAnswer(reserved.return_id, response.status_code, response.body, response.headers),
+        )
+        await self._remember(outcome, response, reserved.return_id)
+        return Accepted(response, replayed=False)
+
+    async def _remember(self, claim: Claim, response: StoredResponse, return_id: str) -> None:
+        """Keep the answer in Redis for fast replays. PostgreSQL already holds it: if Redis fails
+        here the request still succeeded, and a retry is answered from the record."""
+        try:
+            await self._idempotency.complete(
+                claim, response, resource=(claim.external_key, return_id.encode())
+            )
+        except StoreUnavailable as exc:
+            log.warning("return %s recorded; its answer was not cached in Redis: %s", return_id, exc)
 
     async def rehearse(self, principal: Principal, body: bytes) -> None:
         """Check a request as :meth:`submit` would (contract, an ``external_id`` already held),
@@ -97,6 +173,8 @@ class ReturnIntake:
         payload = await self._valid(body)
         external_id = str(payload["external_id"])
         holder = await self._idempotency.holder(principal.partner, external_id)
+        if holder is None:
+            holder = await self._returns.holder(principal.partner, external_id)
         if holder is not None:
             raise DuplicateReturn(
                 f"external_id '{external_id}' was already submitted as return {holder}",
@@ -113,53 +191,27 @@ class ReturnIntake:
                 raise ContractViolation(
                     "the body must be a JSON object", [Violation("", "expected an object")]
                 )
+            violations = unstorable(payload)
+            if violations:
+                raise ContractViolation("the payload holds values the record cannot keep", violations)
         return payload
 
     async def _publish(
         self,
         principal: Principal,
-        claim: Claim,
+        reserved: Reservation,
         payload: dict[str, object],
         request: msgspec.Raw,
         trace: TraceContext,
-        now: dt.datetime,
     ) -> None:
         envelope = Envelope(
-            message_id=claim.message_id,
-            correlation_id=claim.return_id,
+            message_id=reserved.message_id,
+            correlation_id=reserved.return_id,
             contract=self._contract.name,
             version=self._contract.version,
             partner=principal.partner,
-            occurred_at=now,
+            occurred_at=reserved.accepted_at,
             trace=trace,
             payload=request,
         )
         await self._publisher.publish(envelope, payload)
-
-    async def _record(
-        self,
-        principal: Principal,
-        claim: Claim,
-        payload: dict[str, object],
-        request: msgspec.Raw,
-        now: dt.datetime,
-    ) -> StoredResponse:
-        record = ReturnRecord(
-            id=claim.return_id,
-            partner=principal.partner,
-            external_id=str(payload["external_id"]),
-            status=INITIAL_STATUS,
-            contract=self._contract.name,
-            contract_version=self._contract.version,
-            accepted_at=now,
-            updated_at=now,
-            message_id=claim.message_id,
-            request=request,
-        )
-        response = StoredResponse(
-            status_code=202,
-            body=render_receipt(record),
-            headers={"Location": f"/v1/returns/{claim.return_id}"},
-        )
-        await self._idempotency.complete(claim, response, resource=self._returns.entry(record))
-        return response

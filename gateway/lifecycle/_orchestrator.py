@@ -109,7 +109,7 @@ class Orchestrator(Connector):
             )
         self._relay = OutboxRelay(context.database, context.settings)
         self._store = LifecycleStore(context.database, context.settings, on_outbox=self._relay.wake)
-        self._records = ReturnStore(context.redis, context.settings)
+        self._records = ReturnStore(context.database, context.settings)
         self.policies = PolicyBook.load(context.settings.policies_dir, context.settings.contracts_dir)
         self._relay_started: asyncio.Task[None] | None = None
         with contextlib.suppress(RuntimeError):  # no loop yet: started with the first delivery

@@ -542,15 +542,16 @@ class LifecycleStore:
         await conn.execute(f"INSERT INTO {PARTNERS} (id) VALUES (%s) ON CONFLICT DO NOTHING", (partner,))
 
     async def _insert(self, conn: AsyncConnection[Any], state: ReturnState, opening: Opening | None) -> None:
-        """The return's row, if the intake has not written it yet (its columns stay the intake's)."""
+        """The return's row, if the intake has not written it yet (its columns stay the intake's).
+        Published, since the lifecycle has it from the broker."""
         if opening is None:
             raise RetryableDeliveryFailure(f"return {state.return_id} has no record to open it with")
         await self._partner(conn, state.partner)
         await conn.execute(
             f"INSERT INTO {RETURNS} (id, partner_id, external_id, channel, customer_account, customer_name, "
             "reason_code, requested_date, contract, contract_version, message_id, request, accepted_at, "
-            "updated_at, status, status_since) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s) "
+            "updated_at, status, status_since, published_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s) "
             "ON CONFLICT DO NOTHING",
             (
                 state.return_id,
@@ -568,6 +569,7 @@ class LifecycleStore:
                 opening.accepted_at,
                 state.updated_at,
                 str(state.status),
+                state.updated_at,
                 state.updated_at,
             ),
         )

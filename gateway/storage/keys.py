@@ -33,17 +33,21 @@ def namespace_pattern(settings: Settings) -> str:
 # -- intake ---------------------------------------------------------------------------------
 def idempotency_key(settings: Settings, partner: str, key: str) -> str:
     """One idempotency key of a partner, stored by its SHA-256 (hash: state, fingerprint,
-    return and message ids, lease; once done, the response to replay)."""
+    return and message ids, lease; once done, the response to replay). The fast path: for return
+    requests the record is ``idempotency_keys`` in PostgreSQL, so losing this costs nothing."""
     return settings.key("idem", partner, _digest(key))
 
 
 def external_id_owner(settings: Settings, partner: str, external_id: str) -> str:
-    """The return that holds a partner's external id, stored by its SHA-256 (string: return id)."""
+    """The return that holds a partner's external id, stored by its SHA-256 (string: return id).
+    The fast path: PostgreSQL's ``UNIQUE (partner_id, external_id)`` on ``returns`` decides."""
     return settings.key("extid", partner, _digest(external_id))
 
 
 def return_record(settings: Settings, return_id: str) -> str:
-    """An accepted return (string: JSON :class:`~gateway.records.ReturnRecord`)."""
+    """An accepted return as older releases kept it (string: JSON
+    :class:`~gateway.records.ReturnRecord`); read only by :func:`gateway.records.import_from_redis`,
+    returns now live in PostgreSQL."""
     return settings.key("return", return_id)
 
 

@@ -15,6 +15,7 @@ from litestar.testing import AsyncTestClient
 from psycopg_pool import AsyncConnectionPool
 
 from gateway.api import create_app
+from gateway.database import open_pool
 from gateway.registry import ContractRegistry
 from gateway.routing import parse_routing_table
 from gateway.runtime import ConnectorRuntime, build_connector
@@ -74,9 +75,13 @@ async def routed_gateway(
 async def running_connector(
     routed: RoutedGateway, name: str, redis: aioredis.Redis, database: AsyncConnectionPool | None = None
 ) -> AsyncIterator[ConnectorRuntime]:
-    """Connector ``name`` of the routed gateway's table, built and run as ``connector run`` does."""
+    """Connector ``name`` of the routed gateway's table, built and run as ``connector run`` does
+    (with a pool on the test run's database lent to it)."""
     spec = parse_routing_table(routed.table).connectors[name]
     connector = build_connector(name, spec)
+    own = database is None
+    if database is None:
+        database = await open_pool(routed.settings.database, max_size=2)
     runtime = connector_runtime(
         connector, settings=routed.settings, spec=spec, redis=redis, database=database
     )
@@ -86,6 +91,8 @@ async def running_connector(
     finally:
         await runtime.stop()
         await connector.aclose()
+        if own:
+            await database.close()
 
 
 @dataclass

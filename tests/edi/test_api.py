@@ -13,6 +13,7 @@ from gateway.edi._origin import read_origin
 from tests.conftest import Gateway, KeyFactory
 from tests.edi.x12 import expected_request, interchange, reference, return_set, segments_of
 from tests.support.broker import capture
+from tests.support.record_reads import published_returns
 from tests.support.waiting import wait_until
 
 X12 = "application/edi-x12"
@@ -234,8 +235,8 @@ async def test_another_partners_997_is_not_found(gateway: Gateway, make_key: Key
     assert (await gateway.client.get(sent.headers["location"], headers=_headers(baltic))).status_code == 404
 
 
-async def _return_keys(redis, settings) -> list[bytes]:  # type: ignore[no-untyped-def]
-    return [key async for key in redis.scan_iter(match=settings.key("return", "*"))]
+async def _returns(settings, *external_ids: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return await published_returns(settings.database, "nordwind", external_ids)
 
 
 async def test_a_test_interchange_is_acknowledged_and_names_its_returns_but_creates_none(
@@ -268,7 +269,7 @@ async def test_a_test_interchange_is_acknowledged_and_names_its_returns_but_crea
     replay = await gateway.client.post("/v1/edi/x12", content=body, headers=_headers(key))
     assert replay.headers["idempotent-replayed"] == "true"
     assert replay.headers["rgw-test-returns"] == response.headers["rgw-test-returns"]
-    assert await _return_keys(redis, gateway.settings) == []
+    assert await _returns(gateway.settings, first, second) == []
 
     # Nothing was published nor reserved: the same returns in production, even under the test's
     # control number, become returns as if the test had never been.
@@ -281,7 +282,7 @@ async def test_a_test_interchange_is_acknowledged_and_names_its_returns_but_crea
     assert [s for s in segments_of(production.text) if s[0] == "AK9"] == [["AK9", "A", "2", "2", "2"]]
     await wait_until(lambda: len(events.messages) >= 2, what="the production returns")
     assert sorted(p["external_id"] for p in _payloads(events)) == sorted([first, second])
-    assert len(await _return_keys(redis, gateway.settings)) == 2
+    assert len(await _returns(gateway.settings, first, second)) == 2
     assert len(events.messages) == 2
 
 

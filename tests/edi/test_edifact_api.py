@@ -12,6 +12,7 @@ from tests.conftest import Gateway, KeyFactory
 from tests.edi.edifact import edifact, retann, segments_of
 from tests.edi.x12 import expected_request, interchange, reference, return_set
 from tests.support.broker import capture
+from tests.support.record_reads import returns_of
 from tests.support.waiting import wait_until
 
 EDIFACT = "application/edifact"
@@ -250,7 +251,8 @@ async def test_a_test_interchange_is_acknowledged_and_names_its_returns_but_crea
     )
     assert "rgw-returns" not in response.headers
     assert response.headers["location"] == f"/v1/edi/edifact/NORDWIND.{control}.test/ack"
-    assert [key async for key in redis.scan_iter(match=gateway.settings.key("return", "*"))] == []
+    assert await returns_of(gateway.settings.database, "nordwind", first) == []
+    assert await returns_of(gateway.settings.database, "nordwind", second) == []
 
     # Nothing was published nor reserved: the same messages in production, under the same
     # control reference, become returns.
@@ -264,6 +266,7 @@ async def test_a_test_interchange_is_acknowledged_and_names_its_returns_but_crea
     await _marker(gateway, key, events, 3)
     assert {first, second} <= {p["external_id"] for p in _payloads(events)}
     assert len(events.messages) == 3
+    assert len(await returns_of(gateway.settings.database, "nordwind", first)) == 1
 
 
 async def test_another_interchange_under_a_used_control_reference_is_refused_with_a_contrl(

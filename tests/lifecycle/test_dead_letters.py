@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from gateway.api import create_app
 from gateway.broker import events_exchange_name
+from gateway.database import open_pool
 from gateway.envelope import Envelope, trace_context
 from gateway.lifecycle import LifecycleStore, Orchestrator
 from gateway.records import ReturnRecord, ReturnStore
@@ -72,6 +73,8 @@ class Watch:
     requester: str
     operator: str
     """``admin`` (the dead-letter desk) and ``returns:approve`` (holds) in the tenant that decides."""
+    returns: ReturnStore
+    """The record of returns (PostgreSQL), on the pool the connectors are lent."""
 
     async def submit(self) -> str:
         response = await self.client.post(
@@ -147,6 +150,7 @@ async def watch(
     amqp: AbstractRobustConnection,
     make_key: KeyFactory,
 ) -> AsyncIterator[Watch]:
+    database = await open_pool(settings.database, max_size=4)
     with running_sandbox() as (base_url, crm):
         text = TABLE.format(base_url=base_url)
         routes = tmp_path / "routes.yaml"
@@ -181,12 +185,14 @@ async def watch(
                     operator=await make_key(
                         "operations", ("admin", "returns:read", "returns:approve"), rate_limit=10_000
                     ),
+                    returns=ReturnStore(database, routed),
                 )
         finally:
             for runtime in runtimes:
                 await runtime.stop()
                 await runtime.connector.aclose()
             await delete_routing_topology(amqp, settings, text)
+            await database.close()
 
 
 def _link(connector: str, message_id: str) -> str:
@@ -199,7 +205,7 @@ async def test_a_system_s_dead_letter_is_an_open_exception_until_its_replay_is_d
     watch.crm.faults.append(Fault(status=400))  # the CRM refuses the case once
     return_id = await watch.submit()
     [exception] = await watch.shows(return_id, 1)
-    record = await ReturnStore(watch.redis, watch.settings).get(return_id)
+    record = await watch.returns.get(return_id)
     assert record is not None
     assert exception["connector"] == "crm" and exception["message_id"] == record.message_id
     assert exception["message_type"] == "return-request.v1"
@@ -260,8 +266,7 @@ async def _accepted_but_unworkable(watch: Watch) -> tuple[str, dict[str, Any]]:
         message_id=message_id,
         request=msgspec.Raw(msgspec.json.encode(request)),
     )
-    key, value = ReturnStore(watch.redis, watch.settings).entry(record)
-    await watch.redis.set(key, value)
+    assert await watch.returns.put(record)
     broken = {k: v for k, v in request.items() if k != "lines"}
     envelope = Envelope(
         message_id=message_id,

@@ -96,9 +96,9 @@ class Records:
         self.db.execute(
             """INSERT INTO returns (id, partner_id, external_id, channel, customer_account, customer_name,
                    reason_code, requested_date, contract, contract_version, message_id, request,
-                   accepted_at, updated_at, status, status_since)
+                   accepted_at, updated_at, status, status_since, published_at)
                VALUES (%s, %s, %s, %s, %s, %s, %s, '2026-11-01', 'return-request', 'v1', %s, %s, %s, %s,
-                   'requested', %s)""",
+                   'requested', %s, %s)""",
             [
                 return_id,
                 partner,
@@ -109,6 +109,7 @@ class Records:
                 reason,
                 f"msg_{uuid.uuid4().hex}",
                 json.dumps(request),
+                at,
                 at,
                 at,
                 at,

@@ -124,10 +124,18 @@ def upgrade() -> None:
         """
     )
     op.execute(
+        "COMMENT ON COLUMN idempotency_keys.key IS "
+        "'SHA-256 (hex) of the Idempotency-Key header, as Redis keys it (so its entries can be imported)'"
+    )
+    op.execute(
         "COMMENT ON COLUMN idempotency_keys.fingerprint IS "
         "'SHA-256 of the request payload (keys sorted): the same key with another payload is refused'"
     )
     op.execute("CREATE INDEX idempotency_keys_expires_idx ON idempotency_keys (expires_at)")
+    op.execute(
+        "CREATE INDEX idempotency_keys_return_idx ON idempotency_keys (partner_id, return_id) "
+        "WHERE return_id IS NOT NULL"
+    )
 
     # Keys are revoked, never deleted (the audit trail names them); partners are not deleted.
     op.execute(f"GRANT SELECT, INSERT, UPDATE ON partners, api_keys TO {APP}")

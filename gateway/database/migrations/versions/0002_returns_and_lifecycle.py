@@ -61,6 +61,7 @@ def upgrade() -> None:
             message_id        text NOT NULL UNIQUE,
             request           jsonb NOT NULL CHECK (jsonb_typeof(request) = 'object'),
             accepted_at       timestamptz NOT NULL,
+            published_at      timestamptz,
             updated_at        timestamptz NOT NULL,
             status            text NOT NULL DEFAULT 'requested' CHECK (status IN ({statuses})),
             status_since      timestamptz NOT NULL,
@@ -85,6 +86,10 @@ def upgrade() -> None:
     )
     for column, says in (
         ("request", "the return-request payload as accepted (contract and version beside it)"),
+        (
+            "published_at",
+            "when the broker confirmed the request; NULL: reserved by the intake, not published",
+        ),
         ("status_since", "when the return entered its status: the rank in the approvals and holds queues"),
         ("resume_status", "the status a parked return (posting_failed, on_hold) left and goes back to"),
         ("verdict", "the validation verdict of the policy rules"),
