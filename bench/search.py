@@ -86,7 +86,7 @@ def load(url: str, count: int, *, first: int = 0, partner_prefix: str = "bench-p
             f"""
             INSERT INTO returns (id, partner_id, external_id, channel, customer_account, customer_name,
                 reason_code, requested_date, contract, contract_version, message_id, request, accepted_at,
-                updated_at, status, status_since, return_site)
+                updated_at, status, status_since, return_site, published_at)
             SELECT 'ret_' || md5(%(prefix)s || g), %(prefix)s || (g %% {PARTNERS}), 'EXT-' || g,
                 ({_CHANNELS})[1 + g %% 6], 'C' || lpad((g %% 2000)::text, 5, '0'),
                 'Customer ' || (g %% 2000), ({_REASONS})[1 + (g * 7) %% 13],
@@ -97,7 +97,7 @@ def load(url: str, count: int, *, first: int = 0, partner_prefix: str = "bench-p
                 %(origin)s + g * interval '5 minutes',
                 %(origin)s + g * interval '5 minutes' + (g %% 240) * interval '1 hour',
                 {_STATUS}, %(origin)s + g * interval '5 minutes' + (g %% 240) * interval '1 hour',
-                'SITE-' || (g %% 7)
+                'SITE-' || (g %% 7), %(origin)s + g * interval '5 minutes'
             FROM generate_series(%(first)s::int, %(last)s::int) g""",
             params,
         )

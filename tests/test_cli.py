@@ -51,9 +51,11 @@ def test_create_list_revoke(env: dict[str, str]) -> None:
     assert secret.startswith("rgw_") and len(secret) > 40
     assert asyncio.run(_authenticate(env, secret)) == f"{partner} ['returns:write'] 7"
 
-    listed = cli(env, "keys", "list")
+    listed = cli(env, "keys", "list", "--partner", partner)
     key_id = secret.split("_")[1]
-    assert key_id in listed.stdout and partner in listed.stdout
+    header, *rows = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert header == ["key id", "partner", "scopes", "created", "revoked", "label"]
+    assert [(row[0], row[1], row[2], row[4]) for row in rows] == [(key_id, partner, "returns:write", "")]
     assert secret.split("_", 2)[2] not in listed.stdout  # the secret is never shown again
 
     assert cli(env, "keys", "revoke", key_id).returncode == 0

@@ -216,14 +216,17 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list() -> None:
-    """List every key (never the secret), revoked ones marked."""
+def keys_list(
+    partner: Annotated[str | None, typer.Option(help="Only this partner's keys.")] = None,
+) -> None:
+    """List every key (never the secret), revoked ones marked: a table on a terminal, tab-separated
+    lines with a header otherwise (for scripts; nothing is cut to fit)."""
     from rich.table import Table
 
-    records = _with_keys(lambda ks: ks.list())
-    table = Table("key id", "partner", "scopes", "created", "revoked", "label")
-    for r in records:
-        table.add_row(
+    records = [r for r in _with_keys(lambda ks: ks.list()) if partner is None or r.partner == partner]
+    header = ("key id", "partner", "scopes", "created", "revoked", "label")
+    rows = [
+        (
             r.key_id,
             r.partner,
             " ".join(r.scopes),
@@ -231,6 +234,15 @@ def keys_list() -> None:
             r.revoked_at.isoformat(timespec="seconds") if r.revoked_at else "",
             r.label,
         )
+        for r in records
+    ]
+    if not sys.stdout.isatty():
+        for row in (header, *rows):
+            typer.echo("\t".join(row))
+        return
+    table = Table(*header)
+    for row in rows:
+        table.add_row(*row)
     Console().print(table)
 
 

@@ -152,9 +152,9 @@ whether its key was claimed and, if its return row went in too, when it was acce
 
 LINES_FROM = f"""INSERT INTO {RETURN_LINES} (return_id, line_number, sku, description, quantity,
         unit_of_measure, unit_price, currency, reason_code, order_line_number, serial_numbers, lot_numbers)
-    SELECT {{source}}.id, (l ->> 'line_number')::integer, l ->> 'sku', l ->> 'description',
+    SELECT {{source}}.id, (l ->> 'line_number')::numeric::integer, l ->> 'sku', l ->> 'description',
         (l ->> 'quantity')::numeric, l ->> 'unit_of_measure', (l -> 'unit_price' ->> 'amount')::numeric,
-        l -> 'unit_price' ->> 'currency', l ->> 'reason_code', (l ->> 'order_line_number')::integer,
+        l -> 'unit_price' ->> 'currency', l ->> 'reason_code', (l ->> 'order_line_number')::numeric::integer,
         ARRAY(SELECT jsonb_array_elements_text(coalesce(l -> 'serial_numbers', '[]'))),
         ARRAY(SELECT jsonb_array_elements_text(coalesce(l -> 'lot_numbers', '[]')))
     FROM {{source}}, jsonb_array_elements({{source}}.request -> 'lines') AS l
