@@ -7,6 +7,7 @@ import dataclasses
 import time
 
 from litestar.testing import AsyncTestClient
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from gateway.api import create_app
 from gateway.broker import events_exchange_name
@@ -98,3 +99,32 @@ async def test_broker_refusing_the_message_answers_503_and_the_retry_publishes(
     await wait_until(accepted, within=15, interval=0.3, what="the gateway's channel to recover")
     replay = await gateway.client.post("/v1/returns", json=payload, headers=request_headers)
     assert replay.headers["idempotent-replayed"] == "true"
+
+
+async def test_readiness_follows_the_database(settings: Settings, registry: ContractRegistry, amqp) -> None:  # type: ignore[no-untyped-def]
+    """The record unreachable: not ready (an orchestrator stops routing to it), ready again once
+    it answers; the probe answers either way, and quickly."""
+    server = conninfo_to_dict(settings.database)
+    async with proxy_to(
+        f"tcp://{server.get('host', '127.0.0.1')}:{server.get('port', 5432)}", default_port=5432
+    ) as proxy:
+        proxied = dataclasses.replace(
+            settings, database_url=make_conninfo(settings.database, host="127.0.0.1", port=str(proxy.port))
+        )
+        async with AsyncTestClient(create_app(proxied, registry), raise_server_exceptions=False) as client:
+            ready = await client.get("/health/ready")
+            assert ready.status_code == 200 and ready.json()["database"] is True, ready.text
+
+            await proxy.cut()
+            started = time.monotonic()
+            gone = await client.get("/health/ready")
+            assert gone.status_code == 503, gone.text
+            assert gone.json() == {"status": "unavailable", "broker": True, "redis": True, "database": False}
+            assert time.monotonic() - started < 5
+
+            await proxy.restore()
+
+            async def ready_again() -> bool:
+                return (await client.get("/health/ready")).status_code == 200
+
+            await wait_until(ready_again, within=30, what="ready once PostgreSQL answers again")
