@@ -35,7 +35,7 @@ from gateway.deadletters._models import (
     ReplayResult,
 )
 from gateway.deadletters._reading import dead_letter_id, envelope_of, read_dead_letter
-from gateway.deadletters._replay import ReplayCopy, correct, replay_message
+from gateway.deadletters._replay import Correction, ReplayCopy, correct, replay_message
 from gateway.errors import DatabaseUnavailable, DeadLetterNotFound, MalformedRequest, UnknownConnector
 from gateway.lifecycle import dead_letter_action
 from gateway.registry import ContractRegistry
@@ -192,21 +192,9 @@ class DeadLetterDesk:
                 correct(message, message_id, payload, self._registry) if payload is not None else None
             )
             now = dt.datetime.now(dt.UTC)
-            copy = replay_message(message, message_id=message_id, replayed_at=now, correction=correction)
             replayed_as = correction.message_id if correction is not None else message_id
             async with self._broker.confirming() as publisher:
-                await self._send(publisher, connector, message, copy)
-                await self._tell(
-                    publisher,
-                    connector,
-                    message,
-                    "replayed",
-                    at=now,
-                    actor=actor,
-                    replayed_as=replayed_as,
-                    payload_corrected=correction is not None,
-                    note=note,
-                )
+                await self._send_back(publisher, connector, message, message_id, now, correction, actor, note)
             await browse.remove(message)
         await self._record(
             _replay_entry(now, actor, connector, message_id, replayed_as, correction is not None, note)
@@ -240,23 +228,7 @@ class DeadLetterDesk:
             while len(replayed) < total and (message := await browse.next()) is not None:
                 message_id = dead_letter_id(message)
                 now = dt.datetime.now(dt.UTC)
-                await self._send(
-                    publisher,
-                    connector,
-                    message,
-                    replay_message(message, message_id=message_id, replayed_at=now, correction=None),
-                )
-                await self._tell(
-                    publisher,
-                    connector,
-                    message,
-                    "replayed",
-                    at=now,
-                    actor=actor,
-                    replayed_as=message_id,
-                    payload_corrected=False,
-                    note=note,
-                )
+                await self._send_back(publisher, connector, message, message_id, now, None, actor, note)
                 await browse.remove(message)
                 replayed.append(message_id)
                 await self._record(_replay_entry(now, actor, connector, message_id, message_id, False, note))
@@ -264,6 +236,33 @@ class DeadLetterDesk:
                     progress(len(replayed), total)
         return BulkReplayResult(
             connector=connector, depth_at_start=total, replayed=len(replayed), message_ids=replayed
+        )
+
+    async def _send_back(
+        self,
+        publisher: EventPublisher,
+        connector: str,
+        dead: AbstractIncomingMessage,
+        message_id: str,
+        now: dt.datetime,
+        correction: Correction | None,
+        actor: str,
+        note: str | None,
+    ) -> None:
+        """The replayed copy to ``connector`` and the return's ``replayed`` line, both confirmed
+        before the dead letter may go."""
+        copy = replay_message(dead, message_id=message_id, replayed_at=now, correction=correction)
+        await self._send(publisher, connector, dead, copy)
+        await self._tell(
+            publisher,
+            connector,
+            dead,
+            "replayed",
+            at=now,
+            actor=actor,
+            replayed_as=correction.message_id if correction is not None else message_id,
+            payload_corrected=correction is not None,
+            note=note,
         )
 
     async def _send(
