@@ -54,7 +54,7 @@ async def test_broker_cut_answers_503_and_retry_after_recovery_publishes_once(
         await proxy.cut()
         await wait_until(lambda: _not(_ready(client)), what="the gateway to notice the broker is gone")
         readiness = (await client.get("/health/ready")).json()
-        assert readiness == {"status": "unavailable", "broker": False, "redis": True}
+        assert readiness == {"status": "unavailable", "broker": False, "redis": True, "database": True}
 
         payload, retry_headers = return_request(), headers(key)
         refused = await client.post("/v1/returns", json=payload, headers=retry_headers)
