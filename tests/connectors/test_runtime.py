@@ -487,36 +487,32 @@ async def test_redis_stalling_or_vanishing_mid_run_strands_no_message(
     once Redis is back every message is applied exactly once."""
     async with proxy_to(settings.redis_url, default_port=6379) as proxy:
         through = connect_redis(proxy.through(settings.redis_url))
-        async with (
-            routed_gateway(tmp_path, settings, registry, amqp, TABLE, minimum_calls=1000) as routed,
-            running_connector(routed, "records", through) as runtime,
-        ):
-            harness = Harness(routed.client, runtime, routed.sandbox, await make_key(), routed.settings, amqp)
+        async with running_harness(tmp_path, settings, registry, through, amqp, make_key) as harness:
             for _ in range(4):
-                routed.sandbox.faults.append(
+                harness.sandbox.faults.append(
                     Fault(201, delay=1.0, apply_first=True)
                 )  # in flight as Redis goes
             for _ in range(4):
                 await harness.submit()
-            await wait_until(lambda: len(routed.sandbox.requests) >= 4, within=10, what="calls in flight")
+            await wait_until(lambda: len(harness.sandbox.requests) >= 4, within=10, what="calls in flight")
             await (proxy.stall() if fault == "stall" else proxy.cut())
             for _ in range(12):  # more than the prefetch of 8 arrive while Redis is away
                 await harness.submit()
             await wait_until(
-                lambda: runtime.outcomes[Outcome.RETRY] + runtime.returned >= 8,
+                lambda: harness.runtime.outcomes[Outcome.RETRY] + harness.runtime.returned >= 8,
                 within=20,
                 what="messages settled while Redis is away",
             )
             await (proxy.resume() if fault == "stall" else proxy.restore())
             await wait_until(
-                lambda: len(routed.sandbox.effects) == 16, within=40, what="every message applied"
+                lambda: len(harness.sandbox.effects) == 16, within=40, what="every message applied"
             )
-            assert sorted(set(routed.sandbox.effects.values())) == [1]
+            assert sorted(set(harness.sandbox.effects.values())) == [1]
             for _ in range(9):  # no prefetch slot was lost: more than the prefetch still flows
                 await harness.submit()
-            await wait_until(lambda: len(routed.sandbox.effects) == 25, within=20, what="nine more")
-            assert routed.sandbox.repeats <= 4  # only the calls whose done-record Redis lost
-            assert runtime.outcomes[Outcome.DEAD] == 0
+            await wait_until(lambda: len(harness.sandbox.effects) == 25, within=20, what="nine more")
+            assert harness.sandbox.repeats <= 4  # only the calls whose done-record Redis lost
+            assert harness.runtime.outcomes[Outcome.DEAD] == 0
         await through.aclose()
 
 
